@@ -1,0 +1,77 @@
+// Every error weir throws or reports is a WeirError with a stable code from `errorCodes`.
+// docs/errors.md lists the same codes; test/core/errors.test.ts fails when the two drift apart.
+
+export const errorCodes = {
+  WEIR_ERR_INVALID_OPTIONS: 'Options failed validation; `violations` lists every problem found.',
+  WEIR_ERR_ENVELOPE_DECODE: 'The bytes are not a msgpack document (empty, truncated or corrupt); `raw` keeps them.',
+  WEIR_ERR_ENVELOPE_INVALID: 'The document decoded but is not a valid envelope; `violations` says why and `raw` keeps the bytes.',
+  WEIR_ERR_ENVELOPE_VERSION: 'The envelope was written with a schema version this build does not read; `raw` keeps the bytes.',
+  WEIR_ERR_ENVELOPE_TOO_LARGE: 'An envelope is larger than the configured size limit (on encode, or on decode with `raw` kept).',
+  WEIR_ERR_KAFKA: 'The Kafka client reported an error; `cause` holds the client error.',
+  WEIR_ERR_KAFKA_TRANSACTION: 'A Kafka transaction could not be committed and was aborted; nothing it wrote is visible.',
+  WEIR_ERR_KAFKA_FENCED: 'This producer was fenced by a newer instance with the same transactional id (a zombie).',
+  WEIR_ERR_CLOSED: 'The component was used after close().',
+  WEIR_ERR_TIMEOUT: 'A bounded wait ran out of time before its condition held.',
+} as const
+
+export type ErrorCode = keyof typeof errorCodes
+
+export interface WeirErrorOptions {
+  cause?: unknown
+  details?: Readonly<Record<string, unknown>>
+}
+
+export class WeirError extends Error {
+  readonly code: ErrorCode
+  readonly details: Readonly<Record<string, unknown>>
+
+  constructor(code: ErrorCode, message?: string, options: WeirErrorOptions = {}) {
+    super(message ?? errorCodes[code], options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'WeirError'
+    this.code = code
+    this.details = Object.freeze({ ...options.details })
+  }
+
+  // Loggers (pino) serialize enumerable properties; message and cause are not enumerable on Error.
+  toJSON(): Record<string, unknown> {
+    const cause = this.cause
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      details: this.details,
+      ...(cause === undefined ? {} : { cause: cause instanceof Error ? { name: cause.name, message: cause.message } : cause }),
+    }
+  }
+}
+
+/** A decoding failure that keeps the raw bytes so the record can go to a dead-letter topic unchanged. */
+export class EnvelopeError extends WeirError {
+  readonly raw: Uint8Array
+
+  constructor(
+    code: 'WEIR_ERR_ENVELOPE_DECODE' | 'WEIR_ERR_ENVELOPE_INVALID' | 'WEIR_ERR_ENVELOPE_VERSION' | 'WEIR_ERR_ENVELOPE_TOO_LARGE',
+    raw: Uint8Array,
+    message?: string,
+    options: WeirErrorOptions = {},
+  ) {
+    super(code, message, options)
+    this.name = 'EnvelopeError'
+    this.raw = raw
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), rawLength: this.raw.byteLength }
+  }
+}
+
+export function isWeirError(error: unknown, code?: ErrorCode): error is WeirError {
+  return error instanceof WeirError && (code === undefined || error.code === code)
+}
+
+/** Collects every violation of an options object, then throws one coded error listing all of them. */
+export function invalidOptions(component: string, violations: readonly string[]): WeirError {
+  return new WeirError('WEIR_ERR_INVALID_OPTIONS', `${component}: invalid options: ${violations.join('; ')}`, {
+    details: { component, violations: [...violations] },
+  })
+}

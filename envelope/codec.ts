@@ -1,0 +1,181 @@
+// msgpack wire format of the envelope: one msgpack map with a schema version field `v`.
+// Decoding never throws anything but an EnvelopeError, which keeps the raw bytes for the dead-letter topic.
+import { Packr, Unpackr } from 'msgpackr'
+
+import { EnvelopeError, invalidOptions } from '../core/errors.ts'
+import { isTraceparent } from './envelope.ts'
+import type { Breadcrumb, Envelope, EnvelopeKind, ResultStatus } from './envelope.ts'
+
+export const ENVELOPE_SCHEMA_VERSION = 1
+/** Kafka's default max.message.bytes is about 1 MB; an envelope must fit in one record. */
+export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024
+
+export interface EnvelopeCodecOptions {
+  /** Largest encoded envelope accepted, in bytes (both directions). */
+  maxBytes?: number
+}
+
+export interface EnvelopeCodec {
+  readonly maxBytes: number
+  encode(envelope: Envelope): Buffer
+  /** Throws EnvelopeError (and only that) when `bytes` is not a valid envelope. */
+  decode(bytes: Uint8Array): Envelope
+}
+
+// Records/structures are msgpackr extensions that need shared state between writer and reader: off, so
+// any msgpack reader (other languages, the browser client) can read an envelope.
+const packr = new Packr({ useRecords: false, moreTypes: false })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+
+const KINDS: ReadonlySet<EnvelopeKind> = new Set(['command', 'result', 'event'])
+const STATUSES: ReadonlySet<ResultStatus> = new Set(['ok', 'error', 'timeout'])
+
+export function createEnvelopeCodec(options: EnvelopeCodecOptions = {}): EnvelopeCodec {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
+  if (!Number.isInteger(maxBytes) || maxBytes < 64) {
+    throw invalidOptions('EnvelopeCodec', [`maxBytes must be an integer >= 64, got ${String(options.maxBytes)}`])
+  }
+  return Object.freeze({
+    maxBytes,
+    encode: (envelope: Envelope) => encodeEnvelope(envelope, maxBytes),
+    decode: (bytes: Uint8Array) => decodeEnvelope(bytes, maxBytes),
+  })
+}
+
+export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_ENVELOPE_BYTES): Buffer {
+  const violations = validateEnvelope(envelope)
+  if (violations.length > 0) {
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', new Uint8Array(), `cannot encode an invalid envelope: ${violations.join('; ')}`, {
+      details: { violations },
+    })
+  }
+  const wire: Record<string, unknown> = { v: ENVELOPE_SCHEMA_VERSION }
+  for (const [key, value] of Object.entries(envelope)) {
+    if (value !== undefined) wire[key] = value
+  }
+  const bytes = packr.pack(wire)
+  if (bytes.byteLength > maxBytes) {
+    throw new EnvelopeError(
+      'WEIR_ERR_ENVELOPE_TOO_LARGE',
+      new Uint8Array(),
+      `envelope ${envelope.id} is ${bytes.byteLength} bytes, over the limit of ${maxBytes}`,
+      { details: { size: bytes.byteLength, maxBytes, id: envelope.id } },
+    )
+  }
+  return bytes
+}
+
+export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOPE_BYTES): Envelope {
+  const raw = bytes
+  if (raw.byteLength === 0) throw new EnvelopeError('WEIR_ERR_ENVELOPE_DECODE', raw, 'empty record: not an envelope')
+  if (raw.byteLength > maxBytes) {
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_TOO_LARGE', raw, `record is ${raw.byteLength} bytes, over the limit of ${maxBytes}`, {
+      details: { size: raw.byteLength, maxBytes },
+    })
+  }
+  let decoded: unknown
+  try {
+    // unpackMultiple exposes trailing bytes, which a single valid document never has.
+    const values = unpackr.unpackMultiple(raw as Buffer) as unknown[] | undefined
+    if (values === undefined || values.length !== 1) {
+      throw new Error(`expected one msgpack document, found ${values?.length ?? 0}`)
+    }
+    decoded = values[0]
+  } catch (cause) {
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_DECODE', raw, `not a msgpack document: ${messageOf(cause)}`, { cause })
+  }
+  if (!isPlainObject(decoded)) {
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', raw, `expected a msgpack map, got ${describe(decoded)}`, {
+      details: { violations: ['not a map'] },
+    })
+  }
+  const version = decoded.v
+  if (version !== ENVELOPE_SCHEMA_VERSION) {
+    if (typeof version === 'number' && Number.isInteger(version) && version > ENVELOPE_SCHEMA_VERSION) {
+      throw new EnvelopeError('WEIR_ERR_ENVELOPE_VERSION', raw, `envelope schema version ${version} is newer than ${ENVELOPE_SCHEMA_VERSION}`, {
+        details: { version, supported: ENVELOPE_SCHEMA_VERSION },
+      })
+    }
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', raw, `missing or invalid schema version: ${describe(version)}`, {
+      details: { violations: ['v must be a supported schema version'] },
+    })
+  }
+  const { v: _version, ...fields } = decoded
+  const violations = validateEnvelope(fields)
+  if (violations.length > 0) {
+    throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', raw, `invalid envelope: ${violations.join('; ')}`, { details: { violations } })
+  }
+  return fields as unknown as Envelope
+}
+
+/** Every way `value` fails to be an envelope; empty when it is one. */
+export function validateEnvelope(value: unknown): string[] {
+  if (!isPlainObject(value)) return [`expected an object, got ${describe(value)}`]
+  const v = value
+  const problems: string[] = []
+  const need = (ok: boolean, problem: string) => {
+    if (!ok) problems.push(problem)
+  }
+  need(isNonEmptyString(v.id), 'id must be a non-empty string')
+  need(isNonEmptyString(v.requestId), 'requestId must be a non-empty string')
+  need(v.clientSessionId === undefined || isNonEmptyString(v.clientSessionId), 'clientSessionId must be a non-empty string when present')
+  need(KINDS.has(v.kind as EnvelopeKind), `kind must be one of ${[...KINDS].join(', ')}`)
+  need(v.topicAlias === undefined || isNonEmptyString(v.topicAlias), 'topicAlias must be a non-empty string when present')
+  need(typeof v.contextPath === 'string', 'contextPath must be a string')
+  need(isNonEmptyString(v.alias), 'alias must be a non-empty string')
+  need('payload' in v, 'payload is missing')
+  need(v.status === undefined || (STATUSES.has(v.status as ResultStatus) && v.kind === 'result'), 'status must be ok, error or timeout, on results only')
+  need(isTimestamp(v.createdAt), 'createdAt must be a non-negative integer (ms since the epoch)')
+  need(v.deadline === undefined || isTimestamp(v.deadline), 'deadline must be a non-negative integer (ms since the epoch) when present')
+  need(Array.isArray(v.breadcrumbs) && v.breadcrumbs.every(isBreadcrumb), 'breadcrumbs must be an array of {id, kind, contextPath, alias, at}')
+  need(
+    v.retry === undefined ||
+      (isPlainObject(v.retry) && typeof v.retry.outOfOrder === 'boolean' && Number.isInteger(v.retry.count) && (v.retry.count as number) >= 0),
+    'retry must be {outOfOrder: boolean, count: integer >= 0} when present',
+  )
+  need(
+    v.trace === undefined ||
+      (isPlainObject(v.trace) &&
+        typeof v.trace.traceparent === 'string' &&
+        isTraceparent(v.trace.traceparent) &&
+        (v.trace.tracestate === undefined || typeof v.trace.tracestate === 'string')),
+    'trace must be {traceparent: W3C traceparent, tracestate?: string} when present',
+  )
+  return problems
+}
+
+function isBreadcrumb(value: unknown): value is Breadcrumb {
+  return (
+    isPlainObject(value) &&
+    isNonEmptyString(value.id) &&
+    KINDS.has(value.kind as EnvelopeKind) &&
+    typeof value.contextPath === 'string' &&
+    isNonEmptyString(value.alias) &&
+    isTimestamp(value.at)
+  )
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+function isNonEmptyString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0
+}
+
+function isTimestamp(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (value instanceof Uint8Array) return 'binary data'
+  return typeof value
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,121 @@
+import { Admin } from '@platformatic/kafka'
+
+import { WeirError } from '../core/errors.ts'
+import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import type { KafkaClientOptions, TopicPartitionOffset, TopicSpec } from './types.ts'
+
+export interface KafkaAdmin {
+  /** Creates the topics that do not exist yet; existing ones are left as they are. */
+  createTopics(topics: readonly TopicSpec[]): Promise<void>
+  deleteTopics(topics: readonly string[]): Promise<void>
+  listTopics(): Promise<string[]>
+  /** Partition count of an existing topic. */
+  partitionCount(topic: string): Promise<number>
+  /** Log end offsets (the next offset to be written, or the last stable offset for read_committed). */
+  endOffsets(topic: string, isolation?: 'read_committed' | 'read_uncommitted'): Promise<TopicPartitionOffset[]>
+  /** Offsets a consumer group committed for a topic; partitions without a commit are omitted. */
+  committedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>
+  close(): Promise<void>
+}
+
+export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
+  validateClientOptions('KafkaAdmin', options)
+  const admin = new Admin({ ...baseClientOptions(options, 'weir-admin') })
+  let closed = false
+  const guard = () => {
+    if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'KafkaAdmin is closed')
+  }
+
+  return {
+    async createTopics(topics) {
+      guard()
+      const existing = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(wrapKafkaError(e, 'listTopics'))))
+      for (const spec of topics) {
+        if (existing.has(spec.name)) continue
+        try {
+          await admin.createTopics({
+            topics: [spec.name],
+            partitions: spec.partitions ?? 1,
+            replicas: spec.replicationFactor ?? 1,
+            configs: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+          })
+        } catch (error) {
+          if (!isAlreadyExists(error)) throw wrapKafkaError(error, `createTopics(${spec.name})`)
+        }
+      }
+      // Metadata is eventually consistent: wait until every new topic has a leader for each partition.
+      await admin.metadata({ topics: topics.map((t) => t.name), forceUpdate: true }).catch((e: unknown) => {
+        throw wrapKafkaError(e, 'metadata')
+      })
+    },
+
+    async deleteTopics(topics) {
+      guard()
+      if (topics.length === 0) return
+      await admin.deleteTopics({ topics: [...topics] }).catch((e: unknown) => {
+        throw wrapKafkaError(e, 'deleteTopics')
+      })
+    },
+
+    async listTopics() {
+      guard()
+      return admin.listTopics().catch((e: unknown) => Promise.reject(wrapKafkaError(e, 'listTopics')))
+    },
+
+    async partitionCount(topic) {
+      guard()
+      const metadata = await admin.metadata({ topics: [topic], forceUpdate: true }).catch((e: unknown) => {
+        throw wrapKafkaError(e, `metadata(${topic})`)
+      })
+      const found = metadata.topics.get(topic)
+      if (found === undefined) throw new WeirError('WEIR_ERR_KAFKA', `topic ${topic} does not exist`)
+      return found.partitionsCount
+    },
+
+    async endOffsets(topic, isolation = 'read_uncommitted') {
+      guard()
+      const count = await this.partitionCount(topic)
+      const listed = await admin
+        .listOffsets({
+          isolationLevel: isolation === 'read_committed' ? 1 : 0,
+          topics: [{ name: topic, partitions: Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }],
+        })
+        .catch((e: unknown) => {
+          throw wrapKafkaError(e, `listOffsets(${topic})`)
+        })
+      return listed.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partitionIndex, offset: p.offset })))
+    },
+
+    async committedOffsets(groupId, topic) {
+      guard()
+      const count = await this.partitionCount(topic)
+      const groups = await admin
+        .listConsumerGroupOffsets({ groups: [{ groupId, topics: [{ name: topic, partitionIndexes: Array.from({ length: count }, (_, i) => i) }] }] })
+        .catch((e: unknown) => {
+          throw wrapKafkaError(e, `listConsumerGroupOffsets(${groupId})`)
+        })
+      const result: TopicPartitionOffset[] = []
+      for (const group of groups) {
+        for (const t of group.topics) {
+          for (const p of t.partitions) {
+            if (p.committedOffset >= 0n) result.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset })
+          }
+        }
+      }
+      return result.sort((a, b) => a.partition - b.partition)
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await admin.close()
+    },
+  }
+}
+
+function isAlreadyExists(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.message} ${JSON.stringify((error as { errors?: unknown }).errors ?? '')}` : String(error)
+  if (text.includes('TOPIC_ALREADY_EXISTS')) return true
+  const errors = (error as { errors?: Array<{ apiId?: string }> }).errors
+  return Array.isArray(errors) && errors.some((e) => e.apiId === 'TOPIC_ALREADY_EXISTS')
+}

@@ -1,0 +1,18 @@
+// The only module of weir that imports @platformatic/kafka (enforced by the lint rule in eslint.config.js).
+export { createAdmin } from './admin.ts'
+export { createConsumer } from './consumer.ts'
+export { isFencedError } from './convert.ts'
+export { createProducer } from './producer.ts'
+export type { KafkaAdmin } from './admin.ts'
+export type { KafkaConsumer, KafkaConsumerOptions, RecordStream, SubscribeOptions } from './consumer.ts'
+export type { KafkaProducer, KafkaProducerOptions, KafkaTransaction } from './producer.ts'
+export type {
+  ConsumedRecord,
+  Isolation,
+  KafkaClientOptions,
+  OutgoingRecord,
+  ProducedRecordMetadata,
+  TopicPartition,
+  TopicPartitionOffset,
+  TopicSpec,
+} from './types.ts'

@@ -1,0 +1,212 @@
+import { Producer, ProduceAcks } from '@platformatic/kafka'
+import type { Message } from '@platformatic/kafka'
+
+import { channels, publish } from '../core/diagnostics.ts'
+import { WeirError } from '../core/errors.ts'
+import type { KafkaConsumer } from './consumer.ts'
+import { consumerGroupMetadata } from './consumer.ts'
+import { baseClientOptions, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
+import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
+
+export interface KafkaProducerOptions extends KafkaClientOptions {
+  /** Stable id that fences older instances (zombies) using the same id; enables transactions. */
+  transactionalId?: string
+  /** Idempotent delivery (no duplicates from retries). Default true; forced on with transactionalId. */
+  idempotent?: boolean
+}
+
+export interface KafkaProducer {
+  readonly transactionalId: string | undefined
+  /** Produces outside any transaction (acks=all, idempotent unless disabled). */
+  send(records: readonly OutgoingRecord[]): Promise<ProducedRecordMetadata[]>
+  /** Starts a transaction; only one can be open per producer. Needs `transactionalId`. */
+  beginTransaction(): Promise<KafkaTransaction>
+  close(): Promise<void>
+}
+
+/**
+ * One Kafka transaction. Calls are queued and run one after another, even when the caller does not
+ * await them: @platformatic/kafka merges concurrent send/addOffset calls of one transaction under a
+ * fixed key, so a second concurrent call would be silently dropped (see ../shared/ENVIRONMENT.md).
+ */
+export interface KafkaTransaction {
+  send(records: readonly OutgoingRecord[]): Promise<ProducedRecordMetadata[]>
+  /** Commits `offsets` (next offset to consume) for the consumer's group as part of this transaction. */
+  sendOffsets(consumer: KafkaConsumer, offsets: readonly TopicPartitionOffset[]): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+  readonly records: number
+}
+
+export function createProducer(options: KafkaProducerOptions): KafkaProducer {
+  const violations: string[] = []
+  if (options.transactionalId !== undefined && (typeof options.transactionalId !== 'string' || options.transactionalId.length === 0)) {
+    violations.push('transactionalId must be a non-empty string when given')
+  }
+  if (options.transactionalId !== undefined && options.idempotent === false) {
+    violations.push('a transactional producer is always idempotent: drop idempotent: false')
+  }
+  validateClientOptions('KafkaProducer', options, violations)
+
+  const transactionalId = options.transactionalId
+  const idempotent = transactionalId !== undefined || options.idempotent !== false
+  const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    ...baseClientOptions(options, transactionalId ?? 'weir-producer'),
+    idempotent,
+    acks: ProduceAcks.ALL,
+    ...(transactionalId === undefined ? {} : { transactionalId }),
+    autocreateTopics: false,
+  })
+  let closed = false
+  let open: KafkaTransaction | undefined
+
+  const guard = () => {
+    if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'KafkaProducer is closed')
+  }
+
+  return {
+    transactionalId,
+
+    async send(records) {
+      guard()
+      if (records.length === 0) return []
+      try {
+        const result = await producer.send({ messages: records.map(toMessage), acks: ProduceAcks.ALL })
+        return (result.offsets ?? []).map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }))
+      } catch (error) {
+        throw wrapKafkaError(error, 'send')
+      }
+    },
+
+    async beginTransaction() {
+      guard()
+      if (transactionalId === undefined) {
+        throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'beginTransaction needs a producer created with a transactionalId')
+      }
+      if (open !== undefined) throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `transaction of ${transactionalId} is already open`)
+      const started = performance.now()
+      let tx: Awaited<ReturnType<typeof producer.beginTransaction>>
+      try {
+        // @platformatic/kafka 2.12 sends InitProducerId with producerId 0 / epoch 0 unless told otherwise;
+        // the broker reads that as a stale producer and answers PRODUCER_FENCED whenever the transactional
+        // id already has state (every restart). -1/-1 means "new producer": the broker aborts any open
+        // transaction of the previous instance, bumps the epoch, and fences that instance.
+        tx = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })
+      } catch (error) {
+        throw wrapKafkaError(error, 'beginTransaction')
+      }
+      publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
+      const transaction = createTransaction(tx, transactionalId, started, () => {
+        open = undefined
+      })
+      open = transaction
+      return transaction
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      if (open !== undefined) await open.abort().catch(() => {})
+      await producer.close()
+    },
+  }
+}
+
+type PlatformaticTransaction = Awaited<ReturnType<Producer<Buffer, Buffer, Buffer, Buffer>['beginTransaction']>>
+
+function createTransaction(tx: PlatformaticTransaction, transactionalId: string, started: number, onEnd: () => void): KafkaTransaction {
+  let queue: Promise<unknown> = Promise.resolve()
+  let ended = false
+  let records = 0
+  let offsets = 0
+  const addedGroups = new Set<string>()
+
+  // Runs `step` after every earlier call of this transaction has settled.
+  function enqueue<T>(what: string, step: () => Promise<T>): Promise<T> {
+    const run = queue.then(
+      () => {
+        if (ended) throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `${what}: transaction of ${transactionalId} already ended`)
+        return step()
+      },
+      () => {
+        throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `${what}: an earlier step of this transaction failed; abort it`)
+      },
+    )
+    queue = run.catch(() => {
+      // Keep the chain alive for abort(); the caller gets the rejection from `run`.
+    })
+    return run
+  }
+
+  const end = async (commit: boolean) => {
+    const operation = commit ? 'commit' : 'abort'
+    // Ends wait for queued sends, but run even if one of them failed (abort must always be possible).
+    await queue
+    if (ended) return
+    try {
+      if (commit) await tx.commit()
+      else await tx.abort()
+      ended = true
+      onEnd()
+      publish(channels.kafkaTransaction, { transactionalId, operation, records, offsets, durationMs: performance.now() - started })
+    } catch (error) {
+      publish(channels.kafkaTransaction, { transactionalId, operation, records, offsets, error })
+      const wrapped = wrapKafkaError(error, `${operation} transaction of ${transactionalId}`)
+      if (!commit) {
+        // An abort that fails leaves nothing visible; the producer must be recreated, and the next
+        // initTransactions (beginTransaction) aborts it broker-side.
+        ended = true
+        onEnd()
+      }
+      throw wrapped.code === 'WEIR_ERR_KAFKA' && commit ? new WeirError('WEIR_ERR_KAFKA_TRANSACTION', wrapped.message, { cause: error }) : wrapped
+    }
+  }
+
+  return {
+    get records() {
+      return records
+    },
+
+    send(batch) {
+      return enqueue('send', async () => {
+        if (batch.length === 0) return []
+        try {
+          const result = await tx.send({ messages: batch.map(toMessage) })
+          records += batch.length
+          return (result.offsets ?? []).map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }))
+        } catch (error) {
+          throw wrapKafkaError(error, `send in transaction of ${transactionalId}`)
+        }
+      })
+    },
+
+    sendOffsets(consumer, toCommit) {
+      return enqueue('sendOffsets', async () => {
+        const group = consumerGroupMetadata(consumer)
+        try {
+          if (!addedGroups.has(group.groupId)) {
+            await tx.addConsumer(group.client)
+            addedGroups.add(group.groupId)
+          }
+          for (const position of toCommit) {
+            // The client commits `message.offset + 1` with the group's generation and member id, which
+            // lets the broker fence a member that lost its partitions (KIP-447).
+            const marker = {
+              topic: position.topic,
+              partition: position.partition,
+              offset: position.offset - 1n,
+              metadata: { consumer: group.current() },
+            } as unknown as Message<Buffer, Buffer, Buffer, Buffer>
+            await tx.addOffset(marker)
+            offsets += 1
+          }
+        } catch (error) {
+          throw wrapKafkaError(error, `sendOffsets in transaction of ${transactionalId}`)
+        }
+      })
+    },
+
+    commit: () => end(true),
+    abort: () => end(false),
+  }
+}

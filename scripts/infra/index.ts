@@ -1,0 +1,49 @@
+// Infrastructure for tests, the demo, chaos runs and benchmarks: a Kafka broker and Redis, provided
+// once per run and stopped on exit, Ctrl-C and failure.
+import { provideKafka, type KafkaBroker } from './kafka.ts'
+import { createProgress, InfraUnavailable, type Progress } from './progress.ts'
+import { provideRedis, type RedisServer } from './redis.ts'
+
+export { InfraUnavailable, createProgress, type Progress }
+
+export interface Infrastructure {
+  readonly kafka: KafkaBroker
+  readonly redis: RedisServer | undefined
+  /** Environment for child processes (tests, workers): KAFKA_BOOTSTRAP_SERVERS and REDIS_URL. */
+  readonly env: Record<string, string>
+  stop(): Promise<void>
+}
+
+export interface InfrastructureOptions {
+  redis?: boolean
+  progress?: Progress
+}
+
+export async function provideInfrastructure(options: InfrastructureOptions = {}): Promise<Infrastructure> {
+  const progress = options.progress ?? createProgress()
+  const redis = options.redis === false ? undefined : await provideRedis(progress)
+  const kafka = await provideKafka(progress)
+  progress.done(`Kafka ready (${kafka.kind}): ${kafka.brokers.join(',')}`)
+  let stopping: Promise<void> | undefined
+  const stop = () => {
+    stopping ??= kafka.stop()
+    return stopping
+  }
+  // Stop the broker however this process ends.
+  const onSignal = (signal: NodeJS.Signals) => {
+    progress.step(`${signal}: stopping infrastructure`)
+    void stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', () => {
+    // Last resort for paths that skip stop(): the watchdog also kills the broker within a second.
+    void stop()
+  })
+  return {
+    kafka,
+    redis,
+    env: { KAFKA_BOOTSTRAP_SERVERS: kafka.brokers.join(','), ...(redis === undefined ? {} : { REDIS_URL: redis.url }) },
+    stop,
+  }
+}

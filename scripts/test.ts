@@ -1,0 +1,44 @@
+// `npm test`: static checks, then every test file under test/ with node:test, against one real Kafka
+// broker and Redis for the whole run (provided by scripts/infra when not configured).
+// Arguments, if any, replace the default test file glob (e.g. `npm test -- test/kafka`).
+import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+
+import { runChecks } from './check.ts'
+import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const progress = createProgress('test')
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2)
+  const skipChecks = process.env.WEIR_SKIP_CHECKS === '1'
+  if (!skipChecks && !runChecks(progress)) return 1
+  const infra = await provideInfrastructure({ progress })
+  try {
+    const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
+    progress.step(`running ${files.join(' ')} (node ${process.version}, ${process.execPath})`)
+    const code = await new Promise<number>((resolveRun) => {
+      const child = spawn(
+        process.execPath,
+        ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
+        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1' } },
+      )
+      child.on('exit', (exitCode, signal) => resolveRun(exitCode ?? (signal ? 1 : 0)))
+    })
+    if (code === 0) progress.done('all tests passed')
+    else progress.step(`✘ tests failed (exit ${code})`)
+    return code
+  } finally {
+    await infra.stop()
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof InfraUnavailable) process.stderr.write(`\n[weir] cannot run the tests: ${error.message}\n`)
+    else process.stderr.write(`\n[weir] test runner failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { test } from 'node:test'
+
+import { EnvelopeError, isWeirError } from '../../core/errors.ts'
+import { ENVELOPE_SCHEMA_VERSION, createEnvelopeCodec, decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
+import { createEnvelope, followUp } from '../../envelope/envelope.ts'
+import type { Envelope } from '../../envelope/envelope.ts'
+import { Packr } from 'msgpackr'
+
+const packr = new Packr({ useRecords: false })
+
+function sample(): Envelope {
+  const command = createEnvelope({
+    kind: 'command',
+    topicAlias: 'orders',
+    contextPath: 'shop/cart',
+    alias: 'checkout',
+    payload: { items: [{ sku: 'x', qty: 2 }], note: 'ünïcødé', blob: Buffer.from([0, 1, 255]), big: 2 ** 40 },
+    clientSessionId: 'session-9',
+    ttlMs: 30_000,
+    retry: { outOfOrder: true, count: 2 },
+  })
+  return followUp(command, { kind: 'result', alias: 'checkout', payload: { total: 12.5 }, status: 'ok' })
+}
+
+function expectCode(fn: () => unknown, code: string): EnvelopeError {
+  try {
+    fn()
+  } catch (error) {
+    assert.ok(error instanceof EnvelopeError, `expected EnvelopeError, got ${String(error)}`)
+    assert.equal(error.code, code, error.message)
+    return error
+  }
+  assert.fail(`expected ${code}, nothing was thrown`)
+}
+
+test('encode then decode gives the same envelope', () => {
+  for (const envelope of [sample(), createEnvelope({ kind: 'event', contextPath: '', alias: 'tick', payload: null })]) {
+    const decoded = decodeEnvelope(encodeEnvelope(envelope))
+    assert.deepEqual({ ...decoded, payload: normalize(decoded.payload) }, { ...envelope, payload: normalize(envelope.payload) })
+  }
+})
+
+test('the wire document carries the schema version', () => {
+  const document = packr.unpack(encodeEnvelope(sample())) as Record<string, unknown>
+  assert.equal(document.v, ENVELOPE_SCHEMA_VERSION)
+})
+
+test('size limit applies on encode and on decode, and decode keeps the raw bytes', () => {
+  const codec = createEnvelopeCodec({ maxBytes: 256 })
+  const big = createEnvelope({ kind: 'event', contextPath: 'c', alias: 'a', payload: 'x'.repeat(1000) })
+  expectCode(() => codec.encode(big), 'WEIR_ERR_ENVELOPE_TOO_LARGE')
+  const bytes = encodeEnvelope(big)
+  const error = expectCode(() => codec.decode(bytes), 'WEIR_ERR_ENVELOPE_TOO_LARGE')
+  assert.equal(error.raw, bytes)
+  assert.throws(() => createEnvelopeCodec({ maxBytes: 3 }), (e: unknown) => isWeirError(e, 'WEIR_ERR_INVALID_OPTIONS'))
+})
+
+test('a newer schema version is reported as such', () => {
+  const wire = packr.pack({ ...sample(), v: ENVELOPE_SCHEMA_VERSION + 1 })
+  const error = expectCode(() => decodeEnvelope(wire), 'WEIR_ERR_ENVELOPE_VERSION')
+  assert.equal(error.details.version, ENVELOPE_SCHEMA_VERSION + 1)
+})
+
+test('a decodable document that is not an envelope lists every violation', () => {
+  const wire = packr.pack({ v: 1, id: '', kind: 'query', alias: 7, breadcrumbs: 'none', createdAt: -1 })
+  const error = expectCode(() => decodeEnvelope(wire), 'WEIR_ERR_ENVELOPE_INVALID')
+  const violations = error.details.violations as string[]
+  for (const field of ['id', 'requestId', 'kind', 'contextPath', 'alias', 'payload', 'createdAt', 'breadcrumbs']) {
+    assert.ok(
+      violations.some((v) => v.startsWith(field)),
+      `no violation reported for ${field}: ${violations.join(' | ')}`,
+    )
+  }
+  for (const notAMap of [packr.pack([1, 2]), packr.pack('text'), packr.pack(null)]) expectCode(() => decodeEnvelope(notAMap), 'WEIR_ERR_ENVELOPE_INVALID')
+  expectCode(() => decodeEnvelope(packr.pack({ ...sample(), v: undefined })), 'WEIR_ERR_ENVELOPE_INVALID')
+})
+
+test('empty, truncated and trailing-garbage bytes are decode errors with the raw bytes kept', () => {
+  const bytes = encodeEnvelope(sample())
+  expectCode(() => decodeEnvelope(new Uint8Array()), 'WEIR_ERR_ENVELOPE_DECODE')
+  const truncated = bytes.subarray(0, bytes.length - 3)
+  assert.equal(expectCode(() => decodeEnvelope(truncated), 'WEIR_ERR_ENVELOPE_DECODE').raw, truncated)
+  expectCode(() => decodeEnvelope(Buffer.concat([bytes, Buffer.from([0xc0])])), 'WEIR_ERR_ENVELOPE_DECODE')
+})
+
+test('encoding an invalid envelope is refused', () => {
+  const broken = { ...sample(), kind: 'nope' } as unknown as Envelope
+  expectCode(() => encodeEnvelope(broken), 'WEIR_ERR_ENVELOPE_INVALID')
+})
+
+test('thousands of random and truncated byte strings only ever produce the coded error', () => {
+  const valid = [sample(), createEnvelope({ kind: 'command', contextPath: 'a/b', alias: 'c', payload: [1, 'two', { three: 3 }] })].map((e) =>
+    encodeEnvelope(e),
+  )
+  const seen = new Map<string, number>()
+  let decodedOk = 0
+  const inputs: Uint8Array[] = []
+  for (let i = 0; i < 6000; i++) inputs.push(randomBytes(1 + (i % 512)))
+  for (const bytes of valid) {
+    for (let cut = 0; cut < bytes.length; cut++) inputs.push(bytes.subarray(0, cut))
+    // Bit flips inside an otherwise valid envelope.
+    for (let i = 0; i < 1500; i++) {
+      const copy = Buffer.from(bytes)
+      const at = i % copy.length
+      copy[at] = (copy[at] as number) ^ (1 << (i % 8))
+      inputs.push(copy)
+    }
+  }
+  for (const bytes of inputs) {
+    try {
+      decodeEnvelope(bytes)
+      decodedOk++
+    } catch (error) {
+      assert.ok(error instanceof EnvelopeError, `non-coded error escaped for ${Buffer.from(bytes).toString('hex').slice(0, 80)}: ${String(error)}`)
+      assert.equal(error.raw, bytes)
+      seen.set(error.code, (seen.get(error.code) ?? 0) + 1)
+    }
+  }
+  assert.ok(inputs.length > 8000)
+  assert.ok((seen.get('WEIR_ERR_ENVELOPE_DECODE') ?? 0) > 1000, JSON.stringify([...seen]))
+  // Some bit flips land in payload bytes and still decode to a valid envelope: that is fine.
+  assert.ok(decodedOk < inputs.length / 2)
+})
+
+function normalize(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: [...v] } : v)))
+}

@@ -1,0 +1,108 @@
+// Test harness for the real broker: one broker per run (from scripts/test.ts via KAFKA_BOOTSTRAP_SERVERS),
+// unique topic and group names per test, helpers to produce and to consume with bounded waits.
+import { randomBytes } from 'node:crypto'
+import type { TestContext } from 'node:test'
+
+import { WeirError } from '../../core/errors.ts'
+import { createAdmin, createConsumer, createProducer } from '../../kafka/index.ts'
+import type { ConsumedRecord, Isolation, KafkaAdmin, OutgoingRecord, TopicSpec } from '../../kafka/index.ts'
+
+export function brokers(): string[] {
+  const value = process.env.KAFKA_BOOTSTRAP_SERVERS
+  if (!value) {
+    throw new WeirError(
+      'WEIR_ERR_INVALID_OPTIONS',
+      'KAFKA_BOOTSTRAP_SERVERS is not set: run the tests with `npm test` (it provides a broker) or point it at a broker',
+    )
+  }
+  return value.split(',').map((b) => b.trim())
+}
+
+let counter = 0
+/** A name no other test (or earlier run against the same broker) uses. */
+export function uniqueName(prefix: string): string {
+  counter += 1
+  return `${prefix}-${process.pid}-${counter}-${randomBytes(3).toString('hex')}`
+}
+
+let sharedAdmin: KafkaAdmin | undefined
+export function admin(): KafkaAdmin {
+  sharedAdmin ??= createAdmin({ brokers: brokers(), clientId: `weir-test-admin-${process.pid}` })
+  return sharedAdmin
+}
+
+/** Closes the shared admin client; call from the file's `after` hook. */
+export async function closeAdmin(): Promise<void> {
+  const current = sharedAdmin
+  sharedAdmin = undefined
+  await current?.close()
+}
+
+/** Creates uniquely named topics (deleted when the test ends) and returns their names in order. */
+export async function createTopics(t: TestContext, ...specs: Array<Omit<TopicSpec, 'name'> & { prefix: string }>): Promise<string[]> {
+  const topics = specs.map(({ prefix, ...spec }) => ({ ...spec, name: uniqueName(prefix) }))
+  await admin().createTopics(topics)
+  t.after(async () => {
+    await admin()
+      .deleteTopics(topics.map((topic) => topic.name))
+      .catch(() => {})
+  })
+  return topics.map((topic) => topic.name)
+}
+
+export async function produce(records: readonly OutgoingRecord[]): Promise<void> {
+  const producer = createProducer({ brokers: brokers(), clientId: uniqueName('test-producer') })
+  try {
+    await producer.send(records)
+  } finally {
+    await producer.close()
+  }
+}
+
+export interface ConsumeOptions {
+  isolation?: Isolation
+  timeoutMs?: number
+  /** Stop as soon as a record satisfies this (it is included in the result). */
+  until?: (record: ConsumedRecord, all: readonly ConsumedRecord[]) => boolean
+  /** Stop after this many records. */
+  count?: number
+}
+
+/**
+ * Reads `topic` from the beginning with a fresh consumer group until `count` records arrived or `until`
+ * matched. Fails with WEIR_ERR_TIMEOUT (listing what did arrive) if that does not happen in time.
+ */
+export async function consume(topic: string, options: ConsumeOptions): Promise<ConsumedRecord[]> {
+  const { isolation = 'read_committed', timeoutMs = 20_000, count, until } = options
+  if (count === undefined && until === undefined) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'consume needs count or until')
+  const consumer = createConsumer({ brokers: brokers(), groupId: uniqueName('test-reader'), isolation, maxWaitMs: 100 })
+  const received: ConsumedRecord[] = []
+  let timedOut = false
+  const stream = await consumer.subscribe({ topics: [topic], from: 'earliest' })
+  const timer = setTimeout(() => {
+    timedOut = true
+    void stream.close()
+  }, timeoutMs)
+  try {
+    for await (const record of stream) {
+      received.push(record)
+      if ((count !== undefined && received.length >= count) || (until !== undefined && until(record, received))) break
+    }
+  } catch (error) {
+    if (!timedOut) throw error
+  } finally {
+    clearTimeout(timer)
+    await stream.close()
+    await consumer.close()
+  }
+  if (timedOut) {
+    throw new WeirError('WEIR_ERR_TIMEOUT', `read ${received.length} record(s) of ${topic} in ${timeoutMs} ms, wanted ${count ?? 'a matching one'}`, {
+      details: { received: received.map((r) => `${r.partition}@${r.offset}:${r.value?.toString('utf8').slice(0, 40)}`) },
+    })
+  }
+  return received
+}
+
+export function text(record: ConsumedRecord): string {
+  return record.value?.toString('utf8') ?? ''
+}
