@@ -90,7 +90,10 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
       guard()
       const count = await this.partitionCount(topic)
       const groups = await admin
-        .listConsumerGroupOffsets({ groups: [{ groupId, topics: [{ name: topic, partitionIndexes: Array.from({ length: count }, (_, i) => i) }] }] })
+        .listConsumerGroupOffsets({
+          groups: [{ groupId, topics: [{ name: topic, partitionIndexes: Array.from({ length: count }, (_, i) => i) }] }],
+          requireStable: true,
+        })
         .catch((e: unknown) => {
           throw wrapKafkaError(e, `listConsumerGroupOffsets(${groupId})`)
         })

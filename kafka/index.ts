@@ -1,10 +1,14 @@
 // The only module of weir that imports @platformatic/kafka (enforced by the lint rule in eslint.config.js).
 export { createAdmin } from './admin.ts'
-export { createConsumer } from './consumer.ts'
+export { committedOffsets, createConsumer } from './consumer.ts'
+export { createGroupMember } from './group.ts'
+export { createPartitionReader } from './reader.ts'
 export { isFencedError } from './convert.ts'
 export { createProducer } from './producer.ts'
 export type { KafkaAdmin } from './admin.ts'
 export type { KafkaConsumer, KafkaConsumerOptions, RecordStream, SubscribeOptions } from './consumer.ts'
+export type { GroupGeneration, GroupMember, GroupMemberOptions } from './group.ts'
+export type { PartitionBatch, PartitionReader, PartitionReaderOptions } from './reader.ts'
 export type { KafkaProducer, KafkaProducerOptions, KafkaTransaction } from './producer.ts'
 export type {
   ConsumedRecord,

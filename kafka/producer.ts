@@ -4,7 +4,8 @@ import type { Message } from '@platformatic/kafka'
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
 import type { KafkaConsumer } from './consumer.ts'
-import { consumerGroupMetadata } from './consumer.ts'
+import { groupInternals } from './group.ts'
+import type { GroupMember } from './group.ts'
 import { baseClientOptions, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
@@ -31,8 +32,11 @@ export interface KafkaProducer {
  */
 export interface KafkaTransaction {
   send(records: readonly OutgoingRecord[]): Promise<ProducedRecordMetadata[]>
-  /** Commits `offsets` (next offset to consume) for the consumer's group as part of this transaction. */
-  sendOffsets(consumer: KafkaConsumer, offsets: readonly TopicPartitionOffset[]): Promise<void>
+  /**
+   * Commits `offsets` (next offset to consume) for the group of `member` as part of this transaction, with
+   * the member's generation: a member that lost its partitions in a rebalance cannot commit for them (KIP-447).
+   */
+  sendOffsets(member: KafkaConsumer | GroupMember, offsets: readonly TopicPartitionOffset[]): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
   readonly records: number
@@ -181,12 +185,14 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
     },
 
     sendOffsets(consumer, toCommit) {
+      if (toCommit.length === 0) return Promise.resolve()
       return enqueue('sendOffsets', async () => {
-        const group = consumerGroupMetadata(consumer)
+        const group = groupInternals(consumer)
+        const groupId = group.current().groupId
         try {
-          if (!addedGroups.has(group.groupId)) {
+          if (!addedGroups.has(groupId)) {
             await tx.addConsumer(group.client)
-            addedGroups.add(group.groupId)
+            addedGroups.add(groupId)
           }
           for (const position of toCommit) {
             // The client commits `message.offset + 1` with the group's generation and member id, which

@@ -1,0 +1,248 @@
+// Reads partitions from positions the caller owns (no stream buffer, no hidden offsets), so a caller can
+// rewind after an aborted transaction or restore a changelog from a checkpoint.
+//
+// Aborted transactions are filtered here, the way the Java client does it. @platformatic/kafka 2.12 filters
+// read_committed fetches with one range per producer id, so when one producer aborted several transactions
+// within one fetch response, all but the last one leak to the consumer (test/kafka/reader.test.ts).
+import { Consumer } from '@platformatic/kafka'
+
+import { WeirError } from '../core/errors.ts'
+import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import type { ConsumedRecord, Isolation, KafkaClientOptions, TopicPartition, TopicPartitionOffset } from './types.ts'
+
+const IS_TRANSACTIONAL = 1 << 4
+const IS_CONTROL = 1 << 5
+const OFFSET_OUT_OF_RANGE = 1
+
+export interface PartitionReaderOptions extends KafkaClientOptions {
+  isolation?: Isolation
+  /** Longest time the broker holds a fetch that has no data (default 500 ms). */
+  maxWaitMs?: number
+  /** Bytes per partition per fetch (default 1 MiB). */
+  maxBytesPerPartition?: number
+}
+
+export interface PartitionBatch {
+  readonly topic: string
+  readonly partition: number
+  readonly records: ConsumedRecord[]
+  /** Where to read next: past every batch returned, control markers included. */
+  readonly nextOffset: bigint
+  readonly highWatermark: bigint
+  /** read_committed: offsets below this are decided (committed or aborted). */
+  readonly lastStableOffset: bigint
+  /** Set when the position is before the log start or after its end. */
+  readonly outOfRange?: boolean
+}
+
+export interface PartitionReader {
+  /** One fetch round for the given positions (partitions without data are omitted). */
+  fetch(positions: readonly TopicPartitionOffset[]): Promise<PartitionBatch[]>
+  /** Offset of the first record (earliest) or the next record to be written (latest; LSO for read_committed). */
+  offsets(partitions: readonly TopicPartition[], which: 'earliest' | 'latest'): Promise<TopicPartitionOffset[]>
+  close(): Promise<void>
+}
+
+interface RawRecord {
+  offsetDelta: number
+  timestampDelta: bigint
+  key: Buffer | null
+  value: Buffer | null
+  headers: Array<[Buffer | null, Buffer | null]>
+}
+
+interface RawBatch {
+  firstOffset: bigint
+  lastOffsetDelta: number
+  firstTimestamp: bigint
+  attributes: number
+  producerId: bigint
+  records: RawRecord[]
+}
+
+interface RawPartition {
+  partitionIndex: number
+  errorCode: number
+  highWatermark: bigint
+  lastStableOffset: bigint
+  abortedTransactions?: Array<{ producerId: bigint; firstOffset: bigint }> | null
+  records?: RawBatch[] | null
+}
+
+export function createPartitionReader(options: PartitionReaderOptions): PartitionReader {
+  validateClientOptions('PartitionReader', options)
+  const isolation = options.isolation ?? 'read_committed'
+  const maxBytesPerPartition = options.maxBytesPerPartition ?? 1024 * 1024
+  // A group id is required by the client; this consumer never joins it.
+  const client = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+    ...baseClientOptions(options, 'weir-reader'),
+    groupId: `weir-reader-unused-${process.pid}`,
+    autocommit: false,
+    isolationLevel: isolation === 'read_committed' ? 1 : 0,
+    maxWaitTime: options.maxWaitMs ?? 500,
+    minBytes: 1,
+  })
+  let closed = false
+  const guard = () => {
+    if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'PartitionReader is closed')
+  }
+
+  async function metadataFor(topics: string[]) {
+    client.topics.trackAll(...topics)
+    try {
+      return await client.metadata({ topics })
+    } catch (error) {
+      throw wrapKafkaError(error, `metadata(${topics.join(',')})`)
+    }
+  }
+
+  return {
+    async fetch(positions) {
+      guard()
+      if (positions.length === 0) return []
+      const topics = [...new Set(positions.map((p) => p.topic))]
+      const metadata = await metadataFor(topics)
+      // One request per leader.
+      const byNode = new Map<number, Map<string, { topicId: string; partitions: Array<{ partition: number; fetchOffset: bigint }> }>>()
+      const names = new Map<string, string>()
+      for (const position of positions) {
+        const topic = metadata.topics.get(position.topic)
+        const leader = topic?.partitions[position.partition]?.leader
+        if (topic === undefined || leader === undefined) {
+          throw new WeirError('WEIR_ERR_KAFKA', `no leader known for ${position.topic}[${position.partition}]`)
+        }
+        names.set(topic.id, position.topic)
+        const requests = byNode.get(leader) ?? new Map()
+        byNode.set(leader, requests)
+        const entry = requests.get(topic.id) ?? { topicId: topic.id, partitions: [] }
+        entry.partitions.push({ partition: position.partition, fetchOffset: position.offset })
+        requests.set(topic.id, entry)
+      }
+      const rounds = [...byNode].map(async ([node, requests]) => {
+        const topicsRequest = [...requests.values()].map((t) => ({
+          topicId: t.topicId,
+          partitions: t.partitions.map((p) => ({
+            partition: p.partition,
+            fetchOffset: p.fetchOffset,
+            partitionMaxBytes: maxBytesPerPartition,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          })),
+        }))
+        let response: { responses: Array<{ topicId: string; partitions: RawPartition[] }> } | undefined
+        try {
+          response = (await client.fetch({ node, topics: topicsRequest })) as unknown as typeof response
+        } catch (error) {
+          // Partition-level errors come back as a rejected fetch that still carries the response.
+          response = (error as { response?: typeof response }).response
+          if (response === undefined) throw wrapKafkaError(error, 'fetch')
+        }
+        const batches: PartitionBatch[] = []
+        for (const topicResponse of response?.responses ?? []) {
+          const topic = names.get(topicResponse.topicId) ?? topicResponse.topicId
+          for (const partition of topicResponse.partitions) {
+            const requested = requests.get(topicResponse.topicId)?.partitions.find((p) => p.partition === partition.partitionIndex)
+            if (requested === undefined) continue
+            if (partition.errorCode === OFFSET_OUT_OF_RANGE) {
+              batches.push({
+                topic,
+                partition: partition.partitionIndex,
+                records: [],
+                nextOffset: requested.fetchOffset,
+                highWatermark: partition.highWatermark,
+                lastStableOffset: partition.lastStableOffset,
+                outOfRange: true,
+              })
+              continue
+            }
+            if (partition.errorCode !== 0) continue
+            batches.push(decodePartition(topic, partition, requested.fetchOffset, isolation))
+          }
+        }
+        return batches
+      })
+      return (await Promise.all(rounds)).flat()
+    },
+
+    async offsets(partitions, which) {
+      guard()
+      if (partitions.length === 0) return []
+      const topics = [...new Set(partitions.map((p) => p.topic))]
+      await metadataFor(topics)
+      const byTopic: Record<string, number[]> = {}
+      for (const p of partitions) (byTopic[p.topic] ??= []).push(p.partition)
+      let listed: Map<string, bigint[]>
+      try {
+        listed = await client.listOffsets({
+          topics,
+          partitions: byTopic,
+          timestamp: which === 'earliest' ? -2n : -1n,
+          isolationLevel: isolation === 'read_committed' ? 1 : 0,
+        })
+      } catch (error) {
+        throw wrapKafkaError(error, `listOffsets(${topics.join(',')})`)
+      }
+      return partitions.map((p) => {
+        const offset = listed.get(p.topic)?.[p.partition]
+        if (offset === undefined) throw new WeirError('WEIR_ERR_KAFKA', `no ${which} offset for ${p.topic}[${p.partition}]`)
+        return { topic: p.topic, partition: p.partition, offset }
+      })
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await client.close(true).catch(() => {})
+    },
+  }
+}
+
+function decodePartition(topic: string, partition: RawPartition, fetchOffset: bigint, isolation: Isolation): PartitionBatch {
+  const records: ConsumedRecord[] = []
+  const aborted = [...(partition.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1))
+  const abortingProducers = new Set<bigint>()
+  let nextAborted = 0
+  let nextOffset = fetchOffset
+  for (const batch of partition.records ?? []) {
+    const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta)
+    if (lastOffset < fetchOffset) continue
+    nextOffset = lastOffset + 1n
+    if (isolation === 'read_committed') {
+      while (nextAborted < aborted.length && (aborted[nextAborted] as { firstOffset: bigint }).firstOffset <= lastOffset) {
+        abortingProducers.add((aborted[nextAborted] as { producerId: bigint }).producerId)
+        nextAborted++
+      }
+    }
+    if (batch.attributes & IS_CONTROL) {
+      // Control record key: int16 version, int16 type (0 = ABORT, 1 = COMMIT).
+      if (batch.records[0]?.key?.readInt16BE(2) === 0) abortingProducers.delete(batch.producerId)
+      continue
+    }
+    if (isolation === 'read_committed' && batch.attributes & IS_TRANSACTIONAL && abortingProducers.has(batch.producerId)) continue
+    for (const record of batch.records) {
+      const offset = batch.firstOffset + BigInt(record.offsetDelta)
+      if (offset < fetchOffset) continue
+      const headers = new Map<string, Buffer>()
+      for (const [name, value] of record.headers) {
+        if (name !== null) headers.set(name.toString('utf8'), value ?? Buffer.alloc(0))
+      }
+      records.push({
+        topic,
+        partition: partition.partitionIndex,
+        offset,
+        timestamp: batch.firstTimestamp + record.timestampDelta,
+        key: record.key ?? undefined,
+        value: record.value ?? undefined,
+        headers,
+      })
+    }
+  }
+  return {
+    topic,
+    partition: partition.partitionIndex,
+    records,
+    nextOffset,
+    highWatermark: partition.highWatermark,
+    lastStableOffset: partition.lastStableOffset,
+  }
+}
