@@ -37,7 +37,7 @@ export interface PartitionBatch {
 
 export interface PartitionReader {
   /** One fetch round for the given positions (partitions without data are omitted). */
-  fetch(positions: readonly TopicPartitionOffset[]): Promise<PartitionBatch[]>
+  fetch(positions: readonly TopicPartitionOffset[], options?: { maxWaitMs?: number }): Promise<PartitionBatch[]>
   /** Offset of the first record (earliest) or the next record to be written (latest; LSO for read_committed). */
   offsets(partitions: readonly TopicPartition[], which: 'earliest' | 'latest'): Promise<TopicPartitionOffset[]>
   close(): Promise<void>
@@ -97,7 +97,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
   }
 
   return {
-    async fetch(positions) {
+    async fetch(positions, fetchOptions = {}) {
       guard()
       if (positions.length === 0) return []
       const topics = [...new Set(positions.map((p) => p.topic))]
@@ -131,7 +131,11 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
         }))
         let response: { responses: Array<{ topicId: string; partitions: RawPartition[] }> } | undefined
         try {
-          response = (await client.fetch({ node, topics: topicsRequest })) as unknown as typeof response
+          response = (await client.fetch({
+            node,
+            topics: topicsRequest,
+            ...(fetchOptions.maxWaitMs === undefined ? {} : { maxWaitTime: Math.max(0, Math.floor(fetchOptions.maxWaitMs)) }),
+          })) as unknown as typeof response
         } catch (error) {
           // Partition-level errors come back as a rejected fetch that still carries the response.
           response = (error as { response?: typeof response }).response

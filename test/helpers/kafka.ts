@@ -31,22 +31,24 @@ export function admin(): KafkaAdmin {
   return sharedAdmin
 }
 
-/** Closes the shared admin client; call from the file's `after` hook. */
+const created: string[] = []
+
+/**
+ * Deletes the topics this file created and closes the shared admin client; call from the file's `after`
+ * hook (after every test's own cleanup, so nothing still reads a topic when it goes).
+ */
 export async function closeAdmin(): Promise<void> {
   const current = sharedAdmin
   sharedAdmin = undefined
+  if (current !== undefined && created.length > 0) await current.deleteTopics(created.splice(0)).catch(() => {})
   await current?.close()
 }
 
-/** Creates uniquely named topics (deleted when the test ends) and returns their names in order. */
-export async function createTopics(t: TestContext, ...specs: Array<Omit<TopicSpec, 'name'> & { prefix: string }>): Promise<string[]> {
+/** Creates uniquely named topics (deleted by closeAdmin) and returns their names in order. */
+export async function createTopics(_t: TestContext, ...specs: Array<Omit<TopicSpec, 'name'> & { prefix: string }>): Promise<string[]> {
   const topics = specs.map(({ prefix, ...spec }) => ({ ...spec, name: uniqueName(prefix) }))
   await admin().createTopics(topics)
-  t.after(async () => {
-    await admin()
-      .deleteTopics(topics.map((topic) => topic.name))
-      .catch(() => {})
-  })
+  created.push(...topics.map((topic) => topic.name))
   return topics.map((topic) => topic.name)
 }
 

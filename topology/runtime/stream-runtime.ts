@@ -1,0 +1,533 @@
+// Runs a topology on Kafka: one task per input partition, exactly-once per task.
+//
+// One loop per worker process, so processing, timers, punctuations and commits never interleave:
+//   fetch (own positions, read_committed) -> task.process -> fire due timers -> punctuate -> commit
+// Every commit interval each task with work commits one Kafka transaction holding its outputs, its store
+// writes (changelog records) and its input offsets; only then are the store writes applied to the local store.
+// Each task has its own transactional producer (id `<applicationId>-<partition>`): the next owner of a
+// partition fences the previous one and aborts its open transaction before reading offsets and changelogs.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+import { channels, publish } from '../../core/diagnostics.ts'
+import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
+import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
+import type { GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition } from '../../kafka/index.ts'
+import type { Topology } from '../define.ts'
+import type { BaseStore, BatchOperation } from './base-store.ts'
+import { Task } from './task.ts'
+import type { ErrorPolicy } from './task.ts'
+
+export interface OpenedStore extends BaseStore {
+  close(): Promise<void>
+  /** Removes all data (used before a full restore). */
+  clear(): Promise<void>
+}
+
+export type StoreOpener = (spec: { name: string; backend: 'rocksdb' | 'memory'; path: string }) => Promise<OpenedStore>
+
+export interface StreamRuntimeOptions {
+  /** Names the consumer group, transactional ids, changelog topics and the state folder. */
+  applicationId: string
+  topology: Topology
+  brokers: readonly string[]
+  /** Local state folder (RocksDB stores, checkpoints). */
+  stateDir: string
+  openStore: StoreOpener
+  /** How often each task commits its transaction (default 100 ms). */
+  commitIntervalMs?: number
+  /** What a processing error does: dead-letter (default), skip, or fail the runtime. */
+  errorPolicy?: ErrorPolicy
+  /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
+  deadLetterTopic?: (sourceTopic: string) => string
+  sessionTimeoutMs?: number
+  heartbeatIntervalMs?: number
+  /** Local state of partitions this worker no longer owns is deleted after this delay (default 10 min). */
+  stateCleanupDelayMs?: number
+  /** Create changelog and dead-letter topics when missing (default true). */
+  createTopics?: boolean
+  /** Timers fired per task per loop round (default 1000). */
+  maxTimersPerRound?: number
+  clientId?: string
+  now?: () => number
+}
+
+export interface RuntimeMetrics {
+  state: RuntimeState
+  tasks: number
+  processed: number
+  outputs: number
+  deadLettered: number
+  skipped: number
+  timersFired: number
+  commits: number
+  failedCommits: number
+  lastCommitMs: number
+  restoredRecords: number
+  restoring: number
+}
+
+export type RuntimeState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
+
+export interface StreamRuntime {
+  readonly applicationId: string
+  /** Resolves once the worker joined the group and opened its first tasks. */
+  start(): Promise<void>
+  /** Finishes the current round, commits, leaves the group and closes everything. */
+  stop(): Promise<void>
+  /** Settles when the runtime stopped: rejects with the fatal error if it failed. */
+  readonly done: Promise<void>
+  state(): RuntimeState
+  metrics(): Promise<RuntimeMetrics>
+  /** Partitions this worker owns now. */
+  partitions(): number[]
+}
+
+interface LiveTask {
+  task: Task
+  producer: KafkaProducer
+  transaction: KafkaTransaction | undefined
+  stores: Map<string, OpenedStore>
+  dir: string
+  checkpoints: Record<string, string>
+}
+
+export function changelogTopic(applicationId: string, store: string): string {
+  return `${applicationId}-${store}-changelog`
+}
+
+export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntime {
+  const violations: string[] = []
+  if (typeof options.applicationId !== 'string' || !/^[A-Za-z0-9._-]+$/.test(options.applicationId)) {
+    violations.push('applicationId must be a non-empty string of letters, digits, ., _ and -')
+  }
+  if (typeof options.stateDir !== 'string' || options.stateDir.length === 0) violations.push('stateDir must be a folder path')
+  if (typeof options.openStore !== 'function') violations.push('openStore must be a function')
+  if (options.commitIntervalMs !== undefined && !(Number.isInteger(options.commitIntervalMs) && options.commitIntervalMs > 0)) {
+    violations.push('commitIntervalMs must be a positive integer')
+  }
+  if (options.errorPolicy !== undefined && !['dead-letter', 'skip', 'fail'].includes(options.errorPolicy)) {
+    violations.push("errorPolicy must be 'dead-letter', 'skip' or 'fail'")
+  }
+  if (!Array.isArray(options.brokers) || options.brokers.length === 0) violations.push('brokers must be a non-empty array')
+  if (violations.length > 0) throw invalidOptions('StreamRuntime', violations)
+
+  const { applicationId, topology } = options
+  const commitIntervalMs = options.commitIntervalMs ?? 100
+  const errorPolicy = options.errorPolicy ?? 'dead-letter'
+  const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`)
+  const now = options.now ?? Date.now
+  const cleanupDelay = options.stateCleanupDelayMs ?? 10 * 60_000
+  const brokers = [...options.brokers]
+  const client = { brokers, ...(options.clientId === undefined ? {} : { clientId: options.clientId }) }
+  const changelogStores = Object.entries(topology.stores)
+    .filter(([, spec]) => spec.changelog)
+    .map(([name]) => name)
+
+  let state: RuntimeState = 'created'
+  let member: GroupMember | undefined
+  let reader: PartitionReader | undefined
+  let restoreReader: PartitionReader | undefined
+  const tasks = new Map<number, LiveTask>()
+  const cleanups = new Map<number, NodeJS.Timeout>()
+  let pendingAssignment: TopicPartition[] | undefined
+  let stopRequested = false
+  let partitionCount = 0
+  const totals = { commits: 0, failedCommits: 0, lastCommitMs: 0, restoredRecords: 0, restoring: 0 }
+  // Counters of tasks that were closed, so metrics stay monotonic across rebalances.
+  const retired = { processed: 0, outputs: 0, deadLettered: 0, skipped: 0, timersFired: 0 }
+
+  let resolveDone!: () => void
+  let rejectDone!: (error: unknown) => void
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve
+    rejectDone = reject
+  })
+  done.catch(() => {})
+  let resolveStarted!: () => void
+  let rejectStarted!: (error: unknown) => void
+  const started = new Promise<void>((resolve, reject) => {
+    resolveStarted = resolve
+    rejectStarted = reject
+  })
+  started.catch(() => {})
+
+  async function prepareTopics(): Promise<void> {
+    const admin = createAdmin(client)
+    try {
+      const counts = new Map<string, number>()
+      for (const topic of topology.sourceTopics) counts.set(topic, await admin.partitionCount(topic))
+      const distinct = new Set(counts.values())
+      if (distinct.size !== 1) {
+        throw new WeirError(
+          'WEIR_ERR_NOT_COPARTITIONED',
+          `source topics must have the same partition count: ${[...counts].map(([t, c]) => `${t}=${c}`).join(', ')}`,
+          { details: { partitions: Object.fromEntries(counts) } },
+        )
+      }
+      partitionCount = [...distinct][0] as number
+      if (options.createTopics === false) return
+      await admin.createTopics([
+        ...changelogStores.map((store) => ({
+          name: changelogTopic(applicationId, store),
+          partitions: partitionCount,
+          configs: { 'cleanup.policy': 'compact' },
+        })),
+        ...[...topology.sourceTopics, `${applicationId}-timers`].map((topic) => ({ name: deadLetterTopic(topic), partitions: partitionCount })),
+      ])
+    } finally {
+      await admin.close()
+    }
+  }
+
+  async function readCheckpoints(dir: string): Promise<Record<string, string>> {
+    try {
+      return JSON.parse(await readFile(join(dir, 'checkpoints.json'), 'utf8')) as Record<string, string>
+    } catch {
+      return {}
+    }
+  }
+
+  // Written after the store writes it covers, so a checkpoint is never ahead of its store; replaying
+  // changelog records the store already has is harmless (last write per key wins).
+  async function writeCheckpoints(live: LiveTask): Promise<void> {
+    await writeFile(join(live.dir, 'checkpoints.json'), JSON.stringify(live.checkpoints))
+  }
+
+  async function restoreStore(live: LiveTask, taskId: string, partition: number, name: string, store: OpenedStore): Promise<number> {
+    const topic = changelogTopic(applicationId, name)
+    const restorer = restoreReader as PartitionReader
+    const [end] = await restorer.offsets([{ topic, partition }], 'latest')
+    const [start] = await restorer.offsets([{ topic, partition }], 'earliest')
+    if (end === undefined || start === undefined) return 0
+    let position = topology.stores[name]?.backend === 'memory' ? start.offset : BigInt(live.checkpoints[name] ?? start.offset)
+    if (position < start.offset || position > end.offset) {
+      // The checkpoint does not fit this changelog (recreated or truncated): rebuild from scratch.
+      await store.clear()
+      position = start.offset
+    }
+    let restored = 0
+    while (position < end.offset) {
+      const batches = await restorer.fetch([{ topic, partition, offset: position }], { maxWaitMs: 50 })
+      for (const batch of batches) {
+        if (batch.outOfRange) {
+          await store.clear()
+          position = start.offset
+          continue
+        }
+        const operations: BatchOperation[] = batch.records.map((r) =>
+          r.value === undefined ? { type: 'delete', key: r.key ?? Buffer.alloc(0) } : { type: 'put', key: r.key ?? Buffer.alloc(0), value: r.value },
+        )
+        if (operations.length > 0) await store.write(operations)
+        restored += operations.length
+        position = batch.nextOffset
+        publish(channels.restoreProgress, { applicationId, taskId, store: name, restored, remaining: end.offset - position })
+      }
+    }
+    live.checkpoints[name] = String(position)
+    return restored
+  }
+
+  async function openTask(partition: number): Promise<LiveTask> {
+    const cleanup = cleanups.get(partition)
+    if (cleanup !== undefined) {
+      clearTimeout(cleanup)
+      cleanups.delete(partition)
+    }
+    const started = performance.now()
+    const taskId = `${applicationId}-${partition}`
+    // Fence the previous owner first: its open transaction is aborted before we read offsets and changelogs.
+    const producer = createProducer({ ...client, transactionalId: taskId, clientId: `${taskId}-producer` })
+    const stores = new Map<string, OpenedStore>()
+    try {
+      const transaction = await producer.beginTransaction()
+      const dir = join(options.stateDir, applicationId, String(partition))
+      await mkdir(dir, { recursive: true })
+      const live: LiveTask = { task: undefined as unknown as Task, producer, transaction, stores, dir, checkpoints: await readCheckpoints(dir) }
+      for (const [name, spec] of Object.entries(topology.stores)) {
+        stores.set(name, await options.openStore({ name, backend: spec.backend, path: join(dir, name) }))
+      }
+      totals.restoring++
+      let restoredRecords = 0
+      try {
+        for (const name of changelogStores) restoredRecords += await restoreStore(live, taskId, partition, name, stores.get(name) as OpenedStore)
+      } finally {
+        totals.restoring--
+      }
+      totals.restoredRecords += restoredRecords
+      await writeCheckpoints(live)
+      const sources = topology.sourceTopics.map((topic) => ({ topic, partition }))
+      const positions = new Map<string, bigint>()
+      for (const c of await committedOffsets(client, applicationId, sources)) positions.set(c.topic, c.offset)
+      const missing = sources.filter((s) => !positions.has(s.topic))
+      for (const o of await (reader as PartitionReader).offsets(missing, 'earliest')) positions.set(o.topic, o.offset)
+      live.task = new Task({
+        applicationId,
+        partition,
+        topology,
+        stores,
+        now,
+        errorPolicy,
+        deadLetterTopic,
+        positions,
+        ...(options.maxTimersPerRound === undefined ? {} : { maxTimersPerRound: options.maxTimersPerRound }),
+      })
+      await live.task.init()
+      publish(channels.task, { applicationId, taskId, partition, event: 'restored', restoredRecords, durationMs: performance.now() - started })
+      return live
+    } catch (error) {
+      for (const store of stores.values()) await store.close().catch(() => {})
+      await producer.close().catch(() => {})
+      publish(channels.task, { applicationId, taskId, partition, event: 'failed', error })
+      throw error
+    }
+  }
+
+  async function closeTask(partition: number, keepState: boolean): Promise<void> {
+    const live = tasks.get(partition)
+    if (live === undefined) return
+    tasks.delete(partition)
+    retire(live.task)
+    await live.task.close()
+    await live.transaction?.abort().catch(() => {})
+    await live.producer.close().catch(() => {})
+    for (const store of live.stores.values()) await store.close().catch(() => {})
+    publish(channels.task, { applicationId, taskId: live.task.id, partition, event: 'revoked' })
+    if (!keepState) {
+      const timer = setTimeout(() => {
+        cleanups.delete(partition)
+        if (!tasks.has(partition)) void rm(live.dir, { recursive: true, force: true }).catch(() => {})
+      }, cleanupDelay)
+      timer.unref()
+      cleanups.set(partition, timer)
+    }
+  }
+
+  function retire(task: Task): void {
+    retired.processed += task.counters.processed
+    retired.outputs += task.counters.outputs
+    retired.deadLettered += task.counters.deadLettered
+    retired.skipped += task.counters.skipped
+    retired.timersFired += task.counters.timersFired
+  }
+
+  async function reconcile(assignment: TopicPartition[]): Promise<void> {
+    const wanted = new Set(assignment.map((p) => p.partition))
+    for (const partition of [...tasks.keys()]) if (!wanted.has(partition)) await closeTask(partition, false)
+    for (const partition of [...wanted].sort((a, b) => a - b)) {
+      if (tasks.has(partition) || stopRequested) continue
+      publish(channels.task, { applicationId, taskId: `${applicationId}-${partition}`, partition, event: 'assigned' })
+      tasks.set(partition, await openTask(partition))
+    }
+  }
+
+  async function commitTask(live: LiveTask): Promise<{ outputs: number; changelog: number }> {
+    const plan = live.task.commitPlan()
+    const changelog: OutgoingRecord[] = []
+    for (const name of changelogStores) {
+      for (const op of plan.storeWrites.get(name) ?? []) {
+        changelog.push({
+          topic: changelogTopic(applicationId, name),
+          partition: live.task.partition,
+          key: op.key,
+          value: op.type === 'put' ? op.value : null,
+        })
+      }
+    }
+    const transaction = live.transaction ?? (await live.producer.beginTransaction())
+    live.transaction = transaction
+    const produced = await transaction.send([...plan.outputs, ...changelog])
+    await transaction.sendOffsets(
+      member as GroupMember,
+      [...plan.positions].map(([topic, offset]) => ({ topic, partition: live.task.partition, offset })),
+    )
+    await transaction.commit()
+    live.transaction = undefined
+    await live.task.committed()
+    for (const name of changelogStores) {
+      const topic = changelogTopic(applicationId, name)
+      const offsets = produced.filter((p) => p.topic === topic).map((p) => p.offset)
+      if (offsets.length > 0) live.checkpoints[name] = String(offsets.reduce((a, b) => (a > b ? a : b)))
+    }
+    if (changelog.length > 0) await writeCheckpoints(live)
+    return { outputs: plan.outputs.length, changelog: changelog.length }
+  }
+
+  async function commitAll(): Promise<void> {
+    const dirty = [...tasks.values()].filter((live) => live.task.dirty)
+    if (dirty.length === 0) return
+    const started = performance.now()
+    const results = await Promise.allSettled(dirty.map((live) => commitTask(live)))
+    let outputs = 0
+    let changelogRecords = 0
+    const failed: Array<{ live: LiveTask; error: unknown }> = []
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') {
+        outputs += result.value.outputs
+        changelogRecords += result.value.changelog
+      } else {
+        failed.push({ live: dirty[i] as LiveTask, error: result.reason })
+      }
+    })
+    totals.commits += dirty.length - failed.length
+    totals.failedCommits += failed.length
+    totals.lastCommitMs = performance.now() - started
+    publish(channels.commit, {
+      applicationId,
+      tasks: dirty.length,
+      outputs,
+      changelogRecords,
+      durationMs: totals.lastCommitMs,
+      ...(failed.length > 0 ? { error: failed[0]?.error } : {}),
+    })
+    // A failed task is closed (its transaction aborted, its uncommitted work dropped) and opened again from
+    // what Kafka holds: committed offsets and changelogs. Fenced means another worker owns it now; the
+    // coming rebalance tells us.
+    for (const { live, error } of failed) {
+      publish(channels.runtimeError, { applicationId, error, fatal: false })
+      live.task.rollback()
+      await closeTask(live.task.partition, true)
+      if (!isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) pendingAssignment = member?.assignments() ?? []
+    }
+  }
+
+  async function runLoop(): Promise<void> {
+    let nextCommit = now() + commitIntervalMs
+    let fetchFailures = 0
+    while (!stopRequested) {
+      if (pendingAssignment !== undefined) {
+        const assignment = pendingAssignment
+        pendingAssignment = undefined
+        await reconcile(assignment)
+      }
+      if (tasks.size === 0) {
+        await new Promise((r) => setTimeout(r, 50))
+        continue
+      }
+      const positions = [...tasks.values()].flatMap((live) =>
+        topology.sourceTopics.map((topic) => ({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })),
+      )
+      const wait = Math.max(0, Math.min(commitIntervalMs, nextCommit - now()))
+      let batches: Awaited<ReturnType<PartitionReader['fetch']>>
+      try {
+        batches = await (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
+        fetchFailures = 0
+      } catch (error) {
+        // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
+        publish(channels.runtimeError, { applicationId, error, fatal: false })
+        fetchFailures++
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 5000)))
+        batches = []
+      }
+      for (const batch of batches) {
+        const live = tasks.get(batch.partition)
+        if (live === undefined) continue
+        if (batch.outOfRange) {
+          // auto.offset.reset=earliest: the committed position fell off the log.
+          const [reset] = await (reader as PartitionReader).offsets([batch], 'earliest')
+          if (reset !== undefined) live.task.advance(batch.topic, reset.offset)
+          continue
+        }
+        for (const record of batch.records) await live.task.process(record)
+        live.task.advance(batch.topic, batch.nextOffset)
+      }
+      const time = now()
+      for (const live of tasks.values()) {
+        await live.task.fireTimers(time)
+        await live.task.punctuate(time)
+      }
+      if (now() >= nextCommit || [...tasks.values()].some((live) => live.task.commitRequested)) {
+        await commitAll()
+        nextCommit = now() + commitIntervalMs
+      }
+    }
+  }
+
+  async function shutdown(): Promise<void> {
+    await commitAll().catch(() => {})
+    await member?.leave()
+    for (const partition of [...tasks.keys()]) await closeTask(partition, true)
+    await reader?.close()
+    await restoreReader?.close()
+    await member?.close()
+  }
+
+  async function run(): Promise<void> {
+    state = 'starting'
+    try {
+      await mkdir(options.stateDir, { recursive: true })
+      await prepareTopics()
+      reader = createPartitionReader({ ...client, isolation: 'read_committed', maxWaitMs: commitIntervalMs })
+      restoreReader = createPartitionReader({ ...client, isolation: 'read_committed', maxWaitMs: 50 })
+      member = createGroupMember({
+        ...client,
+        groupId: applicationId,
+        topics: topology.sourceTopics,
+        ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+        ...(options.heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+      })
+      member.onAssignment((partitions) => {
+        pendingAssignment = partitions
+      })
+      const first = await member.join()
+      pendingAssignment = undefined
+      await reconcile(first)
+      state = 'running'
+      resolveStarted()
+      await runLoop()
+      state = 'stopping'
+      await shutdown()
+      state = 'stopped'
+      resolveDone()
+    } catch (error) {
+      state = 'failed'
+      publish(channels.runtimeError, { applicationId, error, fatal: true })
+      for (const partition of [...tasks.keys()]) await closeTask(partition, true).catch(() => {})
+      await reader?.close().catch(() => {})
+      await restoreReader?.close().catch(() => {})
+      await member?.close().catch(() => {})
+      rejectStarted(error)
+      rejectDone(error)
+    }
+  }
+
+  let running: Promise<void> | undefined
+
+  return {
+    applicationId,
+    done,
+    start() {
+      running ??= run()
+      return started
+    },
+    async stop() {
+      stopRequested = true
+      if (running === undefined) {
+        state = 'stopped'
+        resolveDone()
+        return
+      }
+      await done.catch(() => {})
+    },
+    state: () => state,
+    partitions: () => [...tasks.keys()].sort((a, b) => a - b),
+    async metrics() {
+      const live = [...tasks.values()].map((t) => t.task.counters)
+      const sum = (key: keyof typeof retired) => retired[key] + live.reduce((total, c) => total + c[key], 0)
+      return {
+        state,
+        tasks: tasks.size,
+        processed: sum('processed'),
+        outputs: sum('outputs'),
+        deadLettered: sum('deadLettered'),
+        skipped: sum('skipped'),
+        timersFired: sum('timersFired'),
+        commits: totals.commits,
+        failedCommits: totals.failedCommits,
+        lastCommitMs: totals.lastCommitMs,
+        restoredRecords: totals.restoredRecords,
+        restoring: totals.restoring,
+      }
+    },
+  }
+}

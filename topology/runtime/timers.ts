@@ -1,0 +1,103 @@
+// Durable per-key timers over a key-value store: two key spaces in one store, both in the changelog.
+//   'k' + key            -> due time (8 bytes, big-endian ms)
+//   't' + due + key      -> payload (msgpack)
+// The 't' space is ordered by due time, so firing is a range scan from the start to "now"; nothing is held in
+// the JS heap, however many timers are pending.
+import { Packr } from 'msgpackr'
+
+import type { TimerService } from '../processor.ts'
+import type { WriteBuffer } from './write-buffer.ts'
+
+const packr = new Packr({ useRecords: false, moreTypes: false })
+const K = 0x6b // 'k'
+const T = 0x74 // 't'
+
+function byKey(key: string): Buffer {
+  return Buffer.concat([Buffer.from([K]), Buffer.from(key, 'utf8')])
+}
+
+function encodeTime(at: number): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(at))))
+  return b
+}
+
+function byTime(at: number, key: string): Buffer {
+  return Buffer.concat([Buffer.from([T]), encodeTime(at), Buffer.from(key, 'utf8')])
+}
+
+export interface DueTimer {
+  key: string
+  at: number
+  payload: unknown
+}
+
+export class DurableTimers implements TimerService {
+  readonly buffer: WriteBuffer
+  /** Everything at or before this 't' key has fired (in this task's lifetime): scans start after it. */
+  #firedUpTo: Buffer | undefined
+
+  constructor(buffer: WriteBuffer) {
+    this.buffer = buffer
+  }
+
+  async set(key: string, at: number, payload: unknown = null): Promise<void> {
+    if (typeof key !== 'string' || key.length === 0) throw new TypeError('timer key must be a non-empty string')
+    if (!Number.isFinite(at)) throw new TypeError('timer time must be a finite number (ms since the epoch)')
+    const previous = await this.buffer.get(byKey(key))
+    if (previous !== undefined) this.buffer.delete(byTime(Number(previous.readBigUInt64BE(0)), key))
+    const timeKey = byTime(at, key)
+    this.buffer.put(byKey(key), encodeTime(at))
+    this.buffer.put(timeKey, packr.pack(payload))
+    if (this.#firedUpTo !== undefined && Buffer.compare(timeKey, this.#firedUpTo) <= 0) this.#firedUpTo = undefined
+  }
+
+  async cancel(key: string): Promise<boolean> {
+    const previous = await this.buffer.get(byKey(key))
+    if (previous === undefined) return false
+    this.buffer.delete(byTime(Number(previous.readBigUInt64BE(0)), key))
+    this.buffer.delete(byKey(key))
+    return true
+  }
+
+  async get(key: string): Promise<{ at: number; payload: unknown } | undefined> {
+    const previous = await this.buffer.get(byKey(key))
+    if (previous === undefined) return undefined
+    const at = Number(previous.readBigUInt64BE(0))
+    const payload = await this.buffer.get(byTime(at, key))
+    return { at, payload: payload === undefined ? null : packr.unpack(payload) }
+  }
+
+  /** Up to `limit` timers due at or before `now`, oldest first (not yet removed). */
+  async due(now: number, limit: number): Promise<DueTimer[]> {
+    const found: DueTimer[] = []
+    const upper = Buffer.concat([Buffer.from([T]), encodeTime(now + 1)])
+    const lower = this.#firedUpTo === undefined ? { gte: Buffer.from([T]) } : { gt: this.#firedUpTo }
+    for await (const [timeKey, payload] of this.buffer.range({ ...lower, lt: upper, limit })) {
+      found.push({
+        at: Number(timeKey.readBigUInt64BE(1)),
+        key: timeKey.subarray(9).toString('utf8'),
+        payload: payload.length === 0 ? null : packr.unpack(payload),
+      })
+    }
+    return found
+  }
+
+  /** Removes a due timer; called in the same stage as its onTimer, so both commit or neither does. */
+  remove(timer: DueTimer): void {
+    const timeKey = byTime(timer.at, timer.key)
+    this.buffer.delete(timeKey)
+    this.buffer.delete(byKey(timer.key))
+    this.#firedUpTo = timeKey
+  }
+
+  /** Forget the scan position (after a rollback the removed timers are pending again). */
+  reset(): void {
+    this.#firedUpTo = undefined
+  }
+
+  async pendingCount(): Promise<number> {
+    // Two entries per timer.
+    return Math.round((await this.buffer.base.approximateCount()) / 2)
+  }
+}
