@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # The README's demo command (`npm run demo`).
 set -euo pipefail
-exec bash "$(dirname "$0")/run-node.sh" scripts/demo.ts "$@"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+exec bash "$root/scripts/run-node.sh" "$root/scripts/demo.ts" "$@"

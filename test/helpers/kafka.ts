@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import type { TestContext } from 'node:test'
 
 import { WeirError } from '../../core/errors.ts'
-import { createAdmin, createConsumer, createProducer } from '../../kafka/index.ts'
+import { createAdmin, createConsumer, createPartitionReader, createProducer } from '../../kafka/index.ts'
 import type { ConsumedRecord, Isolation, KafkaAdmin, OutgoingRecord, TopicSpec } from '../../kafka/index.ts'
 
 export function brokers(): string[] {
@@ -107,4 +107,28 @@ export async function consume(topic: string, options: ConsumeOptions): Promise<C
 
 export function text(record: ConsumedRecord): string {
   return record.value?.toString('utf8') ?? ''
+}
+
+/** Every committed record of every partition of `topic`, up to the end offsets at the time of the call. */
+export async function readAll(topic: string, timeoutMs = 120_000): Promise<ConsumedRecord[]> {
+  const reader = createPartitionReader({ brokers: brokers(), maxWaitMs: 100 })
+  try {
+    const count = await admin().partitionCount(topic)
+    const partitions = Array.from({ length: count }, (_, partition) => ({ topic, partition }))
+    const ends = new Map((await reader.offsets(partitions, 'latest')).map((o) => [o.partition, o.offset]))
+    const positions = new Map((await reader.offsets(partitions, 'earliest')).map((o) => [o.partition, o.offset]))
+    const records: ConsumedRecord[] = []
+    const deadline = Date.now() + timeoutMs
+    const open = () => [...positions].filter(([p, offset]) => offset < (ends.get(p) ?? 0n)).map(([partition, offset]) => ({ topic, partition, offset }))
+    for (let todo = open(); todo.length > 0; todo = open()) {
+      if (Date.now() > deadline) throw new WeirError('WEIR_ERR_TIMEOUT', `readAll(${topic}) did not reach the end offsets in ${timeoutMs} ms`)
+      for (const batch of await reader.fetch(todo)) {
+        records.push(...batch.records)
+        positions.set(batch.partition, batch.nextOffset)
+      }
+    }
+    return records
+  } finally {
+    await reader.close()
+  }
 }

@@ -65,6 +65,7 @@ export interface RuntimeMetrics {
   lastCommitMs: number
   restoredRecords: number
   restoring: number
+  timersPending: number
 }
 
 export type RuntimeState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
@@ -527,6 +528,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         lastCommitMs: totals.lastCommitMs,
         restoredRecords: totals.restoredRecords,
         restoring: totals.restoring,
+        timersPending: (await Promise.all([...tasks.values()].map((t) => t.task.pendingTimers()))).reduce((a, b) => a + b, 0),
       }
     },
   }
