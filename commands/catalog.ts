@@ -34,6 +34,12 @@ export interface TopicBinding {
   readonly results: string
   /** Where events of this alias are produced (broadcast to subscribers). */
   readonly events: string
+  /** Where the gateway registers command deadlines for the deadline arbiter (default `<commands>.deadlines`). */
+  readonly deadlines?: string
+}
+
+export function deadlinesTopic(binding: TopicBinding): string {
+  return binding.deadlines ?? `${binding.commands}.deadlines`
 }
 
 export interface CommandCatalogDescription {

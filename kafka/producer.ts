@@ -1,5 +1,5 @@
-import { Producer, ProduceAcks } from '@platformatic/kafka'
-import type { Message } from '@platformatic/kafka'
+import { Producer, ProduceAcks, compatibilityPartitioner } from '@platformatic/kafka'
+import type { Message, MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
@@ -60,6 +60,7 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
     acks: ProduceAcks.ALL,
     ...(transactionalId === undefined ? {} : { transactionalId }),
     autocreateTopics: false,
+    partitioner: javaCompatiblePartitioner(),
   })
   let closed = false
   let open: KafkaTransaction | undefined
@@ -214,5 +215,24 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
 
     commit: () => end(true),
     abort: () => end(false),
+  }
+}
+
+/**
+ * Keyed records go where the Java client (and Kafka Streams) would put them: murmur2(key) & 0x7fffffff modulo
+ * the partition count. The client's default uses the unsigned hash instead, which disagrees with every other
+ * Kafka client for about half of all keys. Records without a key are spread round-robin.
+ */
+function javaCompatiblePartitioner() {
+  const next = new Map<string, number>()
+  return (message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>, key: Buffer | undefined, context: PartitionerContext): number => {
+    const count = context.metadata?.topics.get(message.topic)?.partitionsCount
+    if (key !== undefined && key !== null) {
+      const hash = compatibilityPartitioner(message, key)
+      return count === undefined ? hash : hash % count
+    }
+    const n = next.get(message.topic) ?? 0
+    next.set(message.topic, n + 1)
+    return count === undefined ? n : n % count
   }
 }

@@ -1,0 +1,139 @@
+// A whole command service as one topology: dedupe -> command router, the deadline arbiter, and the
+// delayed-envelope scheduler (for out-of-order retries and any scheduled message), on co-partitioned topics.
+//
+//   commands ──▶ dedupe ──▶ router ──▶ pending results ──┐        events ◀── router
+//                                  └─▶ dead letters       │
+//                                  └─▶ scheduler topic    ▼
+//   deadlines (from the gateway) ──────────────────▶ deadline arbiter ──▶ outcomes (the results topic)
+//                                                                     └─▶ late results
+//   scheduler topic ──▶ scheduler ──▶ (due) any topic
+import { invalidOptions } from '../core/errors.ts'
+import { deadlinesTopic } from '../commands/catalog.ts'
+import type { Envelope } from '../envelope/envelope.ts'
+import { defineTopology } from '../topology/define.ts'
+import type { StoreSpec, Topology } from '../topology/define.ts'
+import type { StreamRecord } from '../topology/record.ts'
+import { commandRouter } from './command-router.ts'
+import type { CommandRegistry, CommandRouterFactory, CommandRouterOptions } from './command-router.ts'
+import { deadlineArbiter } from './deadline-arbiter.ts'
+import type { DeadlineArbiterFactory } from './deadline-arbiter.ts'
+import { dedupe } from './dedupe.ts'
+import type { DedupeFactory } from './dedupe.ts'
+import { dueDeliverySerde, scheduler, schedulerRequestSerde } from './scheduler.ts'
+import type { SchedulerFactory } from './scheduler.ts'
+
+export interface CommandServiceOptions {
+  registry: CommandRegistry
+  /** Stores the handlers use, by name (default: RocksDB with changelog for each). */
+  stores?: Readonly<Record<string, StoreSpec>>
+  dedupeRetentionMs?: number
+  decisionRetentionMs?: number
+  retry?: CommandRouterOptions['retry']
+  /** Out-of-order retry policy for commands flagged `retry.outOfOrder`. */
+  outOfOrder?: Omit<NonNullable<CommandRouterOptions['outOfOrder']>, 'schedulerTopic'>
+  /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
+  deadLetterTopic?: (sourceTopic: string) => string
+  sleep?: (ms: number) => Promise<void>
+}
+
+export interface CommandServiceTopics {
+  commands: string
+  deadlines: string
+  pendingResults: string
+  outcomes: string
+  lateResults: string
+  events: string
+  scheduler: string
+}
+
+export interface CommandService {
+  readonly topology: Topology
+  readonly topics: CommandServiceTopics
+  readonly metrics: {
+    dedupe: DedupeFactory['metrics']
+    router: CommandRouterFactory['metrics']
+    arbiter: DeadlineArbiterFactory['metrics']
+    scheduler: SchedulerFactory['metrics']
+  }
+}
+
+export function commandServiceTopics(registry: CommandRegistry): CommandServiceTopics {
+  const t = registry.topics
+  return {
+    commands: t.commands,
+    deadlines: deadlinesTopic(t),
+    pendingResults: `${t.commands}.pending-results`,
+    outcomes: t.results,
+    lateResults: `${t.results}.late`,
+    events: t.events,
+    scheduler: `${t.commands}.scheduler`,
+  }
+}
+
+export function commandService(options: CommandServiceOptions): CommandService {
+  const { registry } = options
+  if (registry === undefined) throw invalidOptions('commandService', ['registry is required'])
+  const topics = commandServiceTopics(registry)
+  const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`)
+  const handlerStores: Record<string, StoreSpec> = {}
+  for (const name of registry.stores) handlerStores[name] = options.stores?.[name] ?? { keySerde: 'string', valueSerde: 'msgpack' }
+  const dedupeFactory = dedupe({ store: 'seen-ids', ...(options.dedupeRetentionMs === undefined ? {} : { retentionMs: options.dedupeRetentionMs }), idOf: retryAwareId })
+  const routerFactory = commandRouter({
+    registry,
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
+    ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+  })
+  const arbiterFactory = deadlineArbiter({ store: 'decisions', ...(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs }) })
+  const schedulerFactory = scheduler()
+  const envelopeKey = { keySerde: 'string' as const, valueSerde: 'envelope' as const }
+  const topology = defineTopology({
+    sources: {
+      commands: { topic: topics.commands, ...envelopeKey },
+      deadlines: { topic: topics.deadlines, ...envelopeKey },
+      pendingResults: { topic: topics.pendingResults, ...envelopeKey },
+      schedule: { topic: topics.scheduler, keySerde: 'string', valueSerde: schedulerRequestSerde },
+    },
+    stores: {
+      'seen-ids': { keySerde: 'string', valueSerde: 'json' },
+      decisions: { keySerde: 'string', valueSerde: 'json' },
+      ...handlerStores,
+    },
+    processors: {
+      dedupe: { from: ['commands'], stores: ['seen-ids'], timers: true, use: dedupeFactory },
+      router: { from: ['dedupe'], stores: [...registry.stores], use: routerFactory },
+      arbiter: { from: ['deadlines', 'pendingResults'], stores: ['decisions'], timers: true, use: arbiterFactory },
+      scheduler: { from: ['schedule'], timers: true, use: schedulerFactory },
+    },
+    sinks: {
+      results: { from: ['router'], topic: topics.pendingResults, ...envelopeKey },
+      events: { from: ['router'], topic: topics.events, ...envelopeKey },
+      'dead-letters': {
+        from: ['router'],
+        topic: (record: StreamRecord) => deadLetterTopic(record.headers.get('weir.origin.topic')?.toString() ?? topics.commands),
+        ...envelopeKey,
+      },
+      retries: { from: ['router'], topic: topics.scheduler, keySerde: 'string', valueSerde: schedulerRequestSerde },
+      outcomes: { from: ['arbiter'], topic: topics.outcomes, ...envelopeKey },
+      late: { from: ['arbiter'], topic: topics.lateResults, ...envelopeKey },
+      deliveries: {
+        from: ['scheduler'],
+        topic: (record: StreamRecord) => (record.value as { topic: string }).topic,
+        keySerde: 'buffer',
+        valueSerde: dueDeliverySerde,
+      },
+    },
+  })
+  return {
+    topology,
+    topics,
+    metrics: { dedupe: dedupeFactory.metrics, router: routerFactory.metrics, arbiter: arbiterFactory.metrics, scheduler: schedulerFactory.metrics },
+  }
+}
+
+/** A retried command keeps its id; its retry count makes it a new delivery for the dedupe store. */
+function retryAwareId(record: StreamRecord): string | undefined {
+  const envelope = record.value as Envelope | undefined
+  if (envelope?.id === undefined) return undefined
+  return envelope.retry?.count ? `${envelope.id}#${envelope.retry.count}` : envelope.id
+}

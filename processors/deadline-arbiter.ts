@@ -1,0 +1,109 @@
+// Command TTL: the one place that decides, per request, between its result and its timeout.
+//
+// The gateway registers every command with a deadline on the deadlines topic (keyed by requestId); the
+// command's handler sends its result to the pending-results topic (keyed by requestId too). Both topics are
+// co-partitioned, so one task sees everything about a request, in order, and serializes "result vs timeout":
+//   - the first of {result, deadline timer} becomes the request's one outcome, forwarded to `outcomes`;
+//   - a result that arrives after its timeout is forwarded to `late` (kept and counted, never delivered);
+//   - the deadline timer fires at the deadline however far the command's own partition lags.
+// The decision is committed with the outputs, so every reader of the outcomes topic sees the same outcome.
+import { invalidOptions } from '../core/errors.ts'
+import type { ErrorCode } from '../core/errors.ts'
+import { followUp } from '../envelope/envelope.ts'
+import type { Envelope } from '../envelope/envelope.ts'
+import type { Processor, ProcessorContext, ProcessorFactory } from '../topology/processor.ts'
+import { StreamRecord } from '../topology/record.ts'
+
+export interface DeadlineArbiterOptions {
+  /** Store for per-request decisions (declared in the topology and listed in `stores`). */
+  store: string
+  /** How long a decision is remembered after it was made, ms (default 1 h). */
+  retentionMs?: number
+  /** Child that receives outcomes and child that receives late results (default 'outcomes' and 'late'). */
+  outcomes?: string
+  late?: string
+}
+
+export interface DeadlineArbiterMetrics {
+  registered: number
+  results: number
+  timeouts: number
+  lateResults: number
+  /** Outcomes decided by a result that came without (or before) a deadline registration. */
+  unregisteredResults: number
+}
+
+type Decision = { state: 'open'; deadline: number } | { state: 'done'; outcome: 'ok' | 'error' | 'timeout'; at: number }
+
+export type DeadlineArbiterFactory = ProcessorFactory & { readonly metrics: DeadlineArbiterMetrics }
+
+export const TIMEOUT_ERROR_CODE: ErrorCode = 'WEIR_ERR_DEADLINE_EXCEEDED'
+
+export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbiterFactory {
+  if (typeof options.store !== 'string' || options.store.length === 0) throw invalidOptions('deadlineArbiter', ['store must name a declared store'])
+  const retentionMs = options.retentionMs ?? 60 * 60_000
+  const outcomes = options.outcomes ?? 'outcomes'
+  const late = options.late ?? 'late'
+  const metrics: DeadlineArbiterMetrics = { registered: 0, results: 0, timeouts: 0, lateResults: 0, unregisteredResults: 0 }
+
+  const factory = (): Processor<unknown, Envelope> => {
+    let context: ProcessorContext
+    const decisions = () => context.store<string, Decision>(options.store)
+
+    async function decide(requestId: string, outcome: 'ok' | 'error' | 'timeout'): Promise<void> {
+      const now = context.now()
+      await decisions().put(requestId, { state: 'done', outcome, at: now })
+      await context.timers.set(`gc:${requestId}`, now + retentionMs, requestId)
+    }
+
+    return {
+      init(c) {
+        context = c
+      },
+      async process(record: StreamRecord<unknown, Envelope>) {
+        const envelope = record.value
+        const requestId = envelope.requestId
+        const current = await decisions().get(requestId)
+        if (envelope.kind === 'command') {
+          // A registration: the first one counts; replays and registrations after the outcome are ignored.
+          if (current !== undefined || envelope.deadline === undefined) return
+          metrics.registered++
+          await decisions().put(requestId, { state: 'open', deadline: envelope.deadline })
+          await context.timers.set(`ttl:${requestId}`, envelope.deadline, envelope)
+          return
+        }
+        if (envelope.kind !== 'result') return
+        if (current?.state === 'done') {
+          metrics.lateResults++
+          await context.forward(record.withHeaders({ 'weir.late': current.outcome }), late)
+          return
+        }
+        if (current === undefined) metrics.unregisteredResults++
+        else await context.timers.cancel(`ttl:${requestId}`)
+        metrics.results++
+        await decide(requestId, envelope.status === 'error' ? 'error' : 'ok')
+        await context.forward(new StreamRecord(requestId, envelope, record.timestamp, record.headers), outcomes)
+      },
+      async onTimer(timer) {
+        if (timer.key.startsWith('gc:')) {
+          await decisions().delete(timer.payload as string)
+          return
+        }
+        const command = timer.payload as Envelope
+        const current = await decisions().get(command.requestId)
+        if (current?.state !== 'open') return
+        metrics.timeouts++
+        await decide(command.requestId, 'timeout')
+        const timeout = followUp(command, {
+          kind: 'result',
+          alias: command.alias,
+          status: 'timeout',
+          payload: { code: TIMEOUT_ERROR_CODE, message: `no result before the deadline (${new Date(timer.at).toISOString()})`, deadline: timer.at },
+          now: timer.firedAt,
+        })
+        await context.forward(new StreamRecord(command.requestId, timeout, timer.firedAt), outcomes)
+      },
+    }
+  }
+  return Object.assign(factory, { metrics })
+}
