@@ -1,6 +1,7 @@
 // Runs a topology in-process without Kafka: pipe input records, advance wall-clock time, read outputs,
 // inspect stores. The same Task code runs as on Kafka; every input and every time step is committed at once.
 import { WeirError } from '../core/errors.ts'
+import { createMemoryStore } from '../state/memory-store.ts'
 import type { OutgoingRecord } from '../kafka/types.ts'
 import type { Topology } from './define.ts'
 import type { KeyValueEntry } from './processor.ts'
@@ -18,7 +19,7 @@ export interface TestDriverOptions {
   errorPolicy?: ErrorPolicy
   deadLetterTopic?: (sourceTopic: string) => string
   /** Creates the committed store behind each store name (default: an in-memory store). */
-  createStore: (name: string) => BaseStore
+  createStore?: (name: string) => BaseStore
 }
 
 export interface PipeInput<K = unknown, V = unknown> {
@@ -53,10 +54,10 @@ export interface TestDriver {
   close(): Promise<void>
 }
 
-export async function createTestDriver(topology: Topology, options: TestDriverOptions): Promise<TestDriver> {
+export async function createTestDriver(topology: Topology, options: TestDriverOptions = {}): Promise<TestDriver> {
   let clock = options.startTime ?? 0
   const stores = new Map<string, BaseStore>()
-  for (const name of Object.keys(topology.stores)) stores.set(name, options.createStore(name))
+  for (const name of Object.keys(topology.stores)) stores.set(name, options.createStore?.(name) ?? createMemoryStore())
   const offsets = new Map<string, bigint>()
   const partition = options.partition ?? 0
   const task = new Task({

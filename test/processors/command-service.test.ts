@@ -11,7 +11,6 @@ import { commandService } from '../../processors/command-service.ts'
 import type { CommandService } from '../../processors/command-service.ts'
 import { createTestDriver } from '../../topology/test-driver.ts'
 import type { DriverOutput, TestDriver } from '../../topology/test-driver.ts'
-import { simpleStore } from '../helpers/simple-store.ts'
 
 const topics = { commands: 'orders.commands', results: 'orders.results', events: 'orders.events' }
 
@@ -44,7 +43,7 @@ function service(failuresBeforeSuccess = 0): { service: CommandService; calls: (
 }
 
 async function driverFor(s: CommandService, startTime = 1_000_000): Promise<TestDriver> {
-  return createTestDriver(s.topology, { createStore: () => simpleStore(), startTime, errorPolicy: 'fail' })
+  return createTestDriver(s.topology, { startTime, errorPolicy: 'fail' })
 }
 
 /** Feeds outputs that are inputs of the same service (pending results, schedule requests) back in. */

@@ -7,9 +7,7 @@ import { defineTopology } from '../../topology/define.ts'
 import type { FiredTimer, ProcessorContext } from '../../topology/processor.ts'
 import { StreamRecord } from '../../topology/record.ts'
 import { createTestDriver } from '../../topology/test-driver.ts'
-import { simpleStore } from '../helpers/simple-store.ts'
 
-const createStore = () => simpleStore()
 
 function reminders() {
   // Commands: "set:<at>", "cancel", "fail"; per key: counts writes; timers remind at <at>.
@@ -46,7 +44,7 @@ function reminders() {
 }
 
 test('timers fire once at their time, can be replaced and cancelled', async () => {
-  const driver = await createTestDriver(reminders(), { createStore, startTime: 1000 })
+  const driver = await createTestDriver(reminders(), { startTime: 1000 })
   await driver.pipe('in', { key: 'a', value: 'set:1500' })
   await driver.pipe('in', { key: 'b', value: 'set:1200' })
   await driver.pipe('in', { key: 'c', value: 'set:1300' })
@@ -65,7 +63,7 @@ test('timers fire once at their time, can be replaced and cancelled', async () =
 })
 
 test('a failing record leaves no state behind and goes to the dead-letter topic', async () => {
-  const driver = await createTestDriver(reminders(), { createStore, errorPolicy: 'dead-letter' })
+  const driver = await createTestDriver(reminders(), { errorPolicy: 'dead-letter' })
   await driver.pipe('in', { key: 'k', value: 'x' })
   await driver.pipe('in', { key: 'k', value: 'fail', headers: { trace: 't1' } })
   await driver.pipe('in', { key: 'k', value: 'y' })
@@ -80,9 +78,9 @@ test('a failing record leaves no state behind and goes to the dead-letter topic'
 })
 
 test('the fail policy stops with a coded error; skip counts and moves on', async () => {
-  const failing = await createTestDriver(reminders(), { createStore, errorPolicy: 'fail' })
+  const failing = await createTestDriver(reminders(), { errorPolicy: 'fail' })
   await assert.rejects(failing.pipe('in', { key: 'k', value: 'fail' }), (e: unknown) => isWeirError(e, 'WEIR_ERR_PROCESSING'))
-  const skipping = await createTestDriver(reminders(), { createStore, errorPolicy: 'skip' })
+  const skipping = await createTestDriver(reminders(), { errorPolicy: 'skip' })
   await skipping.pipe('in', { key: 'k', value: 'fail' })
   assert.equal(skipping.counters.skipped, 1)
   assert.deepEqual(skipping.outputs(), [])
@@ -93,7 +91,7 @@ test('undecodable input is a deserialization dead letter', async () => {
     sources: { in: { topic: 'in', valueSerde: 'envelope' } },
     processors: { p: { from: ['in'], use: () => ({ process() {} }) } },
   })
-  const driver = await createTestDriver(topology, { createStore, errorPolicy: 'dead-letter' })
+  const driver = await createTestDriver(topology, { errorPolicy: 'dead-letter' })
   await driver.pipe('in', { value: null })
   const [dead] = driver.outputs('in.dlq')
   assert.equal(dead?.headers['weir.error.code'], 'WEIR_ERR_ENVELOPE_DECODE')
@@ -117,7 +115,7 @@ test('wall-clock and stream-time punctuations', async () => {
       },
     },
   })
-  const driver = await createTestDriver(topology, { createStore, startTime: 0 })
+  const driver = await createTestDriver(topology, { startTime: 0 })
   await driver.pipe('in', { value: 'a', timestamp: 60 })
   await driver.advanceTime(100)
   await driver.pipe('in', { value: 'b', timestamp: 200 })

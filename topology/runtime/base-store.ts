@@ -1,18 +1,6 @@
-// What the runtime needs from a committed (local) store: the key-value stores in state/ provide it.
-export interface RangeOptions {
-  gte?: Buffer
-  gt?: Buffer
-  lte?: Buffer
-  lt?: Buffer
-  reverse?: boolean
-  limit?: number
-}
+// What the runtime needs from a committed (local) store: the key-value stores of state/.
+import type { BatchOperation, KeyRange, KeyValueStore } from '../../state/kv-store.ts'
 
-export type BatchOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'delete'; key: Buffer }
-
-export interface BaseStore {
-  get(key: Buffer): Promise<Buffer | undefined>
-  range(options?: RangeOptions): AsyncIterable<[Buffer, Buffer]>
-  write(operations: readonly BatchOperation[]): Promise<void>
-  approximateCount(): Promise<number>
-}
+export type { BatchOperation }
+export type RangeOptions = KeyRange
+export type BaseStore = Pick<KeyValueStore, 'get' | 'range' | 'write' | 'approximateCount'>

@@ -12,7 +12,7 @@ import { StreamRecord } from '../../../topology/record.ts'
 import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
 import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
-import { simpleOpener } from '../../helpers/simple-store.ts'
+import { openStore } from '../../../state/open-store.ts'
 
 after(closeAdmin)
 
@@ -56,7 +56,7 @@ async function startRuntime(t: TestContext, overrides: Partial<StreamRuntimeOpti
   const runtime = createStreamRuntime({
     brokers: brokers(),
     stateDir,
-    openStore: simpleOpener(),
+    openStore,
     sessionTimeoutMs: 6000,
     heartbeatIntervalMs: 500,
     ...overrides,
@@ -98,7 +98,7 @@ test('a new worker restores state from the changelog and continues where the las
   const first = await startRuntime(t, { applicationId, topology })
   await consume(output, { count: 6, timeoutMs: 30_000 })
   await first.runtime.stop()
-  // Fresh state folder and fresh in-memory stores: everything comes from Kafka.
+  // A fresh state folder: everything comes from Kafka.
   await produce(Array.from({ length: 4 }, (_, i) => ({ topic: input, key: 'k', value: `second-${i}` })))
   const second = await startRuntime(t, { applicationId, topology })
   const outputs = await consume(output, { count: 10, timeoutMs: 30_000 })

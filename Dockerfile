@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# weir worker (and gateway) image. Debian 13 (trixie) has glibc 2.41, which uWebSockets.js 20.57 needs (>= 2.38).
+# Build:  docker build -t weir .
+# Run:    docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -v $PWD/my-topology.ts:/app/topology.ts weir \
+#           worker /app/topology.ts --application-id my-app
+# Not built on the project's development machines: they have no Docker engine.
+
+FROM node:24-trixie-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# Production dependencies only; optional testcontainers is not needed at run time.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund
+
+FROM node:24-trixie-slim AS runtime
+ENV NODE_ENV=production \
+    WEIR_STATE_DIR=/var/lib/weir \
+    WEIR_HTTP_PORT=9464
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json index.ts testing.ts ./
+COPY core ./core
+COPY envelope ./envelope
+COPY commands ./commands
+COPY kafka ./kafka
+COPY state ./state
+COPY topology ./topology
+COPY processors ./processors
+COPY gateway ./gateway
+COPY worker ./worker
+RUN mkdir -p /var/lib/weir && chown node:node /var/lib/weir
+USER node
+EXPOSE 9464
+VOLUME ["/var/lib/weir"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.WEIR_HTTP_PORT||9464)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "/app/worker/cli.ts"]
+CMD ["--help"]

@@ -1,0 +1,102 @@
+// Worker configuration: command-line flags over environment variables over defaults, validated at start
+// with every problem reported at once (WEIR_ERR_INVALID_OPTIONS).
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+import { invalidOptions } from '../core/errors.ts'
+import type { ErrorPolicy } from '../topology/runtime/task.ts'
+
+export interface WorkerConfig {
+  /** Path of the module that exports `topology` (and optionally `applicationId`). */
+  topologyModule: string
+  applicationId: string | undefined
+  brokers: string[]
+  stateDir: string
+  commitIntervalMs: number
+  errorPolicy: ErrorPolicy
+  sessionTimeoutMs: number
+  /** Health, readiness and metrics; 0 picks a free port, -1 disables the server. */
+  httpPort: number
+  httpHost: string
+  logLevel: string
+}
+
+/** Every setting: flag name, environment variable, default, and what it is for (docs/worker.md shows this table). */
+export const settings = [
+  { flag: 'application-id', env: 'WEIR_APPLICATION_ID', default: '(the module\'s `applicationId` export)', help: 'consumer group, transactional ids and changelog topic prefix' },
+  { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated' },
+  { flag: 'state-dir', env: 'WEIR_STATE_DIR', default: '$TMPDIR/weir-state', help: 'folder for RocksDB stores and checkpoints' },
+  { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction' },
+  { flag: 'error-policy', env: 'WEIR_ERROR_POLICY', default: 'dead-letter', help: 'processing errors: dead-letter, skip or fail' },
+  { flag: 'session-timeout-ms', env: 'WEIR_SESSION_TIMEOUT_MS', default: '10000', help: 'how long a silent worker keeps its partitions' },
+  { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
+  { flag: 'http-host', env: 'WEIR_HTTP_HOST', default: '0.0.0.0', help: 'address the HTTP server binds' },
+  { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
+] as const
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  const violations: string[] = []
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: Object.fromEntries(settings.map((s) => [s.flag, { type: 'string' as const }])),
+    })
+  } catch (error) {
+    throw invalidOptions('worker', [(error as Error).message])
+  }
+  const value = (flag: (typeof settings)[number]['flag']): string | undefined => {
+    const setting = settings.find((s) => s.flag === flag)
+    const fromFlag = parsed.values[flag]
+    if (typeof fromFlag === 'string') return fromFlag
+    const fromEnv = setting === undefined ? undefined : env[setting.env]
+    return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv
+  }
+  const integer = (flag: (typeof settings)[number]['flag'], fallback: number, min: number): number => {
+    const raw = value(flag)
+    if (raw === undefined) return fallback
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < min) {
+      violations.push(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
+      return fallback
+    }
+    return n
+  }
+
+  const [topologyModule, ...extra] = parsed.positionals
+  if (topologyModule === undefined) violations.push('the topology module is missing: weir worker <module.ts> [options]')
+  if (extra.length > 0) violations.push(`unexpected arguments: ${extra.join(' ')}`)
+  const brokers = (value('brokers') ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean)
+  for (const broker of brokers) if (!/^[^:\s]+:\d+$/.test(broker)) violations.push(`broker ${JSON.stringify(broker)} is not host:port`)
+  const errorPolicy = value('error-policy') ?? 'dead-letter'
+  if (!['dead-letter', 'skip', 'fail'].includes(errorPolicy)) violations.push(`--error-policy must be dead-letter, skip or fail, got ${errorPolicy}`)
+  const logLevel = value('log-level') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) violations.push(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${logLevel}`)
+  const applicationId = value('application-id')
+  if (applicationId !== undefined && !/^[A-Za-z0-9._-]+$/.test(applicationId)) violations.push('--application-id may use letters, digits, ., _ and - only')
+
+  const config: WorkerConfig = {
+    topologyModule: topologyModule ?? '',
+    applicationId,
+    brokers,
+    stateDir: value('state-dir') ?? join(tmpdir(), 'weir-state'),
+    commitIntervalMs: integer('commit-interval-ms', 100, 1),
+    errorPolicy: errorPolicy as ErrorPolicy,
+    sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
+    httpPort: integer('http-port', 9464, -1),
+    httpHost: value('http-host') ?? '0.0.0.0',
+    logLevel,
+  }
+  if (violations.length > 0) throw invalidOptions('worker', violations)
+  return Object.freeze(config)
+}
+
+export function usage(): string {
+  const rows = settings.map((s) => `  --${s.flag.padEnd(20)} ${s.env.padEnd(26)} ${s.help} (default ${s.default})`)
+  return ['Usage: weir worker <topology-module> [options]', '', 'Options (flag, environment variable):', ...rows, ''].join('\n')
+}

@@ -1,0 +1,64 @@
+// Prometheus metrics of a worker, read from the runtime at scrape time.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+import type { RuntimeMetrics, StreamRuntime } from '../topology/runtime/stream-runtime.ts'
+
+export interface WorkerMetrics {
+  readonly contentType: string
+  render(): Promise<string>
+}
+
+export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
+  const registry = new Registry()
+  registry.setDefaultLabels({ application_id: runtime.applicationId })
+  collectDefaultMetrics({ register: registry })
+  let snapshot: RuntimeMetrics | undefined
+  const read = async () => {
+    snapshot = await runtime.metrics()
+    return snapshot
+  }
+  // Counters mirror the runtime's monotonic totals.
+  const counter = (name: string, help: string, pick: (m: RuntimeMetrics) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const m = snapshot ?? (await read())
+        this.reset()
+        this.inc(pick(m))
+      },
+    })
+  const gauge = (name: string, help: string, pick: (m: RuntimeMetrics) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.set(pick(snapshot ?? (await read())))
+      },
+    })
+  counter('weir_records_processed_total', 'Input records processed', (m) => m.processed)
+  counter('weir_records_produced_total', 'Output records produced (committed or pending)', (m) => m.outputs)
+  counter('weir_records_dead_lettered_total', 'Records sent to dead-letter topics', (m) => m.deadLettered)
+  counter('weir_records_skipped_total', 'Records skipped by the skip error policy', (m) => m.skipped)
+  counter('weir_timers_fired_total', 'Durable timers fired', (m) => m.timersFired)
+  counter('weir_commits_total', 'Task transactions committed', (m) => m.commits)
+  counter('weir_commits_failed_total', 'Task transactions that failed and were rolled back', (m) => m.failedCommits)
+  counter('weir_restored_records_total', 'Changelog records replayed into local stores', (m) => m.restoredRecords)
+  gauge('weir_tasks', 'Tasks (partitions) owned by this worker', (m) => m.tasks)
+  gauge('weir_tasks_restoring', 'Tasks restoring their stores', (m) => m.restoring)
+  gauge('weir_last_commit_seconds', 'Duration of the last commit round', (m) => m.lastCommitMs / 1000)
+  gauge('weir_timers_pending', 'Durable timers waiting to fire', (m) => m.timersPending)
+  return {
+    contentType: registry.contentType,
+    async render() {
+      await read()
+      try {
+        return await registry.metrics()
+      } finally {
+        snapshot = undefined
+      }
+    },
+  }
+}
