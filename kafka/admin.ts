@@ -1,7 +1,7 @@
 import { Admin } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
-import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, hasProtocolError, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, TopicPartitionOffset, TopicSpec } from './types.ts'
 
 export interface KafkaAdmin {
@@ -40,7 +40,8 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
             configs: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
           })
         } catch (error) {
-          if (!isAlreadyExists(error)) throw wrapKafkaError(error, `createTopics(${spec.name})`)
+          // Another client may have created it meanwhile (workers starting together): that is success.
+          if (!hasProtocolError(error, 'TOPIC_ALREADY_EXISTS')) throw wrapKafkaError(error, `createTopics(${spec.name})`)
         }
       }
       // Metadata is eventually consistent: wait until every new topic has a leader for each partition.
@@ -114,11 +115,4 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
       await admin.close()
     },
   }
-}
-
-function isAlreadyExists(error: unknown): boolean {
-  const text = error instanceof Error ? `${error.message} ${JSON.stringify((error as { errors?: unknown }).errors ?? '')}` : String(error)
-  if (text.includes('TOPIC_ALREADY_EXISTS')) return true
-  const errors = (error as { errors?: Array<{ apiId?: string }> }).errors
-  return Array.isArray(errors) && errors.some((e) => e.apiId === 'TOPIC_ALREADY_EXISTS')
 }

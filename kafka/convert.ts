@@ -46,6 +46,11 @@ export function isFencedError(error: unknown): boolean {
   return findProtocolIds(error).some((id) => FENCED.has(id))
 }
 
+/** True when the broker answered with this protocol error (e.g. TOPIC_ALREADY_EXISTS), however deeply wrapped. */
+export function hasProtocolError(error: unknown, id: string): boolean {
+  return findProtocolIds(error).includes(id)
+}
+
 function findProtocolIds(error: unknown, depth = 0): string[] {
   if (depth > 5 || typeof error !== 'object' || error === null) return []
   const found: string[] = []

@@ -67,7 +67,10 @@ async function main(): Promise<ChaosReport & { kills: number; restarts: number; 
   try {
     for (let i = 0; i < workerCount; i++) start(i)
     progress.step(`${workerCount} workers starting on ${partitions} partitions`)
-    await waitForAssignment(slots, partitions, 90_000)
+    await waitForAssignment(slots, partitions, 90_000).catch((error: unknown) => {
+      for (const worker of slots) process.stderr.write(`--- ${worker.name} (last log lines)\n${worker.logs().split('\n').slice(-15).join('\n')}\n`)
+      throw error
+    })
     const producer = createProducer({ brokers })
     let seq = 0
     const feeding = (async () => {
