@@ -1,19 +1,20 @@
 // weir's public entry point. Everything a user may import is listed here explicitly: values first, then types.
-// The test driver has its own entry: weir/testing.
+// The test driver has its own entry (weir/testing), the gateway too (weir/gateway: it loads the uWebSockets.js
+// native addon, which a worker never needs), and the browser/Node client SDK (weir/client).
 
 export { ENVELOPE_SCHEMA_VERSION, DEFAULT_MAX_ENVELOPE_BYTES, createEnvelopeCodec, decodeEnvelope, encodeEnvelope, validateEnvelope } from './envelope/codec.ts'
 export { MAX_BREADCRUMBS, createEnvelope, followUp, isTraceparent, spanId, traceId } from './envelope/envelope.ts'
 export { EnvelopeError, WeirError, errorCodes, isWeirError } from './core/errors.ts'
 export { channelNames } from './core/diagnostics.ts'
 export { commandPath, createCommandCatalog, deadlinesTopic } from './commands/catalog.ts'
-export { createAdmin, createConsumer, createPartitionReader, createProducer, isFencedError } from './kafka/index.ts'
+export { createAdmin, createConsumer, createPartitionReader, createProducer, isFencedError, partitionFor } from './kafka/index.ts'
 export { defineTopology } from './topology/define.ts'
 export { StreamRecord } from './topology/record.ts'
 export { serdes } from './topology/serde.ts'
 export { changelogTopic, createStreamRuntime } from './topology/runtime/stream-runtime.ts'
 export { DEAD_LETTER_HEADERS } from './topology/runtime/dead-letter.ts'
-export { createMemoryStore } from './state/memory-store.ts'
-export { openRocksDbStore } from './state/rocksdb-store.ts'
+export { MemoryStore, createMemoryStore } from './state/memory-store.ts'
+export { RocksDbStore, openRocksDbStore } from './state/rocksdb-store.ts'
 export { openStore } from './state/open-store.ts'
 export { dedupe } from './processors/dedupe.ts'
 export { deadlineArbiter } from './processors/deadline-arbiter.ts'
@@ -72,6 +73,7 @@ export type { Serde, SerdeName, SerdeSpec } from './topology/serde.ts'
 export type { ErrorPolicy } from './topology/runtime/task.ts'
 export type { OpenedStore, RuntimeMetrics, RuntimeState, StoreOpener, StreamRuntime, StreamRuntimeOptions } from './topology/runtime/stream-runtime.ts'
 export type { BatchOperation, KeyRange, KeyValueStore as ByteStore } from './state/kv-store.ts'
+export type { RocksDbStoreOptions } from './state/rocksdb-store.ts'
 export type { CommandContext, CommandHandler, CommandRegistry, CommandRouterOptions } from './processors/command-router.ts'
 export type { CommandService, CommandServiceOptions, CommandServiceTopics } from './processors/command-service.ts'
 export type { DeadlineArbiterOptions } from './processors/deadline-arbiter.ts'

@@ -62,6 +62,47 @@ export interface RuntimeErrorMessage {
   fatal: boolean
 }
 
+export interface GatewayConnectionMessage {
+  instanceId: string
+  event: 'open' | 'close' | 'rejected'
+  subject?: string
+  sessionId?: string
+  /** close: the WebSocket close code; rejected: the HTTP status. */
+  code?: number
+  /** rejected: the error code (WEIR_ERR_UNAUTHENTICATED, ...); close: why (backpressure, token expired, shutdown). */
+  reason?: string
+}
+
+export interface GatewayCommandMessage {
+  instanceId: string
+  requestId: string
+  path: string
+  sessionId: string
+  outcome: 'accepted' | 'rejected' | 'failed'
+  /** rejected / failed: the error code sent to the client. */
+  code?: string
+  durationMs?: number
+  error?: unknown
+}
+
+export interface GatewayReplayMessage {
+  instanceId: string
+  sessionId: string
+  /** 'results' or 'events:<alias>'. */
+  stream: string
+  replayed: number
+  gaps: number
+  durationMs: number
+  switched: boolean
+  error?: unknown
+}
+
+export interface GatewayErrorMessage {
+  instanceId: string
+  where: string
+  error: unknown
+}
+
 export const channelNames = {
   envelopeRejected: 'weir:envelope:rejected',
   kafkaTransaction: 'weir:kafka:transaction',
@@ -70,6 +111,10 @@ export const channelNames = {
   restoreProgress: 'weir:runtime:restore-progress',
   commit: 'weir:runtime:commit',
   runtimeError: 'weir:runtime:error',
+  gatewayConnection: 'weir:gateway:connection',
+  gatewayCommand: 'weir:gateway:command',
+  gatewayReplay: 'weir:gateway:replay',
+  gatewayError: 'weir:gateway:error',
 } as const
 
 export const channels = {
@@ -80,6 +125,10 @@ export const channels = {
   restoreProgress: diagnostics.channel(channelNames.restoreProgress),
   commit: diagnostics.channel(channelNames.commit),
   runtimeError: diagnostics.channel(channelNames.runtimeError),
+  gatewayConnection: diagnostics.channel(channelNames.gatewayConnection),
+  gatewayCommand: diagnostics.channel(channelNames.gatewayCommand),
+  gatewayReplay: diagnostics.channel(channelNames.gatewayReplay),
+  gatewayError: diagnostics.channel(channelNames.gatewayError),
 } as const
 
 /** Publishes only when someone listens, so the hot path pays nothing otherwise. */

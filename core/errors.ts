@@ -21,8 +21,20 @@ export const errorCodes = {
   WEIR_ERR_KAFKA: 'The Kafka client reported an error; `cause` holds the client error.',
   WEIR_ERR_KAFKA_TRANSACTION: 'A Kafka transaction could not be committed and was aborted; nothing it wrote is visible.',
   WEIR_ERR_KAFKA_FENCED: 'This producer was fenced by a newer instance with the same transactional id (a zombie).',
-  WEIR_ERR_CLOSED: 'The component was used after close().',
+  WEIR_ERR_INVALID_ARGUMENT: 'A call received an argument it cannot use (wrong type, empty key, inverted range).',
+  WEIR_ERR_CLOSED: 'The component was used while it is not open (before open() or after close()).',
   WEIR_ERR_TIMEOUT: 'A bounded wait ran out of time before its condition held.',
+  // Gateway protocol (socket frames, authentication). The client SDK rejects with these too.
+  WEIR_ERR_FRAME_MALFORMED: 'A socket frame is not a JSON (text) or msgpack (binary) document holding one object.',
+  WEIR_ERR_FRAME_INVALID: 'A socket frame decoded but is not a valid frame (unknown type, missing or invalid fields); `violations` says why.',
+  WEIR_ERR_FRAME_TOO_LARGE: 'A socket frame is larger than the gateway accepts (maxFrameBytes).',
+  WEIR_ERR_RATE_LIMITED: 'The connection sent frames faster than its rate limit; the frame was dropped (`retryAfterMs` says when to retry).',
+  WEIR_ERR_UNAUTHENTICATED: 'No token, or a token that failed verification (signature, algorithm, issuer, audience, claims).',
+  WEIR_ERR_TOKEN_EXPIRED: 'The token expired (at upgrade, or on an open connection that did not refresh it in time).',
+  WEIR_ERR_FORBIDDEN: 'The authenticated subject may not do this (missing role, or a token refresh for another subject).',
+  WEIR_ERR_UNKNOWN_TOPIC: 'A subscribe, unsubscribe or resume names a topic alias or Kafka topic the gateway does not serve.',
+  WEIR_ERR_HANDSHAKE_INVALID: 'The WebSocket upgrade request is malformed (bad session nonce, unsupported encoding or subprotocol).',
+  WEIR_ERR_DECRYPT: 'An encrypted result could not be decrypted with the session key (wrong key or tampered frame).',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -1,4 +1,4 @@
-import { Producer, ProduceAcks, compatibilityPartitioner } from '@platformatic/kafka'
+import { Producer, ProduceAcks, compatibilityPartitioner, murmur2 } from '@platformatic/kafka'
 import type { Message, MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
@@ -216,6 +216,15 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
     commit: () => end(true),
     abort: () => end(false),
   }
+}
+
+/**
+ * The partition a keyed record goes to among `count` partitions, as the Java client, Kafka Streams and weir's
+ * producers place it: murmur2(key) & 0x7fffffff modulo the count.
+ */
+export function partitionFor(key: Uint8Array | string, count: number): number {
+  const bytes = typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.byteLength)
+  return (murmur2(bytes, false) & 0x7fffffff) % count
 }
 
 /**

@@ -1,51 +1,80 @@
-// The key-value store a task's state lives in. Keys and values are bytes; keys are ordered byte-wise.
-// Kept as small as Kafka Streams' KeyValueStore: the runtime layers typed views, staging and changelogs on top.
+// The key-value store a task's state lives in. Keys and values are bytes; keys are ordered byte-wise (unsigned,
+// shorter first when one is a prefix of the other). Kept as small as Kafka Streams' KeyValueStore: typed views,
+// per-record staging, changelogs and timers are layered on top by the runtime (topology/runtime/).
+//
+// Bytes are Node Buffers (a Uint8Array subclass): the runtime hands store keys to Kafka and compares range bounds
+// as latin1 strings, both of which want Buffers. Buffers a store returns belong to the caller; a store never
+// keeps a reference to a Buffer it was given.
 
 export interface KeyRange {
+  /** Lower bound, inclusive. */
   gte?: Buffer
+  /** Lower bound, exclusive. */
   gt?: Buffer
+  /** Upper bound, inclusive. */
   lte?: Buffer
+  /** Upper bound, exclusive. */
   lt?: Buffer
-  /** Descending key order. */
+  /** Descending key order (the bounds keep their meaning). */
   reverse?: boolean
-  /** At most this many entries. */
+  /** At most this many entries (an integer >= 0). */
   limit?: number
 }
 
 export type BatchOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'delete'; key: Buffer }
 
+export type Entry = [key: Buffer, value: Buffer]
+
 export interface KeyValueStore {
-  get(key: Buffer): Promise<Buffer | undefined>
-  /** Point reads of many keys at once (one round trip for stores that have a cost per call). */
-  getMany(keys: readonly Buffer[]): Promise<Array<Buffer | undefined>>
-  put(key: Buffer, value: Buffer): Promise<void>
-  delete(key: Buffer): Promise<void>
-  /** Applies every operation atomically, in order (a later operation on a key wins). */
-  write(operations: readonly BatchOperation[]): Promise<void>
-  /** Entries within the bounds, in key order. */
-  range(range?: KeyRange): AsyncIterable<[Buffer, Buffer]>
-  /** Entries whose key starts with `prefix`. */
-  prefix(prefix: Buffer): AsyncIterable<[Buffer, Buffer]>
-  /** A cheap estimate of the number of keys (exact for the memory store). */
-  approximateCount(): Promise<number>
-  /** Removes every entry (a partition's state being rebuilt from its changelog). */
-  clear(): Promise<void>
+  /** Makes the store usable; idempotent. After close(), opens it again (a persistent store with its data). */
+  open(): Promise<void>
+  /** Releases files and memory; idempotent. Every other call then rejects with WEIR_ERR_CLOSED until open(). */
   close(): Promise<void>
+  /** The value, or undefined when the key is absent (an empty Buffer is a value). */
+  get(key: Buffer): Promise<Buffer | undefined>
+  /** Point reads of many keys in one call (one round trip where a call has a fixed cost); same order as `keys`. */
+  getMany(keys: readonly Buffer[]): Promise<Array<Buffer | undefined>>
+  /** One write; the runtime prefers write() so a commit is one atomic step. */
+  put(key: Buffer, value: Buffer): Promise<void>
+  /** Removes the key; removing an absent key is not an error. */
+  delete(key: Buffer): Promise<void>
+  /**
+   * Applies every operation or none (a commit's store writes), in order, so a later operation on a key wins.
+   * On a persistent store the batch survives a process crash once the promise resolves.
+   */
+  write(operations: readonly BatchOperation[]): Promise<void>
+  /**
+   * Entries within the bounds, in key order. A scan sees the store as it was at its first step: writes made
+   * while it runs do not show up in it. Leaving the loop early releases the scan.
+   */
+  range(range?: KeyRange): AsyncIterable<Entry>
+  /** Entries whose key starts with `prefix` (all entries for an empty prefix); a range scan underneath. */
+  prefix(prefix: Buffer, options?: Pick<KeyRange, 'reverse' | 'limit'>): AsyncIterable<Entry>
+  /** The number of keys, cheaply: exact in memory, RocksDB's estimate on disk (for metrics and sizing, not logic). */
+  approximateCount(): Promise<number>
+  /** Removes every entry, the store stays open (a partition's state being rebuilt from its changelog). */
+  clear(): Promise<void>
+  /** Closes the store and deletes what it keeps (its folder on disk); open() afterwards starts empty. */
+  destroy(): Promise<void>
 }
 
-/** The smallest key greater than every key starting with `prefix`; undefined when there is none (all 0xff). */
+/** The smallest key greater than every key starting with `prefix`; undefined when there is none (empty or all 0xff). */
 export function prefixUpperBound(prefix: Buffer): Buffer | undefined {
-  const end = Buffer.from(prefix)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1
-      return end.subarray(0, i + 1)
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const byte = prefix[i] as number
+    if (byte < 0xff) {
+      const end = Buffer.from(prefix.subarray(0, i + 1))
+      end[i] = byte + 1
+      return end
     }
   }
   return undefined
 }
 
-export function prefixRange(prefix: Buffer): KeyRange {
+/** The range of keys starting with `prefix`. */
+export function prefixRange(prefix: Buffer, options: Pick<KeyRange, 'reverse' | 'limit'> = {}): KeyRange {
   const upper = prefixUpperBound(prefix)
-  return upper === undefined ? { gte: prefix } : { gte: prefix, lt: upper }
+  const range: KeyRange = { gte: Buffer.from(prefix), ...options }
+  if (upper !== undefined) range.lt = upper
+  return range
 }

@@ -1,110 +1,114 @@
-// In-memory key-value store: a sorted key array (binary search) plus a map. For tests, the test driver and
-// small stores that are rebuilt from their changelog on every assignment.
-import { WeirError } from '../core/errors.ts'
+// In-memory key-value store: for tests, the test driver, and `backend: 'memory'` stores that are rebuilt from
+// their changelog on every assignment. Not persistent: close() and destroy() drop the data.
+import type { BatchOperation, Entry, KeyRange, KeyValueStore } from './kv-store.ts'
 import { prefixRange } from './kv-store.ts'
-import type { BatchOperation, KeyRange, KeyValueStore } from './kv-store.ts'
+import { SortedMap } from './sorted-map.ts'
+import type { ScanBounds } from './sorted-map.ts'
+import { batchOperations, bytes, closedError, keyRange } from './store-checks.ts'
+
+const NAME = 'memory store'
 
 // latin1 maps each byte to one UTF-16 code unit, so string order is byte order.
 const str = (key: Buffer) => key.toString('latin1')
+// Copies out, so callers own what they get and cannot change the store through it.
+const copy = (value: Buffer) => Buffer.from(value)
 
-export function createMemoryStore(): KeyValueStore {
-  let keys: string[] = []
-  const values = new Map<string, Buffer>()
-  let closed = false
-  const guard = () => {
-    if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'memory store is closed')
+export class MemoryStore implements KeyValueStore {
+  #map = new SortedMap()
+  #open = true
+
+  /** Born open (there is nothing to wait for); open() after close() starts empty. */
+  async open(): Promise<void> {
+    this.#open = true
   }
 
-  // First index whose key is >= k.
-  const lowerBound = (k: string) => {
-    let lo = 0
-    let hi = keys.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((keys[mid] as string) < k) lo = mid + 1
-      else hi = mid
+  async close(): Promise<void> {
+    this.#open = false
+    this.#map = new SortedMap()
+  }
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    this.#check()
+    const value = this.#map.get(str(bytes(key, 'key', NAME)))
+    return value === undefined ? undefined : copy(value)
+  }
+
+  async getMany(keys: readonly Buffer[]): Promise<Array<Buffer | undefined>> {
+    this.#check()
+    const ks = keys.map((key, i) => str(bytes(key, `keys[${i}]`, NAME)))
+    return ks.map((k) => {
+      const value = this.#map.get(k)
+      return value === undefined ? undefined : copy(value)
+    })
+  }
+
+  async put(key: Buffer, value: Buffer): Promise<void> {
+    this.#check()
+    this.#map.set(str(bytes(key, 'key', NAME)), copy(bytes(value, 'value', NAME)))
+  }
+
+  async delete(key: Buffer): Promise<void> {
+    this.#check()
+    this.#map.delete(str(bytes(key, 'key', NAME)))
+  }
+
+  async write(operations: readonly BatchOperation[]): Promise<void> {
+    this.#check()
+    // Checked first, then applied in one synchronous step: nothing else runs in between, so the batch is atomic.
+    for (const op of batchOperations(operations, NAME)) {
+      if (op.type === 'put') this.#map.set(str(op.key), copy(op.value))
+      else this.#map.delete(str(op.key))
     }
-    return lo
-  }
-  const put = (key: Buffer, value: Buffer) => {
-    const k = str(key)
-    if (!values.has(k)) keys.splice(lowerBound(k), 0, k)
-    values.set(k, Buffer.from(value))
-  }
-  const del = (key: Buffer) => {
-    const k = str(key)
-    if (!values.delete(k)) return
-    keys.splice(lowerBound(k), 1)
   }
 
-  const store: KeyValueStore = {
-    async get(key) {
-      guard()
-      return values.get(str(key))
-    },
-    async getMany(list) {
-      guard()
-      return list.map((key) => values.get(str(key)))
-    },
-    async put(key, value) {
-      guard()
-      put(key, value)
-    },
-    async delete(key) {
-      guard()
-      del(key)
-    },
-    async write(operations: readonly BatchOperation[]) {
-      guard()
-      for (const op of operations) {
-        if (op.type === 'put') put(op.key, op.value)
-        else del(op.key)
-      }
-    },
-    async *range(range: KeyRange = {}) {
-      guard()
-      let start = 0
-      let end = keys.length
-      if (range.gte !== undefined) start = Math.max(start, lowerBound(str(range.gte)))
-      if (range.gt !== undefined) {
-        const g = str(range.gt)
-        let i = lowerBound(g)
-        if (keys[i] === g) i++
-        start = Math.max(start, i)
-      }
-      if (range.lt !== undefined) end = Math.min(end, lowerBound(str(range.lt)))
-      if (range.lte !== undefined) {
-        const l = str(range.lte)
-        let i = lowerBound(l)
-        if (keys[i] === l) i++
-        end = Math.min(end, i)
-      }
-      // A snapshot of the matching keys, so writes during iteration do not disturb it.
-      const slice = keys.slice(start, Math.max(start, end))
-      if (range.reverse) slice.reverse()
-      const limit = range.limit ?? Infinity
-      let n = 0
-      for (const k of slice) {
-        if (n++ >= limit) return
-        const value = values.get(k)
-        if (value !== undefined) yield [Buffer.from(k, 'latin1'), value]
-      }
-    },
-    prefix(prefix) {
-      return store.range(prefixRange(prefix))
-    },
-    async approximateCount() {
-      guard()
-      return values.size
-    },
-    async clear() {
-      guard()
-      keys = []
-      values.clear()
-    },
-    async close() {
-      closed = true
-    },
+  async *range(range?: KeyRange): AsyncGenerator<Entry, void, undefined> {
+    this.#check()
+    const r = keyRange(range, NAME)
+    const limit = r.limit ?? Infinity
+    if (limit === 0) return
+    const map = this.#map
+    let n = 0
+    for (const item of map.scan(scanBounds(r))) {
+      yield [Buffer.from(item.k, 'latin1'), copy(item.value)]
+      if (++n >= limit) return
+      // A scan on a store closed under it ends with the same error as any other call.
+      if (map !== this.#map) this.#check()
+    }
   }
-  return store
+
+  async *prefix(prefix: Buffer, options: Pick<KeyRange, 'reverse' | 'limit'> = {}): AsyncGenerator<Entry, void, undefined> {
+    yield* this.range(prefixRange(bytes(prefix, 'prefix', NAME), options))
+  }
+
+  async approximateCount(): Promise<number> {
+    this.#check()
+    return this.#map.size
+  }
+
+  async clear(): Promise<void> {
+    this.#check()
+    this.#map.clear()
+  }
+
+  async destroy(): Promise<void> {
+    await this.close()
+  }
+
+  #check(): void {
+    if (!this.#open) throw closedError(NAME)
+  }
+}
+
+export function createMemoryStore(): MemoryStore {
+  return new MemoryStore()
+}
+
+// keyRange() left at most one lower and one upper bound.
+function scanBounds(r: KeyRange): ScanBounds {
+  const bounds: ScanBounds = { reverse: r.reverse === true }
+  if (r.gte !== undefined) bounds.lower = { k: str(r.gte), inclusive: true }
+  if (r.gt !== undefined) bounds.lower = { k: str(r.gt), inclusive: false }
+  if (r.lte !== undefined) bounds.upper = { k: str(r.lte), inclusive: true }
+  if (r.lt !== undefined) bounds.upper = { k: str(r.lt), inclusive: false }
+  return bounds
 }

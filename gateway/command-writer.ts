@@ -1,0 +1,100 @@
+// Group commit of commands. The idempotent producer has one request in flight per broker (@platformatic/kafka
+// forces maxInflights = 1 with idempotence), so one send per command caps the gateway at one command per
+// round trip. Here the first command goes out at once; commands arriving while a send is in flight wait and
+// go out together in the next send.
+//
+// A send answers with the base offset per partition, not per record. Each command's own offset (for its ack)
+// is base + its index among the batch's records for that partition, so the writer needs each record's
+// partition: it asks the adapter's partitioner (partitionFor, the same function the producer places records with).
+import { WeirError } from '../core/errors.ts'
+import { partitionFor } from '../kafka/index.ts'
+import type { KafkaProducer, OutgoingRecord, ProducedRecordMetadata } from '../kafka/index.ts'
+
+export interface CommandWriterOptions {
+  producer: KafkaProducer
+  /** Partition count of a topic, or undefined when unknown (then no offset can be attributed). */
+  partitionCount(topic: string): number | undefined
+  /** Most records per send (default 1000). */
+  maxRecords?: number
+}
+
+export interface CommandWriter {
+  /** Produces `records` in the next send; resolves with where `records[0]` was written. */
+  write(records: readonly OutgoingRecord[]): Promise<ProducedRecordMetadata>
+  /** Resolves when everything queued so far has been sent (or failed). */
+  flush(): Promise<void>
+}
+
+interface Entry {
+  readonly records: readonly OutgoingRecord[]
+  readonly resolve: (metadata: ProducedRecordMetadata) => void
+  readonly reject: (error: unknown) => void
+}
+
+export function createCommandWriter(options: CommandWriterOptions): CommandWriter {
+  const maxRecords = options.maxRecords ?? 1000
+  let queue: Entry[] = []
+  let inFlight: Promise<void> | undefined
+
+  function next(): void {
+    if (inFlight !== undefined || queue.length === 0) return
+    let count = 0
+    let take = 0
+    while (take < queue.length && (take === 0 || count + (queue[take] as Entry).records.length <= maxRecords)) {
+      count += (queue[take] as Entry).records.length
+      take++
+    }
+    const batch = queue.slice(0, take)
+    queue = queue.slice(take)
+    inFlight = send(batch).finally(() => {
+      inFlight = undefined
+      next()
+    })
+  }
+
+  async function send(batch: Entry[]): Promise<void> {
+    let written: ProducedRecordMetadata[]
+    try {
+      written = await options.producer.send(batch.flatMap((e) => e.records))
+    } catch (error) {
+      for (const entry of batch) entry.reject(error)
+      return
+    }
+    const base = new Map(written.map((m) => [`${m.topic}\u0000${m.partition}`, m.offset]))
+    const index = new Map<string, bigint>()
+    for (const entry of batch) {
+      let first: ProducedRecordMetadata | undefined
+      for (const [i, record] of entry.records.entries()) {
+        const partition = record.partition ?? partitionOf(record, options.partitionCount(record.topic))
+        if (partition === undefined) continue
+        const key = `${record.topic}\u0000${partition}`
+        const n = index.get(key) ?? 0n
+        index.set(key, n + 1n)
+        const offset = base.get(key)
+        if (i === 0 && offset !== undefined) first = { topic: record.topic, partition, offset: offset + n }
+      }
+      if (first === undefined) entry.reject(new WeirError('WEIR_ERR_KAFKA', `no offset reported for ${entry.records[0]?.topic}`))
+      else entry.resolve(first)
+    }
+  }
+
+  return {
+    write(records) {
+      return new Promise((resolve, reject) => {
+        queue.push({ records, resolve, reject })
+        next()
+      })
+    },
+    async flush() {
+      while (inFlight !== undefined || queue.length > 0) {
+        next()
+        await inFlight
+      }
+    },
+  }
+}
+
+function partitionOf(record: OutgoingRecord, count: number | undefined): number | undefined {
+  if (count === undefined || count <= 0 || record.key === undefined || record.key === null) return undefined
+  return partitionFor(record.key, count)
+}

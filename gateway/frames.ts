@@ -1,0 +1,62 @@
+// Server-side frame building: Kafka records to result/event frames, and command envelope ids and traces.
+import { createHash, randomBytes } from 'node:crypto'
+
+import { isTraceparent } from '../envelope/envelope.ts'
+import type { Envelope, TraceContext } from '../envelope/envelope.ts'
+import type { ConsumedRecord } from '../kafka/index.ts'
+import type { EventFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
+
+function delivered(record: ConsumedRecord, envelope: Envelope) {
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset.toString(),
+    id: envelope.id,
+    requestId: envelope.requestId,
+    ...(envelope.topicAlias === undefined ? {} : { topicAlias: envelope.topicAlias }),
+    contextPath: envelope.contextPath,
+    alias: envelope.alias,
+    payload: envelope.payload,
+    createdAt: envelope.createdAt,
+    ...(envelope.trace === undefined ? {} : { traceparent: envelope.trace.traceparent }),
+  }
+}
+
+export function resultFrame(record: ConsumedRecord, envelope: Envelope): ResultFrame | TimeoutFrame {
+  if (envelope.status === 'timeout') return { type: 'timeout', status: 'timeout', ...delivered(record, envelope) }
+  return { type: 'result', status: envelope.status === 'error' ? 'error' : 'ok', ...delivered(record, envelope) }
+}
+
+export function eventFrame(record: ConsumedRecord, envelope: Envelope, topicAlias: string): EventFrame {
+  return { type: 'event', ...delivered(record, envelope), topicAlias }
+}
+
+/**
+ * The envelope id of a command: a UUIDv8 derived from (session, requestId). A client that re-sends a
+ * command it got no ack for (after a reconnect) produces the same id, and the worker's consumed-id store
+ * drops the second copy: re-sending is safe.
+ */
+export function commandId(sessionId: string, requestId: string): string {
+  const h = createHash('sha256').update(sessionId).update('\u0000').update(requestId).digest('hex')
+  const variant = ((parseInt(h[16] as string, 16) & 0x3) | 0x8).toString(16)
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
+/** The command's trace: a child span of the client's traceparent when it sent a valid one, else a new trace. */
+export function commandTrace(traceparent: string | undefined): TraceContext {
+  const span = randomBytes(8).toString('hex')
+  if (traceparent !== undefined && isTraceparent(traceparent)) {
+    const [version, traceId, , flags] = traceparent.split('-')
+    return { traceparent: `${version}-${traceId}-${span}-${flags}` }
+  }
+  return { traceparent: `00-${randomBytes(16).toString('hex')}-${span}-01` }
+}
+
+/** The Kafka key of a command: the spec's keyField value when it is a string or number, else the requestId. */
+export function commandKey(payload: unknown, keyField: string | undefined, requestId: string): string {
+  if (keyField !== undefined && typeof payload === 'object' && payload !== null) {
+    const value = (payload as Record<string, unknown>)[keyField]
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return String(value)
+  }
+  return requestId
+}

@@ -1,0 +1,127 @@
+// The client SDK against real gateways and a real broker: send/outcomes, subscriptions, and automatic
+// reconnect with resume across gateway instances.
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+
+import { isWeirError } from '../../core/errors.ts'
+import { connect } from '../../gateway/client.ts'
+import type { EventFrame } from '../../gateway/protocol.ts'
+import { closeAdmin } from '../helpers/kafka.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { HS256_SECRET, createGatewayTopics, produceEvents, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
+
+after(closeAdmin)
+
+test('send resolves with the result, rejects with coded errors and timeouts; subscribe delivers events', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const worker = await startTestWorker(t, topics)
+  const gateway = await startGateway(t, { catalog: testCatalog(topics) })
+  const client = await connect({ url: `ws://127.0.0.1:${gateway.port}/ws`, token: await token({ sub: 'alice' }), encoding: 'msgpack' })
+  t.after(() => client.close())
+  assert.equal(client.state, 'open')
+  assert.match(client.sessionId ?? '', /^s_/)
+
+  const events: EventFrame[] = []
+  client.subscribe('orders', (event) => events.push(event))
+
+  const placed = client.send('orders/sales/place', { orderId: 'o-1', qty: 1 }, { requestId: 'c-1', ttlMs: 5000 })
+  await worker.reply(await worker.command((c) => c.requestId === 'c-1'), { placed: 'o-1' })
+  const result = await placed
+  assert.deepEqual(result.payload, { placed: 'o-1' })
+
+  await assert.rejects(client.send('orders/sales/unknown', {}), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_UNKNOWN_COMMAND')
+  await assert.rejects(client.send('orders/sales/place', { qty: 'x' }), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_SCHEMA_VIOLATION')
+
+  // The deadline arbiter's timeout outcome, and a handler's error result.
+  const timedOut = client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'c-timeout' })
+  await worker.reply(await worker.command((c) => c.requestId === 'c-timeout'), { code: 'WEIR_ERR_DEADLINE_EXCEEDED' }, 'timeout')
+  await assert.rejects(timedOut, (e) => isWeirError(e, 'WEIR_ERR_DEADLINE_EXCEEDED'))
+  const failed = client.send('orders/sales/place', { orderId: 'o-3', qty: 1 }, { requestId: 'c-error' })
+  await worker.reply(await worker.command((c) => c.requestId === 'c-error'), { code: 'WEIR_ERR_NON_RETRIABLE', message: 'out of stock' }, 'error')
+  await assert.rejects(failed, (e) => isWeirError(e, 'WEIR_ERR_NON_RETRIABLE') && e.message === 'out of stock')
+
+  await produceEvents(topics.events, [{ e: 1 }, { e: 2 }])
+  await waitFor(() => events.length === 2, { what: 'two events' })
+  assert.deepEqual(
+    events.map((e) => e.payload),
+    [{ e: 1 }, { e: 2 }],
+  )
+})
+
+test('no outcome by the deadline plus the grace period rejects with WEIR_ERR_TIMEOUT', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const gateway = await startGateway(t, { catalog: testCatalog(topics) })
+  const client = await connect({ url: `ws://127.0.0.1:${gateway.port}/ws`, token: await token(), outcomeGraceMs: 200 })
+  t.after(() => client.close())
+  await assert.rejects(client.send('orders/sales/place', { orderId: 'o', qty: 1 }, { ttlMs: 300 }), (e) => isWeirError(e, 'WEIR_ERR_TIMEOUT'))
+})
+
+test('the client reconnects to a new instance, resumes, and settles what it sent before the restart', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const catalog = testCatalog(topics)
+  const worker = await startTestWorker(t, topics)
+  let gateway = await startGateway(t, { catalog })
+  const states: string[] = []
+  const client = await connect({
+    url: () => `ws://127.0.0.1:${gateway.port}/ws`,
+    token: () => token({ sub: 'alice' }),
+    reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+    onStateChange: (s) => states.push(s),
+  })
+  t.after(() => client.close())
+  const sessionId = client.sessionId
+  const events: EventFrame[] = []
+  client.subscribe('orders', (event) => events.push(event))
+  const first = client.send('orders/sales/place', { orderId: 'o-1', qty: 1 }, { requestId: 'k-1' })
+  const second = client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'k-2' })
+  await worker.reply(await worker.command((c) => c.requestId === 'k-1'), { n: 1 })
+  await first
+  await worker.command((c) => c.requestId === 'k-2')
+  await produceEvents(topics.events, [{ e: 1 }])
+  await waitFor(() => events.length === 1, { what: 'the first event' })
+
+  await gateway.close()
+  await waitFor(() => client.state === 'reconnecting', { what: 'the client to notice' })
+  // While no gateway runs: k-2's result and two events; and a command sent while disconnected.
+  await worker.reply(await worker.command((c) => c.requestId === 'k-2'), { n: 2 })
+  await produceEvents(topics.events, [{ e: 2 }, { e: 3 }])
+  const third = client.send('orders/sales/place', { orderId: 'o-3', qty: 1 }, { requestId: 'k-3' })
+
+  gateway = await startGateway(t, { catalog })
+  assert.deepEqual((await second).payload, { n: 2 })
+  assert.equal(client.sessionId, sessionId)
+  await worker.reply(await worker.command((c) => c.requestId === 'k-3'), { n: 3 })
+  assert.deepEqual((await third).payload, { n: 3 })
+  await produceEvents(topics.events, [{ e: 4 }])
+  await waitFor(() => events.length >= 4, { what: 'four events' })
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(
+    events.map((e) => e.payload),
+    [{ e: 1 }, { e: 2 }, { e: 3 }, { e: 4 }],
+  )
+  assert.ok(states.includes('reconnecting') && states.at(-1) === 'open')
+  // k-3 was produced once although it was queued while disconnected.
+  assert.equal(worker.commands.filter((c) => c.requestId === 'k-3').length, 1)
+})
+
+test('the SDK refreshes its token before expiry over the open connection', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const gateway = await startGateway(t, { catalog: testCatalog(topics), auth: { hs256Secret: HS256_SECRET, clockToleranceSec: 0 } })
+  let issued = 0
+  const states: string[] = []
+  const client = await connect({
+    url: `ws://127.0.0.1:${gateway.port}/ws`,
+    token: () => {
+      issued++
+      return token({ sub: 'alice', expiresInSec: 2 })
+    },
+    refreshBeforeExpiryMs: 1500,
+    onStateChange: (s) => states.push(s),
+  })
+  t.after(() => client.close())
+  // Without the refresh the gateway would close the connection (4001) two seconds after the first token.
+  await new Promise((r) => setTimeout(r, 3500))
+  assert.equal(client.state, 'open')
+  assert.deepEqual(states, ['open'])
+  assert.ok(issued >= 3, `tokens issued: ${issued}`)
+})
