@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
-import type { KafkaProducer, OutgoingRecord } from '../kafka/index.ts'
+import type { KafkaAdmin, KafkaProducer, OutgoingRecord } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
 import { openStore } from '../state/open-store.ts'
 import { defineTopology } from '../topology/define.ts'
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     payload: { type: 'string', default: '100' },
     eos: { type: 'string', default: 'on' },
     keys: { type: 'string', default: '1000' },
+    // For profiling one side: `node --cpu-prof bench/partition.ts --only weir`.
+    only: { type: 'string' },
   },
 })
 const records = Number(values.records)
@@ -109,7 +111,7 @@ function counting(input: string, output: string) {
   })
 }
 
-async function runWeir(brokers: string[], input: string, output: string, run: string): Promise<Sample> {
+async function runWeir(brokers: string[], admin: KafkaAdmin, input: string, output: string, run: string): Promise<Sample> {
   const stateDir = await mkdtemp(join(tmpdir(), 'weir-bench-'))
   const runtime = createStreamRuntime({
     applicationId: `bench-weir-${run}`,
@@ -123,14 +125,11 @@ async function runWeir(brokers: string[], input: string, output: string, run: st
   try {
     return await measure(async () => {
       await runtime.start()
+      // Done when the group's committed offsets (stable: no open transaction) cover every input record: then
+      // every output of the run is committed too. Counting processed records would count re-processing.
       for (;;) {
-        const m = await runtime.metrics()
-        if (m.processed >= records && m.commits > 0) {
-          // Everything processed: wait for the commit that carries the last records.
-          const commits = m.commits
-          while ((await runtime.metrics()).commits === commits) await new Promise((r) => setTimeout(r, 5))
-          return
-        }
+        const committed = await admin.committedOffsets(`bench-weir-${run}`, input)
+        if (committed.reduce((sum, p) => sum + (p.offset > 0n ? Number(p.offset) : 0), 0) >= records) return
         await new Promise((r) => setTimeout(r, 20))
       }
     })
@@ -184,6 +183,7 @@ function median(xs: number[]): number {
 }
 
 function summarize(samples: Sample[], partitions: number): ScenarioResult {
+  if (samples.length === 0) return { recordsPerSecond: 0, perPartitionRecordsPerSecond: 0, cpuSecondsPerMillion: 0, peakRssMb: 0, runs: [] }
   const rates = samples.map((s) => records / s.seconds)
   const rate = median(rates)
   return {
@@ -216,9 +216,9 @@ async function main() {
         await preload(brokers, input)
         // Alternate the order so neither side always runs on a warmer broker.
         const order = r % 2 === 0 ? (['weir', 'raw'] as const) : (['raw', 'weir'] as const)
-        for (const which of order) {
+        for (const which of order.filter((w) => values.only === undefined || values.only === w)) {
           if (which === 'weir') {
-            const sample = await runWeir(brokers, input, `bench-${run}.weir-out`, run)
+            const sample = await runWeir(brokers, admin, input, `bench-${run}.weir-out`, run)
             weirSamples.push(sample)
             progress.step(`  weir       ${Math.round(records / sample.seconds).toLocaleString('en')} records/s`)
           } else {

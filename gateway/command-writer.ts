@@ -7,7 +7,7 @@
 // is base + its index among the batch's records for that partition, so the writer needs each record's
 // partition: it asks the adapter's partitioner (partitionFor, the same function the producer places records with).
 import { WeirError } from '../core/errors.ts'
-import { partitionFor } from '../kafka/index.ts'
+import { MAX_SEND_BYTES, estimateRecordBytes, partitionFor } from '../kafka/index.ts'
 import type { KafkaProducer, OutgoingRecord, ProducedRecordMetadata } from '../kafka/index.ts'
 
 export interface CommandWriterOptions {
@@ -38,10 +38,17 @@ export function createCommandWriter(options: CommandWriterOptions): CommandWrite
 
   function next(): void {
     if (inFlight !== undefined || queue.length === 0) return
+    // Bounded in bytes too, below the adapter's own chunk size, so one write is one produce request and
+    // each partition's records in it have consecutive offsets from the reported base.
     let count = 0
+    let bytes = 0
     let take = 0
-    while (take < queue.length && (take === 0 || count + (queue[take] as Entry).records.length <= maxRecords)) {
-      count += (queue[take] as Entry).records.length
+    while (take < queue.length) {
+      const entry = queue[take] as Entry
+      const size = entry.records.reduce((sum, r) => sum + estimateRecordBytes(r), 0)
+      if (take > 0 && (count + entry.records.length > maxRecords || bytes + size > MAX_SEND_BYTES)) break
+      count += entry.records.length
+      bytes += size
       take++
     }
     const batch = queue.slice(0, take)

@@ -6,6 +6,7 @@ import { WeirError } from '../core/errors.ts'
 import type { KafkaConsumer } from './consumer.ts'
 import { groupInternals } from './group.ts'
 import type { GroupMember } from './group.ts'
+import { chunkRecords } from './chunks.ts'
 import { baseClientOptions, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
@@ -18,7 +19,11 @@ export interface KafkaProducerOptions extends KafkaClientOptions {
 
 export interface KafkaProducer {
   readonly transactionalId: string | undefined
-  /** Produces outside any transaction (acks=all, idempotent unless disabled). */
+  /**
+   * Produces outside any transaction (acks=all, idempotent unless disabled). Large sends are cut into requests of
+   * at most MAX_SEND_BYTES (kafka/chunks.ts), sent in order; the result has, per request and partition, the base
+   * offset of that request's records for the partition (so a partition can appear more than once).
+   */
   send(records: readonly OutgoingRecord[]): Promise<ProducedRecordMetadata[]>
   /** Starts a transaction; only one can be open per producer. Needs `transactionalId`. */
   beginTransaction(): Promise<KafkaTransaction>
@@ -75,9 +80,13 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
     async send(records) {
       guard()
       if (records.length === 0) return []
+      const written: ProducedRecordMetadata[] = []
       try {
-        const result = await producer.send({ messages: records.map(toMessage), acks: ProduceAcks.ALL })
-        return (result.offsets ?? []).map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }))
+        for (const chunk of chunkRecords(records)) {
+          const result = await producer.send({ messages: chunk.map(toMessage), acks: ProduceAcks.ALL })
+          for (const o of result.offsets ?? []) written.push({ topic: o.topic, partition: o.partition, offset: o.offset })
+        }
+        return written
       } catch (error) {
         throw wrapKafkaError(error, 'send')
       }
@@ -175,10 +184,14 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
     send(batch) {
       return enqueue('send', async () => {
         if (batch.length === 0) return []
+        const written: ProducedRecordMetadata[] = []
         try {
-          const result = await tx.send({ messages: batch.map(toMessage) })
-          records += batch.length
-          return (result.offsets ?? []).map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }))
+          for (const chunk of chunkRecords(batch)) {
+            const result = await tx.send({ messages: chunk.map(toMessage) })
+            records += chunk.length
+            for (const o of result.offsets ?? []) written.push({ topic: o.topic, partition: o.partition, offset: o.offset })
+          }
+          return written
         } catch (error) {
           throw wrapKafkaError(error, `send in transaction of ${transactionalId}`)
         }

@@ -138,3 +138,25 @@ test('a second producer with the same transactional id fences the first (zombie)
   const seen = await consume(output, { until: (r) => text(r) === 'from-successor' })
   assert.deepEqual(seen.map(text), ['from-successor'])
 })
+
+test('a send larger than the broker\'s max.message.bytes for one partition is split and commits whole', async (t) => {
+  // A busy task stages several MiB for one partition between commits; one record batch that large is
+  // refused with MESSAGE_TOO_LARGE, so the adapter cuts sends into bounded requests (kafka/chunks.ts).
+  const [output] = await createTopics(t, { prefix: 'big-tx', partitions: 1 })
+  assert.ok(output)
+  const producer = transactional(t)
+  const value = 'x'.repeat(1024)
+  const records = Array.from({ length: 3000 }, (_, i) => ({ topic: output, key: `k${i}`, value: `${i}:${value}` }))
+  const tx = await producer.beginTransaction()
+  const written = await tx.send(records)
+  await tx.commit()
+  assert.ok(written.length > 1, 'the 3 MiB send went out as several requests')
+  assert.deepEqual(written.map((w) => w.offset), [...written.map((w) => w.offset)].sort((a, b) => (a < b ? -1 : 1)), 'requests in order')
+  const outputs = await consume(output, { count: 3000 })
+  assert.deepEqual(outputs.map((r) => Number(text(r).split(':')[0])), Array.from({ length: 3000 }, (_, i) => i))
+
+  const plain = createProducer({ brokers: brokers(), clientId: 'big-plain' })
+  t.after(() => plain.close())
+  await plain.send(records.slice(0, 1500))
+  assert.equal((await consume(output, { count: 4500 })).length, 4500)
+})
