@@ -96,7 +96,8 @@ export class Task {
   readonly #positions: Map<string, bigint>
   readonly #committedPositions: Map<string, bigint>
   #outputs: OutgoingRecord[] = []
-  #stagedOutputs: OutgoingRecord[] | undefined
+  /** While a record or timer is being handled: where its outputs start in #outputs (-1 otherwise). */
+  #stageMark = -1
   #punctuations: Punctuation[] = []
   #streamTime = -1
   #current: Current = { metadata: undefined, node: '' }
@@ -261,7 +262,7 @@ export class Task {
     for (const buffer of this.#buffers.values()) buffer.clear()
     for (const timers of this.#timers.values()) timers.reset()
     this.#outputs = []
-    this.#stagedOutputs = undefined
+    this.#stageMark = -1
     this.#positions.clear()
     for (const [topic, offset] of this.#committedPositions) this.#positions.set(topic, offset)
     this.#dirty = false
@@ -275,23 +276,23 @@ export class Task {
 
   // ---- internals ----
 
+  // Staging costs nothing per record unless the record writes: outputs are appended to #outputs and cut back
+  // on failure; write buffers create their stage on the first write.
   #beginStage(): void {
     for (const buffer of this.#buffers.values()) buffer.beginStage()
-    this.#stagedOutputs = []
+    this.#stageMark = this.#outputs.length
   }
 
   #commitStage(): void {
     for (const buffer of this.#buffers.values()) buffer.commitStage()
-    if (this.#stagedOutputs !== undefined) {
-      this.#outputs.push(...this.#stagedOutputs)
-      this.counters.outputs += this.#stagedOutputs.length
-    }
-    this.#stagedOutputs = undefined
+    if (this.#stageMark >= 0) this.counters.outputs += this.#outputs.length - this.#stageMark
+    this.#stageMark = -1
   }
 
   #discardStage(): void {
     for (const buffer of this.#buffers.values()) buffer.discardStage()
-    this.#stagedOutputs = undefined
+    if (this.#stageMark >= 0) this.#outputs.length = this.#stageMark
+    this.#stageMark = -1
   }
 
   #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }): void {
@@ -384,12 +385,15 @@ export class Task {
       ...(partition === undefined ? {} : { partition }),
       ...(record.headers.size > 0 ? { headers: Object.fromEntries(record.headers) } : {}),
     }
-    ;(this.#stagedOutputs ?? this.#outputs).push(outgoing)
-    if (this.#stagedOutputs === undefined) this.counters.outputs++
+    this.#outputs.push(outgoing)
+    if (this.#stageMark < 0) this.counters.outputs++
   }
 
   async #punctuate(type: 'wall-clock' | 'stream-time', time: number): Promise<void> {
+    if (this.#punctuations.length === 0) return
+    let cancelled = false
     for (const p of this.#punctuations) {
+      if (p.cancelled) cancelled = true
       if (p.cancelled || p.type !== type || time < p.next) continue
       p.next = time + p.interval
       this.#beginStage()
@@ -405,7 +409,7 @@ export class Task {
         this.#current = { metadata: undefined, node: '' }
       }
     }
-    this.#punctuations = this.#punctuations.filter((p) => !p.cancelled)
+    if (cancelled || this.#punctuations.some((p) => p.cancelled)) this.#punctuations = this.#punctuations.filter((p) => !p.cancelled)
   }
 
   #makeContext(name: string, spec: ProcessorSpec): ProcessorContext {

@@ -16,6 +16,7 @@ export class WriteBuffer {
   readonly base: BaseStore
   #pending = new Map<string, Entry>()
   #stage: Map<string, Entry> | undefined
+  #staging = false
 
   constructor(base: BaseStore) {
     this.base = base
@@ -26,17 +27,26 @@ export class WriteBuffer {
   }
 
   beginStage(): void {
-    this.#stage = new Map()
+    this.#staging = true
   }
 
   commitStage(): void {
+    this.#staging = false
     if (this.#stage === undefined) return
     for (const [k, entry] of this.#stage) this.#pending.set(k, entry)
     this.#stage = undefined
   }
 
   discardStage(): void {
+    this.#staging = false
     this.#stage = undefined
+  }
+
+  // The stage map exists only once the current record writes.
+  #target(): Map<string, Entry> {
+    if (!this.#staging) return this.#pending
+    this.#stage ??= new Map()
+    return this.#stage
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -47,11 +57,11 @@ export class WriteBuffer {
   }
 
   put(key: Buffer, value: Buffer): void {
-    ;(this.#stage ?? this.#pending).set(str(key), { key: Buffer.from(key), value })
+    this.#target().set(str(key), { key: Buffer.from(key), value })
   }
 
   delete(key: Buffer): void {
-    ;(this.#stage ?? this.#pending).set(str(key), { key: Buffer.from(key), value: null })
+    this.#target().set(str(key), { key: Buffer.from(key), value: null })
   }
 
   /** Entries of the merged view (stage over pending over base), in key order. */
@@ -111,6 +121,7 @@ export class WriteBuffer {
   clear(): void {
     this.#pending.clear()
     this.#stage = undefined
+    this.#staging = false
   }
 }
 
