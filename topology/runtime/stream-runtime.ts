@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
 import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
-import type { GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition } from '../../kafka/index.ts'
+import type { GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
 import type { Topology } from '../define.ts'
 import type { BaseStore, BatchOperation } from './base-store.ts'
 import { Task } from './task.ts'
@@ -392,6 +392,21 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     }
   }
 
+  type Batches = Awaited<ReturnType<PartitionReader['fetch']>>
+  type Fetched = { ok: true; batches: Batches } | { ok: false; error: unknown }
+  const positionsKey = (positions: readonly TopicPartitionOffset[]) => positions.map((p) => `${p.topic}\u0000${p.partition}\u0000${p.offset}`).join('\u0001')
+  // The fetch for the positions after the batch being processed goes out before processing starts, so the
+  // broker's answer travels while records are processed. It is used only when the next fetch asks exactly
+  // those positions (records at given offsets never change); a rebalance or a rewind discards it.
+  let prefetch: { key: string; result: Promise<Fetched> } | undefined
+
+  function startFetch(positions: TopicPartitionOffset[], maxWaitMs: number): Promise<Fetched> {
+    return (reader as PartitionReader).fetch(positions, { maxWaitMs }).then(
+      (batches) => ({ ok: true as const, batches }),
+      (error: unknown) => ({ ok: false as const, error }),
+    )
+  }
+
   async function runLoop(): Promise<void> {
     let nextCommit = now() + commitIntervalMs
     let fetchFailures = 0
@@ -409,16 +424,32 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         topology.sourceTopics.map((topic) => ({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })),
       )
       const wait = Math.max(0, Math.min(commitIntervalMs, nextCommit - now()))
-      let batches: Awaited<ReturnType<PartitionReader['fetch']>>
-      try {
-        batches = await (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
+      const key = positionsKey(positions)
+      let fetched: Fetched
+      if (prefetch !== undefined && prefetch.key === key) {
+        fetched = await prefetch.result
+      } else {
+        if (prefetch !== undefined) await prefetch.result
+        fetched = await startFetch(positions, wait)
+      }
+      prefetch = undefined
+      let batches: Batches
+      if (fetched.ok) {
+        batches = fetched.batches
         fetchFailures = 0
-      } catch (error) {
+      } else {
         // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
-        publish(channels.runtimeError, { applicationId, error, fatal: false })
+        publish(channels.runtimeError, { applicationId, error: fetched.error, fatal: false })
         fetchFailures++
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 5000)))
         batches = []
+      }
+      if (batches.some((b) => b.records.length > 0) && !stopRequested) {
+        const next = positions.map((p) => {
+          const batch = batches.find((b) => b.topic === p.topic && b.partition === p.partition)
+          return batch === undefined || batch.outOfRange || batch.nextOffset <= p.offset ? p : { ...p, offset: batch.nextOffset }
+        })
+        prefetch = { key: positionsKey(next), result: startFetch(next, Math.max(0, Math.min(commitIntervalMs, nextCommit - now()))) }
       }
       for (const batch of batches) {
         const live = tasks.get(batch.partition)
@@ -445,6 +476,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   }
 
   async function shutdown(): Promise<void> {
+    if (prefetch !== undefined) await prefetch.result
+    prefetch = undefined
     await commitAll().catch(() => {})
     await member?.leave()
     for (const partition of [...tasks.keys()]) await closeTask(partition, true)
