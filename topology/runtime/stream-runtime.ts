@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
 import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
-import type { GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
+import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
 import type { Topology } from '../define.ts'
 import type { BaseStore, BatchOperation } from './base-store.ts'
 import { Task } from './task.ts'
@@ -392,92 +392,114 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     }
   }
 
-  type Batches = Awaited<ReturnType<PartitionReader['fetch']>>
-  type Fetched = { ok: true; batches: Batches } | { ok: false; error: unknown }
-  const positionsKey = (positions: readonly TopicPartitionOffset[]) => positions.map((p) => `${p.topic}\u0000${p.partition}\u0000${p.offset}`).join('\u0001')
-  // The fetch for the positions after the batch being processed goes out before processing starts, so the
-  // broker's answer travels while records are processed. It is used only when the next fetch asks exactly
-  // those positions (records at given offsets never change); a rebalance or a rewind discards it.
-  let prefetch: { key: string; result: Promise<Fetched> } | undefined
+  // Fetched records wait in one queue per (task, source topic), like Kafka Streams' record queues. The loop
+  // takes one record from each non-empty queue in turn, so a small topic (deadline registrations, pending
+  // results) is never stuck behind a large backlog of another topic of the same task, and between records it
+  // fires due timers and commits when the interval is up, so deadlines and commits stay on time during a backlog.
+  // A queue that runs dry sends the loop back to fetch (without waiting while other queues still hold records).
+  interface RecordQueue {
+    readonly live: LiveTask
+    readonly topic: string
+    readonly records: readonly ConsumedRecord[]
+    index: number
+    readonly nextOffset: bigint
+  }
+  const queues = new Map<string, RecordQueue>()
+  const queueKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
+  /** How often timers and punctuations are checked between records (ms). */
+  const timerCheckMs = Math.min(10, commitIntervalMs)
 
-  function startFetch(positions: TopicPartitionOffset[], maxWaitMs: number): Promise<Fetched> {
-    return (reader as PartitionReader).fetch(positions, { maxWaitMs }).then(
-      (batches) => ({ ok: true as const, batches }),
-      (error: unknown) => ({ ok: false as const, error }),
-    )
+  async function fireDue(): Promise<void> {
+    const time = now()
+    for (const live of tasks.values()) {
+      await live.task.fireTimers(time)
+      await live.task.punctuate(time)
+    }
   }
 
   async function runLoop(): Promise<void> {
     let nextCommit = now() + commitIntervalMs
+    let nextTimerCheck = now()
     let fetchFailures = 0
+    const commitDue = () => now() >= nextCommit || [...tasks.values()].some((live) => live.task.commitRequested)
+    const commitNow = async () => {
+      await commitAll()
+      nextCommit = now() + commitIntervalMs
+    }
     while (!stopRequested) {
       if (pendingAssignment !== undefined) {
         const assignment = pendingAssignment
         pendingAssignment = undefined
         await reconcile(assignment)
       }
+      // Queues of tasks that were closed or re-created (a failed commit rewinds them) are dropped.
+      for (const [key, queue] of queues) if (tasks.get(queue.live.task.partition) !== queue.live) queues.delete(key)
       if (tasks.size === 0) {
         await new Promise((r) => setTimeout(r, 50))
         continue
       }
-      const positions = [...tasks.values()].flatMap((live) =>
-        topology.sourceTopics.map((topic) => ({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })),
-      )
-      const wait = Math.max(0, Math.min(commitIntervalMs, nextCommit - now()))
-      const key = positionsKey(positions)
-      let fetched: Fetched
-      if (prefetch !== undefined && prefetch.key === key) {
-        fetched = await prefetch.result
-      } else {
-        if (prefetch !== undefined) await prefetch.result
-        fetched = await startFetch(positions, wait)
-      }
-      prefetch = undefined
-      let batches: Batches
-      if (fetched.ok) {
-        batches = fetched.batches
-        fetchFailures = 0
-      } else {
-        // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
-        publish(channels.runtimeError, { applicationId, error: fetched.error, fatal: false })
-        fetchFailures++
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 5000)))
-        batches = []
-      }
-      if (batches.some((b) => b.records.length > 0) && !stopRequested) {
-        const next = positions.map((p) => {
-          const batch = batches.find((b) => b.topic === p.topic && b.partition === p.partition)
-          return batch === undefined || batch.outOfRange || batch.nextOffset <= p.offset ? p : { ...p, offset: batch.nextOffset }
-        })
-        prefetch = { key: positionsKey(next), result: startFetch(next, Math.max(0, Math.min(commitIntervalMs, nextCommit - now()))) }
-      }
-      for (const batch of batches) {
-        const live = tasks.get(batch.partition)
-        if (live === undefined) continue
-        if (batch.outOfRange) {
-          // auto.offset.reset=earliest: the committed position fell off the log.
-          const [reset] = await (reader as PartitionReader).offsets([batch], 'earliest')
-          if (reset !== undefined) live.task.advance(batch.topic, reset.offset)
-          continue
-        }
-        for (const record of batch.records) await live.task.process(record)
-        live.task.advance(batch.topic, batch.nextOffset)
-      }
-      const time = now()
+      const positions: TopicPartitionOffset[] = []
       for (const live of tasks.values()) {
-        await live.task.fireTimers(time)
-        await live.task.punctuate(time)
+        for (const topic of topology.sourceTopics) {
+          if (!queues.has(queueKey(topic, live.task.partition))) positions.push({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })
+        }
       }
-      if (now() >= nextCommit || [...tasks.values()].some((live) => live.task.commitRequested)) {
-        await commitAll()
-        nextCommit = now() + commitIntervalMs
+      if (positions.length > 0) {
+        const wait = queues.size > 0 ? 0 : Math.max(0, Math.min(commitIntervalMs, nextCommit - now(), nextTimerCheck + timerCheckMs - now()))
+        let batches: Awaited<ReturnType<PartitionReader['fetch']>> = []
+        try {
+          batches = await (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
+          fetchFailures = 0
+        } catch (error) {
+          // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
+          publish(channels.runtimeError, { applicationId, error, fatal: false })
+          fetchFailures++
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 5000)))
+        }
+        for (const batch of batches) {
+          const live = tasks.get(batch.partition)
+          if (live === undefined) continue
+          if (batch.outOfRange) {
+            // auto.offset.reset=earliest: the committed position fell off the log.
+            const [reset] = await (reader as PartitionReader).offsets([batch], 'earliest')
+            if (reset !== undefined) live.task.advance(batch.topic, reset.offset)
+            continue
+          }
+          if (batch.records.length === 0) live.task.advance(batch.topic, batch.nextOffset)
+          else queues.set(queueKey(batch.topic, batch.partition), { live, topic: batch.topic, records: batch.records, index: 0, nextOffset: batch.nextOffset })
+        }
       }
+      // Round-robin over the queues until one runs dry (then fetch again) or a commit is due.
+      let drained = false
+      while (queues.size > 0 && !drained && !stopRequested) {
+        for (const [key, queue] of queues) {
+          await queue.live.task.process(queue.records[queue.index++] as ConsumedRecord)
+          if (queue.index >= queue.records.length) {
+            queue.live.task.advance(queue.topic, queue.nextOffset)
+            queues.delete(key)
+            drained = true
+          }
+        }
+        if (now() >= nextTimerCheck) {
+          await fireDue()
+          nextTimerCheck = now() + timerCheckMs
+        }
+        if (commitDue()) {
+          await commitNow()
+          // A failed commit re-created tasks: their queues are stale.
+          for (const [key, queue] of queues) if (tasks.get(queue.live.task.partition) !== queue.live) queues.delete(key)
+        }
+      }
+      if (now() >= nextTimerCheck || queues.size === 0) {
+        await fireDue()
+        nextTimerCheck = now() + timerCheckMs
+      }
+      if (commitDue()) await commitNow()
     }
   }
 
   async function shutdown(): Promise<void> {
-    if (prefetch !== undefined) await prefetch.result
-    prefetch = undefined
+    queues.clear()
     await commitAll().catch(() => {})
     await member?.leave()
     for (const partition of [...tasks.keys()]) await closeTask(partition, true)

@@ -1,0 +1,146 @@
+// The command service on the real broker: TTL under lag, one outcome per request, dedupe across a restart
+// (state restored from the changelog), dead letters with their headers.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import type { TestContext } from 'node:test'
+
+import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
+import { createEnvelope } from '../../envelope/envelope.ts'
+import type { Envelope } from '../../envelope/envelope.ts'
+import type { ConsumedRecord } from '../../kafka/index.ts'
+import { createCommandRegistry } from '../../processors/command-router.ts'
+import { commandService } from '../../processors/command-service.ts'
+import type { CommandService } from '../../processors/command-service.ts'
+import { openStore } from '../../state/open-store.ts'
+import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
+import type { StreamRuntime } from '../../topology/runtime/stream-runtime.ts'
+import { brokers, closeAdmin, consume, createTopics, produce, uniqueName } from '../helpers/kafka.ts'
+
+after(closeAdmin)
+
+interface Service {
+  service: CommandService
+  handled: string[]
+}
+
+async function setUp(t: TestContext, handlerDelayMs = 0): Promise<Service> {
+  const [commands, results, events] = await createTopics(t, { prefix: 'cs-commands', partitions: 1 }, { prefix: 'cs-results', partitions: 1 }, { prefix: 'cs-events', partitions: 1 })
+  assert.ok(commands && results && events)
+  const handled: string[] = []
+  const registry = createCommandRegistry({
+    topicAlias: 'orders',
+    topics: { commands, results, events },
+    handlers: [
+      {
+        contextPath: 'shop',
+        alias: 'place',
+        payloadSchema: { type: 'object', required: ['sku'], properties: { sku: { type: 'string' } } },
+        stores: ['orders'],
+        async handle(ctx: { payload: { sku: string }; command: Envelope; store: (n: string) => { put(k: string, v: unknown): Promise<void> }; emit(a: string, p: unknown): void }) {
+          if (handlerDelayMs > 0) await new Promise((r) => setTimeout(r, handlerDelayMs))
+          handled.push(ctx.command.requestId)
+          await ctx.store('orders').put(ctx.payload.sku, true)
+          ctx.emit('placed', { sku: ctx.payload.sku })
+          return { placed: ctx.payload.sku }
+        },
+      },
+    ],
+  })
+  const service = commandService({ registry })
+  const s = service.topics
+  // The service's other topics, as a deployment would create them.
+  for (const name of [s.deadlines, s.pendingResults, s.scheduler, s.lateResults]) await createTopicNamed(t, name)
+  return { service, handled }
+}
+
+async function createTopicNamed(_t: TestContext, name: string): Promise<void> {
+  const { admin } = await import('../helpers/kafka.ts')
+  await admin().createTopics([{ name, partitions: 1 }])
+}
+
+async function run(t: TestContext, service: CommandService, applicationId: string, stateDir?: string): Promise<{ runtime: StreamRuntime; stateDir: string }> {
+  const dir = stateDir ?? (await mkdtemp(join(tmpdir(), 'weir-cs-')))
+  const runtime = createStreamRuntime({ applicationId, topology: service.topology, brokers: brokers(), stateDir: dir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  t.after(async () => {
+    await runtime.stop()
+    if (stateDir === undefined) await rm(dir, { recursive: true, force: true })
+  })
+  await runtime.start()
+  return { runtime, stateDir: dir }
+}
+
+const command = (sku: string, extra: Parameters<typeof createEnvelope>[0] | object = {}) =>
+  createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'shop', alias: 'place', payload: { sku }, clientSessionId: 'session-1', ...extra })
+
+const outcomeOf = (record: ConsumedRecord) => decodeEnvelope(record.value as Buffer)
+
+test('the timeout reaches the outcomes topic at the deadline while the command waits behind a backlog', async (t) => {
+  const { service, handled } = await setUp(t, 2)
+  const s = service.topics
+  // 1500 commands of 2 ms each: the last one is reached after 3 s or more.
+  const backlog = Array.from({ length: 1500 }, (_, i) => command(`sku-${i}`))
+  await produce(backlog.map((c) => ({ topic: s.commands, key: c.payload.sku, value: encodeEnvelope(c) })))
+  const late = command('late-sku', { ttlMs: 1500 })
+  // The gateway registers the deadline when it sends the command.
+  await produce([
+    { topic: s.commands, key: 'late-sku', value: encodeEnvelope(late) },
+    { topic: s.deadlines, key: late.requestId, value: encodeEnvelope(late) },
+  ])
+  await run(t, service, uniqueName('cs-lag'))
+  const outcomes = await consume(s.outcomes, { count: 1501, timeoutMs: 120_000 })
+  const decoded = outcomes.map(outcomeOf)
+  const mine = decoded.filter((o) => o.requestId === late.requestId)
+  assert.deepEqual(mine.map((o) => o.status), ['timeout'], 'exactly one outcome for the late command: its timeout')
+  const position = decoded.findIndex((o) => o.requestId === late.requestId)
+  assert.ok(position < 1400, `the timeout came while the backlog was still being processed (outcome #${position} of 1501)`)
+  assert.ok(!handled.includes(late.requestId), 'the expired command was not executed')
+  const dead = await consume(`${s.commands}.dlq`, { count: 1 })
+  assert.equal(dead[0]?.headers.get('weir.error.code')?.toString(), 'WEIR_ERR_COMMAND_EXPIRED')
+  assert.equal(new Set(decoded.map((o) => o.requestId)).size, 1501, 'one outcome per request')
+})
+
+test('a duplicate command id is dropped across a restart: the consumed-id store is restored from its changelog', async (t) => {
+  const { service, handled } = await setUp(t)
+  const s = service.topics
+  const applicationId = uniqueName('cs-dedupe')
+  const first = command('a')
+  await produce([{ topic: s.commands, key: 'a', value: encodeEnvelope(first) }])
+  const { runtime } = await run(t, service, applicationId)
+  await consume(s.outcomes, { count: 1 })
+  await runtime.stop()
+  // A new worker with an empty state folder: it must learn the consumed ids from the changelog.
+  await produce([
+    { topic: s.commands, key: 'a', value: encodeEnvelope(first) },
+    { topic: s.commands, key: 'b', value: encodeEnvelope(command('b')) },
+  ])
+  const second = await run(t, service, applicationId)
+  const outcomes = (await consume(s.outcomes, { count: 2 })).map(outcomeOf)
+  assert.deepEqual(outcomes.map((o) => (o.payload as { placed: string }).placed), ['a', 'b'])
+  assert.equal(handled.filter((id) => id === first.requestId).length, 1, 'handled once')
+  assert.ok((await second.runtime.metrics()).restoredRecords > 0, 'state came from the changelog')
+})
+
+test('unknown commands get an error outcome and a dead letter carrying code, origin and processor', async (t) => {
+  const { service } = await setUp(t)
+  const s = service.topics
+  const unknown = command('x', { alias: 'teleport' })
+  await produce([{ topic: s.commands, key: 'x', value: encodeEnvelope(unknown) }, { topic: s.commands, key: 'garbage', value: Buffer.from([0xc1, 0x00]) }])
+  await run(t, service, uniqueName('cs-dlq'))
+  const [outcome] = (await consume(s.outcomes, { count: 1 })).map(outcomeOf)
+  assert.equal(outcome?.status, 'error')
+  assert.equal((outcome?.payload as { code: string }).code, 'WEIR_ERR_UNKNOWN_COMMAND')
+  const dead = await consume(`${s.commands}.dlq`, { count: 2 })
+  const header = (r: ConsumedRecord | undefined, name: string) => r?.headers.get(name)?.toString()
+  const codes = dead.map((d) => header(d, 'weir.error.code')).sort()
+  assert.deepEqual(codes, ['WEIR_ERR_ENVELOPE_DECODE', 'WEIR_ERR_UNKNOWN_COMMAND'].sort())
+  for (const d of dead) {
+    assert.equal(header(d, 'weir.origin.topic'), s.commands)
+    assert.equal(header(d, 'weir.origin.partition'), '0')
+    assert.match(header(d, 'weir.origin.offset') ?? '', /^[01]$/)
+  }
+  const undecodable = dead.find((d) => header(d, 'weir.error.code') === 'WEIR_ERR_ENVELOPE_DECODE')
+  assert.deepEqual(undecodable?.value, Buffer.from([0xc1, 0x00]), 'the raw bytes are kept')
+})
