@@ -1,5 +1,6 @@
 // Lint rules, including where native addons and the Kafka client may be imported:
-// only state/ touches RocksDB, only gateway/ touches uWebSockets.js, only kafka/ touches @platformatic/kafka.
+// only state/ touches RocksDB, only gateway/ touches uWebSockets.js, only kafka/ touches @platformatic/kafka,
+// only processors/redis/ (the Redis poller baseline and importer, their tests and benchmarks) touches ioredis.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
@@ -8,6 +9,7 @@ const confined = [
   { name: '@nxtedition/rocksdb', home: 'state/' },
   { name: 'rocksdb-native', home: 'state/' },
   { name: 'uWebSockets.js', home: 'gateway/' },
+  { name: 'ioredis', home: 'processors/redis/' },
 ]
 
 function restrictedImportsExcept(allowed) {
@@ -37,6 +39,8 @@ export default tseslint.config(
       ...restrictedImportsExcept([]),
     },
   },
+  // First among the overrides: a later, more specific block (bench/state/**, bench/gateway/**) replaces it.
+  { files: ['processors/redis/**', 'test/processors/redis/**', 'bench/**'], rules: restrictedImportsExcept(['ioredis']) },
   { files: ['kafka/**'], rules: restrictedImportsExcept(['@platformatic/kafka']) },
   { files: ['state/**', 'bench/state/**'], rules: restrictedImportsExcept(['@nxtedition/rocksdb', 'rocksdb-native']) },
   { files: ['gateway/**', 'test/gateway/**', 'bench/gateway/**'], rules: restrictedImportsExcept(['uWebSockets.js']) },

@@ -442,7 +442,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
 
     send(path, payload, sendOptions = {}) {
       if (state === 'closed') return Promise.reject(gatewayError('WEIR_ERR_CLOSED', 'the client is closed'))
-      const requestId = sendOptions.requestId ?? globalThis.crypto.randomUUID()
+      const requestId = sendOptions.requestId ?? newRequestId()
       const existing = pending.get(requestId)
       if (existing !== undefined) return Promise.reject(gatewayError('WEIR_ERR_INVALID_OPTIONS', `requestId ${requestId} is already in flight`))
       const frame: ClientFrame = {
@@ -515,3 +515,13 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
 
 export type { WireErrorCode }
 export type { EventFrame, FrameOffset, GapFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
+
+/** A v4 UUID. crypto.randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere. */
+function newRequestId(): string {
+  if (typeof globalThis.crypto.randomUUID === 'function') return globalThis.crypto.randomUUID()
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16))
+  b[6] = ((b[6] as number) & 0x0f) | 0x40
+  b[8] = ((b[8] as number) & 0x3f) | 0x80
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}

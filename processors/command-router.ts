@@ -172,7 +172,9 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             metrics.handled++
             const resultEnvelope = followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() })
             await context.forward(new StreamRecord(command.requestId, resultEnvelope, record.timestamp), 'results')
-            for (const event of attemptRun.events) await context.forward(new StreamRecord(command.requestId, event, record.timestamp), 'events')
+            // Events keep the command's key (the entity), so one entity's events stay in order on one partition.
+            const eventKey = record.key ?? command.requestId
+            for (const event of attemptRun.events) await context.forward(new StreamRecord(eventKey, event, record.timestamp), 'events')
             return
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error)

@@ -38,11 +38,13 @@ export interface SchedulerMetrics {
   cancelled: number
   delivered: number
   invalid: number
-  /** Recent delivery lateness samples (fired - due), ms; a ring of the last 10,000. */
+  /** Recent delivery lateness samples (fired - due), ms: a ring of the last 10,000, in no particular order. */
   lateness: number[]
 }
 
 export type SchedulerFactory = ProcessorFactory & { readonly metrics: SchedulerMetrics }
+
+const LATENESS_SAMPLES = 10_000
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
@@ -119,11 +121,15 @@ export function scheduler(options: SchedulerOptions = {}): SchedulerFactory {
         for (const [name, value] of Object.entries(due.headers)) headers.set(name, Buffer.from(value))
         headers.set('weir.scheduled.id', Buffer.from(timer.key))
         headers.set('weir.scheduled.at', Buffer.from(String(timer.at)))
+        // A ring of the last LATENESS_SAMPLES (no shifting: that would cost O(n) per delivery).
+        if (metrics.lateness.length < LATENESS_SAMPLES) metrics.lateness.push(timer.firedAt - timer.at)
+        else metrics.lateness[metrics.delivered % LATENESS_SAMPLES] = timer.firedAt - timer.at
         metrics.delivered++
-        if (metrics.lateness.length >= 10_000) metrics.lateness.shift()
-        metrics.lateness.push(timer.firedAt - timer.at)
         const delivery: DueDelivery = { topic: due.topic, value: due.value === null ? null : Buffer.from(due.value) }
         await context.forward(new StreamRecord(due.key === null ? null : Buffer.from(due.key), delivery, timer.firedAt, headers))
+        // A due envelope is visible only once its transaction commits: ask for that now, not at the end of the
+        // commit interval (the runtime commits after the current round, carrying every delivery of the round).
+        context.commit()
       },
     }
   }

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 
 import { runChecks } from './check.ts'
+import { provideChromium } from './infra/chromium.ts'
 import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -14,6 +15,8 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2)
   const skipChecks = process.env.WEIR_SKIP_CHECKS === '1'
   if (!skipChecks && !runChecks(progress)) return 1
+  // The demo's browser test needs Chromium: provided before anything is started, so a failed install stops nothing.
+  const chromium = await provideChromium(progress)
   const infra = await provideInfrastructure({ progress })
   try {
     const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
@@ -22,7 +25,7 @@ async function main(): Promise<number> {
       const child = spawn(
         process.execPath,
         ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
-        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1' } },
+        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1', WEIR_CHROMIUM: chromium } },
       )
       child.on('exit', (exitCode, signal) => resolveRun(exitCode ?? (signal ? 1 : 0)))
     })

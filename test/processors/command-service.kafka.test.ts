@@ -81,8 +81,8 @@ test('the timeout reaches the outcomes topic at the deadline while the command w
   const { service, handled } = await setUp(t, 2)
   const s = service.topics
   // 1500 commands of 2 ms each: the last one is reached after 3 s or more.
-  const backlog = Array.from({ length: 1500 }, (_, i) => command(`sku-${i}`))
-  await produce(backlog.map((c) => ({ topic: s.commands, key: c.payload.sku, value: encodeEnvelope(c) })))
+  const backlog = Array.from({ length: 1500 }, (_, i) => ({ sku: `sku-${i}`, envelope: command(`sku-${i}`) }))
+  await produce(backlog.map((c) => ({ topic: s.commands, key: c.sku, value: encodeEnvelope(c.envelope) })))
   const late = command('late-sku', { ttlMs: 1500 })
   // The gateway registers the deadline when it sends the command.
   await produce([

@@ -2,20 +2,30 @@
 // processed sit in a stage that is dropped if processing fails; the pending layer holds everything since the
 // last Kafka commit and is applied to the committed store only after that commit succeeded. So the local
 // store never holds anything Kafka does not.
+//
+// The pending layer is kept in key order (state/sorted-map.ts), so a range scan merges it with the committed
+// store in O(log n + k): timers scan for due entries every few milliseconds while thousands of writes wait
+// for the next commit, and copying and sorting the pending writes on every scan made firing quadratic.
+import { SortedMap } from '../../state/sorted-map.ts'
+import type { Bound, ScanBounds } from '../../state/sorted-map.ts'
 import type { BaseStore, BatchOperation, RangeOptions } from './base-store.ts'
 
-interface Entry {
-  key: Buffer
+/** The pending layer's value for a deleted key (compared by identity, so an empty value is not a deletion). */
+const TOMBSTONE = Buffer.alloc(0)
+
+interface LocalEntry {
+  k: string
   /** null = deleted */
   value: Buffer | null
 }
 
 const str = (key: Buffer) => key.toString('latin1') // byte order == string order for latin1
+const bytes = (k: string) => Buffer.from(k, 'latin1')
 
 export class WriteBuffer {
   readonly base: BaseStore
-  #pending = new Map<string, Entry>()
-  #stage: Map<string, Entry> | undefined
+  #pending = new SortedMap()
+  #stage: Map<string, Buffer | null> | undefined
   #staging = false
 
   constructor(base: BaseStore) {
@@ -33,7 +43,7 @@ export class WriteBuffer {
   commitStage(): void {
     this.#staging = false
     if (this.#stage === undefined) return
-    for (const [k, entry] of this.#stage) this.#pending.set(k, entry)
+    for (const [k, value] of this.#stage) this.#pending.set(k, value ?? TOMBSTONE)
     this.#stage = undefined
   }
 
@@ -42,72 +52,105 @@ export class WriteBuffer {
     this.#stage = undefined
   }
 
-  // The stage map exists only once the current record writes.
-  #target(): Map<string, Entry> {
-    if (!this.#staging) return this.#pending
-    this.#stage ??= new Map()
-    return this.#stage
-  }
-
   async get(key: Buffer): Promise<Buffer | undefined> {
     const k = str(key)
-    const local = this.#stage?.get(k) ?? this.#pending.get(k)
-    if (local !== undefined) return local.value ?? undefined
+    const staged = this.#stage?.get(k)
+    if (staged !== undefined) return staged ?? undefined
+    if (this.#stage?.has(k) === true) return undefined
+    const pending = this.#pending.get(k)
+    if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
     return this.base.get(key)
   }
 
   put(key: Buffer, value: Buffer): void {
-    this.#target().set(str(key), { key: Buffer.from(key), value })
+    this.#write(str(key), value)
   }
 
   delete(key: Buffer): void {
-    this.#target().set(str(key), { key: Buffer.from(key), value: null })
+    this.#write(str(key), null)
+  }
+
+  // The stage map exists only once the current record writes.
+  #write(k: string, value: Buffer | null): void {
+    if (!this.#staging) {
+      this.#pending.set(k, value ?? TOMBSTONE)
+      return
+    }
+    this.#stage ??= new Map()
+    this.#stage.set(k, value)
   }
 
   /** Entries of the merged view (stage over pending over base), in key order. */
   async *range(options: RangeOptions = {}): AsyncGenerator<[Buffer, Buffer]> {
     const { limit, reverse = false, ...bounds } = options
-    const overlay = new Map(this.#pending)
-    if (this.#stage !== undefined) for (const [k, e] of this.#stage) overlay.set(k, e)
-    const local = [...overlay.entries()].filter(([k]) => inBounds(k, bounds)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    if (reverse) local.reverse()
-    let emitted = 0
-    let i = 0
     const max = limit ?? Infinity
     if (max <= 0) return
+    const local = this.#local(bounds, reverse)
+    let next = local.next()
     const before = (a: string, b: string) => (reverse ? a > b : a < b)
+    let emitted = 0
     for await (const [key, value] of this.base.range({ ...bounds, reverse })) {
       const k = str(key)
-      while (i < local.length && before((local[i] as [string, Entry])[0], k)) {
-        const entry = (local[i++] as [string, Entry])[1]
+      while (!next.done && before(next.value.k, k)) {
+        const entry = next.value
+        next = local.next()
         if (entry.value !== null) {
-          yield [entry.key, entry.value]
+          yield [bytes(entry.k), entry.value]
           if (++emitted >= max) return
         }
       }
-      if (i < local.length && (local[i] as [string, Entry])[0] === k) {
-        const entry = (local[i++] as [string, Entry])[1]
+      if (!next.done && next.value.k === k) {
+        const entry = next.value
+        next = local.next()
         if (entry.value === null) continue
-        yield [entry.key, entry.value]
+        yield [key, entry.value]
       } else {
         yield [key, value]
       }
       if (++emitted >= max) return
     }
-    while (i < local.length) {
-      const entry = (local[i++] as [string, Entry])[1]
-      if (entry.value !== null) {
-        yield [entry.key, entry.value]
+    for (; !next.done; next = local.next()) {
+      if (next.value.value !== null) {
+        yield [bytes(next.value.k), next.value.value]
         if (++emitted >= max) return
       }
     }
   }
 
+  /** Stage over pending, within bounds, in scan order. */
+  *#local(bounds: Omit<RangeOptions, 'limit' | 'reverse'>, reverse: boolean): Generator<LocalEntry, void, undefined> {
+    const scan: ScanBounds = { reverse }
+    const lower: Bound | undefined = bounds.gt !== undefined ? { k: str(bounds.gt), inclusive: false } : bounds.gte !== undefined ? { k: str(bounds.gte), inclusive: true } : undefined
+    const upper: Bound | undefined = bounds.lt !== undefined ? { k: str(bounds.lt), inclusive: false } : bounds.lte !== undefined ? { k: str(bounds.lte), inclusive: true } : undefined
+    if (lower !== undefined) scan.lower = lower
+    if (upper !== undefined) scan.upper = upper
+    const pending = this.#pending.scan(scan)
+    const staged: LocalEntry[] = []
+    if (this.#stage !== undefined) {
+      for (const [k, value] of this.#stage) if (inBounds(k, lower, upper)) staged.push({ k, value })
+      staged.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+      if (reverse) staged.reverse()
+    }
+    const before = (a: string, b: string) => (reverse ? a > b : a < b)
+    let i = 0
+    for (const item of pending) {
+      while (i < staged.length && before((staged[i] as LocalEntry).k, item.k)) yield staged[i++] as LocalEntry
+      if (i < staged.length && (staged[i] as LocalEntry).k === item.k) {
+        yield staged[i++] as LocalEntry
+        continue
+      }
+      yield { k: item.k, value: item.value === TOMBSTONE ? null : item.value }
+    }
+    while (i < staged.length) yield staged[i++] as LocalEntry
+  }
+
   /** The pending writes, one final operation per key (what the changelog and the local store receive). */
   pendingOperations(): BatchOperation[] {
-    return [...this.#pending.values()].map((e) =>
-      e.value === null ? { type: 'delete' as const, key: e.key } : { type: 'put' as const, key: e.key, value: e.value },
-    )
+    const operations: BatchOperation[] = []
+    for (const { k, value } of this.#pending.scan({})) {
+      operations.push(value === TOMBSTONE ? { type: 'delete', key: bytes(k) } : { type: 'put', key: bytes(k), value })
+    }
+    return operations
   }
 
   /** After the Kafka commit: make the pending writes durable locally. */
@@ -125,10 +168,8 @@ export class WriteBuffer {
   }
 }
 
-function inBounds(k: string, b: Omit<RangeOptions, 'limit' | 'reverse'>): boolean {
-  if (b.gte !== undefined && k < str(b.gte)) return false
-  if (b.gt !== undefined && k <= str(b.gt)) return false
-  if (b.lte !== undefined && k > str(b.lte)) return false
-  if (b.lt !== undefined && k >= str(b.lt)) return false
+function inBounds(k: string, lower: Bound | undefined, upper: Bound | undefined): boolean {
+  if (lower !== undefined && (k < lower.k || (k === lower.k && !lower.inclusive))) return false
+  if (upper !== undefined && (k > upper.k || (k === upper.k && !upper.inclusive))) return false
   return true
 }

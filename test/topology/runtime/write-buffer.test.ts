@@ -1,0 +1,93 @@
+// The write buffer's merged view (stage over pending over the committed store) against a plain model, under
+// random writes, deletes, stage commits and discards, flushes and range queries.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import { createMemoryStore } from '../../../state/memory-store.ts'
+import { WriteBuffer } from '../../../topology/runtime/write-buffer.ts'
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 2 ** 32
+  }
+}
+
+const key = (n: number) => Buffer.from(`k${String(n).padStart(3, '0')}`)
+
+test('range, get, stage and flush agree with a model of committed, pending and staged writes', async () => {
+  const random = rng(42)
+  const base = createMemoryStore()
+  await base.open()
+  const buffer = new WriteBuffer(base)
+  let committed = new Map<string, string>()
+  let pending = new Map<string, string | null>()
+  let stage: Map<string, string | null> | undefined
+  const view = () => {
+    const merged = new Map(committed)
+    for (const layer of [pending, stage ?? new Map<string, string | null>()]) {
+      for (const [k, v] of layer) {
+        if (v === null) merged.delete(k)
+        else merged.set(k, v)
+      }
+    }
+    return merged
+  }
+  for (let step = 0; step < 3000; step++) {
+    const r = random()
+    const k = key(Math.floor(random() * 200))
+    if (r < 0.35) {
+      const value = `v${step}`
+      buffer.put(k, Buffer.from(value))
+      ;(stage ?? pending).set(k.toString(), value)
+    } else if (r < 0.5) {
+      buffer.delete(k)
+      ;(stage ?? pending).set(k.toString(), null)
+    } else if (r < 0.55 && stage === undefined) {
+      buffer.beginStage()
+      stage = new Map()
+    } else if (r < 0.6 && stage !== undefined) {
+      buffer.commitStage()
+      for (const [sk, v] of stage) pending.set(sk, v)
+      stage = undefined
+    } else if (r < 0.63 && stage !== undefined) {
+      buffer.discardStage()
+      stage = undefined
+    } else if (r < 0.65 && stage === undefined) {
+      await buffer.flushToBase()
+      committed = view()
+      pending = new Map()
+    } else if (r < 0.8) {
+      assert.equal((await buffer.get(k))?.toString(), view().get(k.toString()), `get ${k} at step ${step}`)
+    } else {
+      const a = key(Math.floor(random() * 200))
+      const b = key(Math.floor(random() * 200))
+      const [lo, hi] = Buffer.compare(a, b) <= 0 ? [a, b] : [b, a]
+      const reverse = random() < 0.5
+      const limit = random() < 0.5 ? Math.floor(random() * 20) + 1 : undefined
+      const inclusive = random() < 0.5
+      const range = { ...(inclusive ? { gte: lo, lte: hi } : { gt: lo, lt: hi }), reverse, ...(limit === undefined ? {} : { limit }) }
+      const got: string[] = []
+      for await (const [rk, rv] of buffer.range(range)) got.push(`${rk}=${rv}`)
+      let expected = [...view()]
+        .filter(([mk]) => (inclusive ? mk >= lo.toString() && mk <= hi.toString() : mk > lo.toString() && mk < hi.toString()))
+        .sort(([x], [y]) => (x < y ? -1 : 1))
+        .map(([mk, mv]) => `${mk}=${mv}`)
+      if (reverse) expected.reverse()
+      if (limit !== undefined) expected = expected.slice(0, limit)
+      assert.deepEqual(got, expected, `range at step ${step}`)
+    }
+  }
+  await base.close()
+})
+
+test('an empty value is a value, not a deletion', async () => {
+  const base = createMemoryStore()
+  await base.open()
+  const buffer = new WriteBuffer(base)
+  buffer.put(Buffer.from('a'), Buffer.alloc(0))
+  assert.deepEqual(await buffer.get(Buffer.from('a')), Buffer.alloc(0))
+  assert.deepEqual(buffer.pendingOperations(), [{ type: 'put', key: Buffer.from('a'), value: Buffer.alloc(0) }])
+  await base.close()
+})
