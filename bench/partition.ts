@@ -1,53 +1,94 @@
-// `npm run bench:partition [-- --json] [--records N] [--partitions 1,4] [--runs 3] [--payload 100] [--eos on|off]`
+// `npm run bench:partition [-- options]`: partition throughput and delayed delivery, weir against baselines
+// measured in the same run, on the same broker, with the same records. Starts its own infrastructure (Kafka,
+// Redis) like every weir command, or uses KAFKA_BOOTSTRAP_SERVERS / REDIS_URL.
 //
-// Partition throughput of a stateful weir topology (a per-key counter in RocksDB, one output per input, exactly
-// once) against a baseline measured in the same run, on the same broker, with the same records:
-//   rawClient: the same Kafka adapter with no runtime and no state: fetch -> produce -> one transaction per fetch
-//              batch (what the runtime costs on top of the client).
-// Each scenario preloads the input topic, then times from start until every output is committed.
-// Reports records/s per partition and in total, CPU seconds per million records and peak RSS; median of the runs.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// Throughput, for each partition count (median of --runs runs):
+//   weir          the topology (--topology command-service: the orders example service, i.e. dedupe + TTL
+//                 arbiter + routing handler with a state store + produce; or counting: a per-key counter) in a
+//                 worker process, exactly once;
+//   rawClient     the same Kafka adapter with no runtime and no state: fetch -> produce, one transaction per batch;
+//   kafkaStreams  the same topology semantics in Kafka Streams 4.x, exactly_once_v2 (bench/baselines/kafka-streams);
+//   brokerCeiling Kafka's own ProducerPerformance and ConsumerPerformance.
+// Delayed delivery, for each backlog size: weir's scheduler (durable timers), the seeds' Redis poller, and
+// Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99.
+//
+// Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting
+//          (--payload sizes the counting records; commands are orders/orders/place envelopes of ~400 B)
+//          --delayed 10000,100000,1000000 --delayed-rate 20000 --delayed-runs 1
+//          --skip throughput,delayed,kafka-streams,redis-poller,ceiling --json
+//          --cpu-prof DIR (a V8 CPU profile of each weir worker, for finding where the time goes)
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
-import type { KafkaAdmin, KafkaProducer, OutgoingRecord } from '../kafka/index.ts'
+import { encodeEnvelope } from '../envelope/codec.ts'
+import { createEnvelope } from '../envelope/envelope.ts'
+import { ordersService } from '../examples/orders/service.ts'
+import { createOrdersTopics } from '../examples/orders/create-topics.ts'
+import { createAdmin, createProducer } from '../kafka/index.ts'
+import type { KafkaAdmin, OutgoingRecord } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
-import { openStore } from '../state/open-store.ts'
-import { defineTopology } from '../topology/define.ts'
-import type { ProcessorContext } from '../topology/processor.ts'
-import type { StreamRecord } from '../topology/record.ts'
-import { createStreamRuntime } from '../topology/runtime/stream-runtime.ts'
+import type { Progress } from '../scripts/infra/index.ts'
+import { measureBrokerCeiling } from './baselines/broker-ceiling.ts'
+import { buildKafkaStreamsBaseline, runKafkaStreams } from './baselines/kafka-streams.ts'
+import { runDelayed, scenarioFor } from './delayed.ts'
+import type { DelayedResult, DelayedSystem } from './delayed.ts'
+import { kafkaStreamsScheduler } from './systems/kafka-streams-scheduler.ts'
+import { redisPoller } from './systems/redis-poller.ts'
+import { weirScheduler } from './systems/weir-scheduler.ts'
+import { runRawClient, runWeirWorker } from './throughput.ts'
+import type { ThroughputSample } from './throughput.ts'
 
 const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
-    records: { type: 'string', default: '50000' },
+    records: { type: 'string', default: '20000' },
     partitions: { type: 'string', default: '1,4' },
     runs: { type: 'string', default: '3' },
     payload: { type: 'string', default: '100' },
     eos: { type: 'string', default: 'on' },
+    topology: { type: 'string', default: 'command-service' },
     keys: { type: 'string', default: '1000' },
-    // For profiling one side: `node --cpu-prof bench/partition.ts --only weir`.
-    only: { type: 'string' },
+    delayed: { type: 'string', default: '10000,100000,1000000' },
+    'delayed-rate': { type: 'string', default: '20000' },
+    'delayed-runs': { type: 'string', default: '1' },
+    skip: { type: 'string', default: '' },
+    // Writes a V8 CPU profile of every weir worker process into this folder (open it in Chrome DevTools).
+    'cpu-prof': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 })
+
+if (values.help) {
+  process.stdout.write(`${(await import('node:fs')).readFileSync(import.meta.filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n')}\n`)
+  process.exit(0)
+}
+
 const records = Number(values.records)
 const runs = Number(values.runs)
 const payloadBytes = Number(values.payload)
 const keyCount = Number(values.keys)
-const partitionCounts = String(values.partitions).split(',').map(Number)
+const partitionCounts = String(values.partitions).split(',').filter(Boolean).map(Number)
 const exactlyOnce = values.eos !== 'off'
+const topologyName = String(values.topology)
+const delayedSizes = String(values.delayed).split(',').filter(Boolean).map(Number)
+const delayedRate = Number(values['delayed-rate'])
+const delayedRuns = Number(values['delayed-runs'])
+const skip = new Set(String(values.skip).split(',').filter(Boolean))
 const progress = createProgress('bench')
 
-interface Sample {
-  seconds: number
-  cpuSeconds: number
-  rssMb: number
+const problems: string[] = []
+if (!(records > 1)) problems.push('--records must be > 1')
+if (!(runs >= 1)) problems.push('--runs must be >= 1')
+if (partitionCounts.some((p) => !(p >= 1))) problems.push('--partitions must list positive numbers')
+if (!['command-service', 'counting'].includes(topologyName)) problems.push('--topology must be command-service or counting')
+if (delayedSizes.some((n) => !(n >= 1))) problems.push('--delayed must list positive numbers')
+for (const s of skip) if (!['throughput', 'delayed', 'kafka-streams', 'redis-poller', 'ceiling'].includes(s)) problems.push(`--skip: unknown ${s}`)
+if (problems.length > 0) {
+  process.stderr.write(`bench:partition: ${problems.join('; ')}\n`)
+  process.exit(2)
 }
 
-interface ScenarioResult {
+interface Figures {
   recordsPerSecond: number
   perPartitionRecordsPerSecond: number
   cpuSecondsPerMillion: number
@@ -55,126 +96,13 @@ interface ScenarioResult {
   runs: number[]
 }
 
-async function preload(brokers: string[], topic: string): Promise<void> {
-  const producer = createProducer({ brokers })
-  const payload = 'x'.repeat(payloadBytes)
-  try {
-    for (let i = 0; i < records; i += 2000) {
-      const batch: OutgoingRecord[] = []
-      for (let j = i; j < Math.min(records, i + 2000); j++) batch.push({ topic, key: `key-${j % keyCount}`, value: JSON.stringify({ seq: j, payload }) })
-      await producer.send(batch)
-    }
-  } finally {
-    await producer.close()
-  }
-}
-
-function measure<T>(fn: () => Promise<T>): Promise<Sample> {
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  let peak = process.memoryUsage().rss
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss)
-  }, 100)
-  return fn().then(() => {
-    clearInterval(sampler)
-    const used = process.cpuUsage(cpu)
-    return { seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6, rssMb: peak / 1024 / 1024 }
-  })
-}
-
-function counting(input: string, output: string) {
-  return defineTopology({
-    sources: { input: { topic: input, keySerde: 'string', valueSerde: 'buffer' } },
-    stores: { counts: { keySerde: 'string', valueSerde: 'json' } },
-    processors: {
-      count: {
-        from: ['input'],
-        stores: ['counts'],
-        use: () => {
-          let context: ProcessorContext
-          return {
-            init(c) {
-              context = c
-            },
-            async process(record: StreamRecord<string, Buffer>) {
-              const store = context.store<string, number>('counts')
-              const next = ((await store.get(record.key)) ?? 0) + 1
-              await store.put(record.key, next)
-              await context.forward(record)
-            },
-          }
-        },
-      },
-    },
-    sinks: { out: { from: ['count'], topic: output, keySerde: 'string', valueSerde: 'buffer' } },
-  })
-}
-
-async function runWeir(brokers: string[], admin: KafkaAdmin, input: string, output: string, run: string): Promise<Sample> {
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-bench-'))
-  const runtime = createStreamRuntime({
-    applicationId: `bench-weir-${run}`,
-    topology: counting(input, output),
-    brokers,
-    stateDir,
-    openStore,
-    createTopics: true,
-    ...(exactlyOnce ? {} : { commitIntervalMs: 1000 }),
-  })
-  try {
-    return await measure(async () => {
-      await runtime.start()
-      // Done when the group's committed offsets (stable: no open transaction) cover every input record: then
-      // every output of the run is committed too. Counting processed records would count re-processing.
-      for (;;) {
-        const committed = await admin.committedOffsets(`bench-weir-${run}`, input)
-        if (committed.reduce((sum, p) => sum + (p.offset > 0n ? Number(p.offset) : 0), 0) >= records) return
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    })
-  } finally {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  }
-}
-
-async function runRawClient(brokers: string[], input: string, output: string, partitions: number, run: string): Promise<Sample> {
-  const member = createGroupMember({ brokers, groupId: `bench-raw-${run}`, topics: [input] })
-  const reader = createPartitionReader({ brokers, maxWaitMs: 100 })
-  const producers = new Map<number, KafkaProducer>()
-  try {
-    return await measure(async () => {
-      const assigned = await member.join()
-      const positions = new Map(assigned.map((p) => [p.partition, 0n]))
-      for (const p of assigned) producers.set(p.partition, createProducer({ brokers, transactionalId: `bench-raw-${run}-${p.partition}` }))
-      let done = 0
-      while (done < records) {
-        const batches = await reader.fetch([...positions].map(([partition, offset]) => ({ topic: input, partition, offset })))
-        await Promise.all(
-          batches.map(async (batch) => {
-            const producer = producers.get(batch.partition) as KafkaProducer
-            const outputs = batch.records.map((r) => ({ topic: output, key: r.key ?? null, value: r.value ?? null }))
-            if (exactlyOnce) {
-              const tx = await producer.beginTransaction()
-              await tx.send(outputs)
-              await tx.sendOffsets(member, [{ topic: input, partition: batch.partition, offset: batch.nextOffset }])
-              await tx.commit()
-            } else {
-              await producer.send(outputs)
-            }
-            positions.set(batch.partition, batch.nextOffset)
-            done += batch.records.length
-          }),
-        )
-      }
-      void partitions
-    })
-  } finally {
-    for (const producer of producers.values()) await producer.close()
-    await reader.close()
-    await member.close()
-  }
+interface ThroughputScenario {
+  partitions: number
+  weir: Figures
+  rawClient: Figures
+  kafkaStreams?: Figures
+  brokerCeiling?: { producerRecordsPerSecond: number; consumerRecordsPerSecond: number }
+  ratios: { weirToRawClient: number; weirToKafkaStreams?: number }
 }
 
 function median(xs: number[]): number {
@@ -182,81 +110,261 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number
 }
 
-function summarize(samples: Sample[], partitions: number): ScenarioResult {
-  if (samples.length === 0) return { recordsPerSecond: 0, perPartitionRecordsPerSecond: 0, cpuSecondsPerMillion: 0, peakRssMb: 0, runs: [] }
-  const rates = samples.map((s) => records / s.seconds)
+function figures(samples: ThroughputSample[], partitions: number): Figures {
+  const rates = samples.map((s) => s.recordsPerSecond)
   const rate = median(rates)
   return {
-    recordsPerSecond: Math.round(rate),
+    recordsPerSecond: rate,
     perPartitionRecordsPerSecond: Math.round(rate / partitions),
     cpuSecondsPerMillion: Number((median(samples.map((s) => s.cpuSeconds)) / (records / 1e6)).toFixed(1)),
-    peakRssMb: Math.round(Math.max(...samples.map((s) => s.rssMb))),
-    runs: rates.map(Math.round),
+    peakRssMb: Math.round(Math.max(...samples.map((s) => s.peakRssMb))),
+    runs: rates,
   }
 }
 
-async function main() {
-  const infra = await provideInfrastructure({ redis: false, progress })
-  const brokers = infra.kafka.brokers
-  const admin = createAdmin({ brokers })
-  const results: Record<string, { weir: ScenarioResult; rawClient: ScenarioResult; ratio: number }> = {}
+async function send(brokers: string[], all: OutgoingRecord[], what: string, p: Progress): Promise<void> {
+  const producer = createProducer({ brokers, clientId: 'bench-preload' })
   try {
-    for (const partitions of partitionCounts) {
-      const weirSamples: Sample[] = []
-      const rawSamples: Sample[] = []
-      for (let r = 0; r < runs; r++) {
-        const run = `${Date.now()}-${partitions}-${r}`
-        const input = `bench-${run}.input`
-        await admin.createTopics([
-          { name: input, partitions },
-          { name: `bench-${run}.weir-out`, partitions },
-          { name: `bench-${run}.raw-out`, partitions },
-        ])
-        progress.step(`${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records} records`)
-        await preload(brokers, input)
-        // Alternate the order so neither side always runs on a warmer broker.
-        const order = r % 2 === 0 ? (['weir', 'raw'] as const) : (['raw', 'weir'] as const)
-        for (const which of order.filter((w) => values.only === undefined || values.only === w)) {
-          if (which === 'weir') {
-            const sample = await runWeir(brokers, admin, input, `bench-${run}.weir-out`, run)
-            weirSamples.push(sample)
-            progress.step(`  weir       ${Math.round(records / sample.seconds).toLocaleString('en')} records/s`)
-          } else {
-            const sample = await runRawClient(brokers, input, `bench-${run}.raw-out`, partitions, run)
-            rawSamples.push(sample)
-            progress.step(`  raw client ${Math.round(records / sample.seconds).toLocaleString('en')} records/s`)
-          }
-        }
-        await admin.deleteTopics([input, `bench-${run}.weir-out`, `bench-${run}.raw-out`]).catch(() => {})
-      }
-      const weir = summarize(weirSamples, partitions)
-      const rawClient = summarize(rawSamples, partitions)
-      results[`partitions=${partitions}`] = { weir, rawClient, ratio: Number((weir.recordsPerSecond / rawClient.recordsPerSecond).toFixed(2)) }
+    for (let i = 0; i < all.length; i += 5000) {
+      await producer.send(all.slice(i, i + 5000))
+      if (i > 0 && i % 100_000 === 0) p.step(`  preloading ${what}: ${i.toLocaleString('en')}/${all.length.toLocaleString('en')}`)
     }
   } finally {
-    await admin.close()
-    await infra.stop()
+    await producer.close()
+  }
+}
+
+/** The input of one run: what weir, the raw client and Kafka Streams read. */
+async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<{ input: string; weirOutput: string; weirModule: string; weirEnv: Record<string, string>; weirApp: string; ksExtra: string[] }> {
+  const payload = 'x'.repeat(payloadBytes)
+  if (topologyName === 'counting') {
+    const input = `bench-${run}.input`
+    const weirOutput = `bench-${run}.weir-out`
+    await admin.createTopics([
+      { name: input, partitions },
+      { name: weirOutput, partitions },
+      { name: `bench-${run}.raw-out`, partitions },
+      { name: `bench-${run}.ks-out`, partitions },
+    ])
+    const all: OutgoingRecord[] = []
+    for (let i = 0; i < records; i++) all.push({ topic: input, key: `key-${i % keyCount}`, value: JSON.stringify({ seq: i, payload }) })
+    await send(brokers, all, 'records', progress)
+    const weirApp = `bench-weir-${run}`
+    return {
+      input,
+      weirOutput,
+      weirApp,
+      weirModule: resolve(import.meta.dirname, 'topologies/counting.ts'),
+      weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
+      ksExtra: [],
+    }
+  }
+  // The orders example service: commands plus their deadline registrations (what the gateway writes).
+  const prefix = `bench-${run}`
+  await createOrdersTopics({ brokers, prefix, partitions })
+  const topics = ordersService({ prefix }).topics
+  await admin.createTopics([
+    { name: `bench-${run}.raw-out`, partitions },
+    { name: `bench-${run}.ks-out`, partitions },
+  ])
+  const all: OutgoingRecord[] = []
+  const now = Date.now()
+  for (let i = 0; i < records; i++) {
+    const orderId = `o-${i}`
+    const command = createEnvelope({
+      kind: 'command',
+      topicAlias: 'orders',
+      contextPath: 'orders',
+      alias: 'place',
+      payload: { orderId, sku: `sku-${i % keyCount}`, qty: 1 },
+      clientSessionId: `session-${i % 100}`,
+      ttlMs: 10 * 60_000,
+      now,
+    })
+    const bytes = encodeEnvelope(command)
+    all.push({ topic: topics.commands, key: orderId, value: bytes }, { topic: topics.deadlines, key: command.requestId, value: bytes })
+  }
+  await send(brokers, all, 'commands', progress)
+  return {
+    input: topics.commands,
+    weirOutput: topics.outcomes,
+    weirApp: `${prefix}-service`,
+    weirModule: resolve(import.meta.dirname, '../examples/orders/topology.ts'),
+    weirEnv: { WEIR_ORDERS_PREFIX: prefix },
+    ksExtra: ['--pending', `${prefix}.ks-pending`, '--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
+  }
+}
+
+function profileEnv(): Record<string, string> {
+  const dir = values['cpu-prof']
+  return dir === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${resolve(dir)}`.trim() }
+}
+
+async function throughput(brokers: string[], admin: KafkaAdmin, classpath: string | undefined): Promise<ThroughputScenario[]> {
+  const scenarios: ThroughputScenario[] = []
+  for (const partitions of partitionCounts) {
+    const samples: Record<'weir' | 'rawClient' | 'kafkaStreams', ThroughputSample[]> = { weir: [], rawClient: [], kafkaStreams: [] }
+    for (let r = 0; r < runs; r++) {
+      const run = `${Date.now().toString(36)}-${partitions}-${r}`
+      progress.step(`throughput, ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
+      const prepared = await prepareRun(brokers, admin, run, partitions)
+      // Alternate the order so no system always meets a warmer broker.
+      const systems: Array<'weir' | 'rawClient' | 'kafkaStreams'> = ['weir', 'rawClient', ...(classpath === undefined ? [] : (['kafkaStreams'] as const))]
+      for (let i = 0; i < r % systems.length; i++) systems.push(systems.shift() as 'weir')
+      for (const system of systems) {
+        let sample: ThroughputSample
+        if (system === 'weir') {
+          sample = await runWeirWorker({
+            brokers,
+            admin,
+            module: prepared.weirModule,
+            applicationId: prepared.weirApp,
+            env: { ...prepared.weirEnv, ...profileEnv() },
+            partitions,
+            output: prepared.weirOutput,
+            expected: records,
+            exactlyOnce,
+          })
+        } else if (system === 'rawClient') {
+          sample = await runRawClient({ brokers, admin, input: prepared.input, output: `bench-${run}.raw-out`, records, run, exactlyOnce })
+        } else {
+          const result = await runKafkaStreams({
+            brokers,
+            mode: topologyName === 'counting' ? 'counting' : 'command-service',
+            input: prepared.input,
+            output: `bench-${run}.ks-out`,
+            applicationId: `bench-ks-${run}`,
+            exactlyOnce,
+            expectedOutputs: records,
+            extraArgs: prepared.ksExtra,
+            ...(classpath === undefined ? {} : { classpath }),
+          })
+          sample = { recordsPerSecond: Math.round(records / Math.max(0.001, result.runningSeconds)), seconds: result.runningSeconds, cpuSeconds: result.cpuSeconds, peakRssMb: result.peakRssMb }
+        }
+        samples[system].push(sample)
+        progress.step(`  ${system.padEnd(12)} ${sample.recordsPerSecond.toLocaleString('en')} records/s`)
+      }
+      const created = await admin.listTopics().catch(() => [] as string[])
+      await admin.deleteTopics(created.filter((t) => t.startsWith(`bench-${run}`))).catch(() => {})
+    }
+    const scenario: ThroughputScenario = {
+      partitions,
+      weir: figures(samples.weir, partitions),
+      rawClient: figures(samples.rawClient, partitions),
+      ratios: { weirToRawClient: 0 },
+    }
+    if (samples.kafkaStreams.length > 0) scenario.kafkaStreams = figures(samples.kafkaStreams, partitions)
+    if (!skip.has('ceiling')) {
+      progress.step(`broker ceiling, ${partitions} partition(s): ProducerPerformance and ConsumerPerformance`)
+      const ceiling = await measureBrokerCeiling({ brokers, topic: `bench-ceiling-${Date.now().toString(36)}-${partitions}`, partitions, records: Math.max(records * 5, 100_000), recordSize: payloadBytes, progress })
+      scenario.brokerCeiling = { producerRecordsPerSecond: Math.round(ceiling.producer.recordsPerSecond), consumerRecordsPerSecond: Math.round(ceiling.consumer.recordsPerSecond) }
+    }
+    scenario.ratios.weirToRawClient = Number((scenario.weir.recordsPerSecond / scenario.rawClient.recordsPerSecond).toFixed(2))
+    if (scenario.kafkaStreams !== undefined) scenario.ratios.weirToKafkaStreams = Number((scenario.weir.recordsPerSecond / scenario.kafkaStreams.recordsPerSecond).toFixed(2))
+    scenarios.push(scenario)
+  }
+  return scenarios
+}
+
+async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, redisUrl: string | undefined): Promise<Record<string, Record<string, DelayedResult>>> {
+  const results: Record<string, Record<string, DelayedResult>> = {}
+  for (const pending of delayedSizes) {
+    const systems: Array<() => DelayedSystem> = [() => weirScheduler()]
+    if (redisUrl !== undefined && !skip.has('redis-poller')) systems.push(() => redisPoller({ redisUrl }))
+    if (classpath !== undefined) systems.push(() => kafkaStreamsScheduler(classpath))
+    const byPending: Record<string, DelayedResult[]> = {}
+    for (let r = 0; r < delayedRuns; r++) {
+      for (const make of systems) {
+        const system = make()
+        progress.step(`delayed delivery, ${pending.toLocaleString('en')} pending at ${delayedRate.toLocaleString('en')}/s: ${system.name}`)
+        const result = await runDelayed(system, scenarioFor(pending, delayedRate), { brokers, admin, runId: `${Date.now().toString(36)}-${system.name}-${pending}`, progress })
+        progress.step(`  ${system.name}: ${result.deliveredPerSecond.toLocaleString('en')}/s, lateness p50 ${result.latenessP50Ms} ms, p99 ${result.latenessP99Ms} ms`)
+        ;(byPending[system.name] ??= []).push(result)
+      }
+    }
+    // The run with the median p99 stands for each system.
+    results[String(pending)] = Object.fromEntries(
+      Object.entries(byPending).map(([name, list]) => [name, [...list].sort((a, b) => a.latenessP99Ms - b.latenessP99Ms)[Math.floor(list.length / 2)] as DelayedResult]),
+    )
   }
   return results
 }
 
+async function main() {
+  const infra = await provideInfrastructure({ redis: !skip.has('redis-poller') && !skip.has('delayed'), progress })
+  const brokers = infra.kafka.brokers
+  const admin = createAdmin({ brokers })
+  try {
+    const classpath = skip.has('kafka-streams') ? undefined : await buildKafkaStreamsBaseline(progress)
+    const scenarios = skip.has('throughput') ? [] : await throughput(brokers, admin, classpath)
+    const delivery = skip.has('delayed') ? {} : await delayed(brokers, admin, classpath, infra.redis?.url)
+    return { scenarios, delivery }
+  } finally {
+    await admin.close()
+    await infra.stop()
+  }
+}
+
+function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>): string {
+  const n = (x: number | undefined) => (x === undefined ? '—' : x.toLocaleString('en'))
+  const lines = [
+    `Throughput: ${topologyName}, ${records.toLocaleString('en')} records, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, median of ${runs} run(s); records/s from ready to last output visible (read_committed)`,
+    '',
+    '| partitions | weir | weir / partition | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw | weir ÷ KS | weir CPU s / M | KS CPU s / M | weir peak RSS MB |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...scenarios.map(
+      (s) =>
+        `| ${s.partitions} | ${n(s.weir.recordsPerSecond)} | ${n(s.weir.perPartitionRecordsPerSecond)} | ${n(s.rawClient.recordsPerSecond)} | ${n(s.kafkaStreams?.recordsPerSecond)} | ${n(s.brokerCeiling?.producerRecordsPerSecond)} | ${n(s.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${s.weir.cpuSecondsPerMillion} | ${s.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${s.weir.peakRssMb} |`,
+    ),
+    '',
+    `Delayed delivery: envelopes due uniformly at ${delayedRate.toLocaleString('en')}/s (at least 5 s), lateness = seen by a read_committed reader - due`,
+    '',
+    '| pending | system | delivered/s | lateness p50 ms | lateness p99 ms | max ms | duplicates | missing | due before ready |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...Object.entries(delivery).flatMap(([pending, bySystem]) =>
+      Object.values(bySystem).map((r) => `| ${n(Number(pending))} | ${r.system} | ${n(r.deliveredPerSecond)} | ${n(r.latenessP50Ms)} | ${n(r.latenessP99Ms)} | ${n(r.latenessMaxMs)} | ${r.duplicates} | ${r.missing} | ${r.dueBeforeReady} |`),
+    ),
+  ]
+  return lines.join('\n')
+}
+
 main().then(
-  (results) => {
-    const lines = [
-      `records ${records}, payload ${payloadBytes} B, ${keyCount} keys, exactly-once ${exactlyOnce ? 'on' : 'off'}, median of ${runs} runs`,
-      '| scenario | weir records/s | weir per partition | raw client records/s | weir ÷ raw | weir CPU s / M records | weir peak RSS MB |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...Object.entries(results).map(
-        ([name, r]) =>
-          `| ${name} | ${r.weir.recordsPerSecond.toLocaleString('en')} | ${r.weir.perPartitionRecordsPerSecond.toLocaleString('en')} | ${r.rawClient.recordsPerSecond.toLocaleString('en')} | ${r.ratio} | ${r.weir.cpuSecondsPerMillion} | ${r.weir.peakRssMb} |`,
-      ),
-    ]
-    process.stdout.write(`${lines.join('\n')}\n`)
-    if (values.json) process.stdout.write(`${JSON.stringify({ records, payloadBytes, keys: keyCount, exactlyOnce, runs, results })}\n`)
+  ({ scenarios, delivery }) => {
+    process.stdout.write(`\n${table(scenarios, delivery)}\n`)
+    if (values.json) {
+      const byPartitions = Object.fromEntries(
+        scenarios.map((s) => [
+          `partitions=${s.partitions}`,
+          {
+            weir: s.weir.recordsPerSecond,
+            rawClient: s.rawClient.recordsPerSecond,
+            kafkaStreams: s.kafkaStreams?.recordsPerSecond ?? null,
+            brokerCeiling: s.brokerCeiling?.producerRecordsPerSecond ?? null,
+            ratios: s.ratios,
+            details: s,
+          },
+        ]),
+      )
+      const delayedJson = Object.fromEntries(
+        Object.entries(delivery).map(([pending, bySystem]) => [
+          `pending=${pending}`,
+          {
+            weir: bySystem.weir?.latenessP99Ms ?? null,
+            redisPoller: bySystem.redisPoller?.latenessP99Ms ?? null,
+            kafkaStreams: bySystem.kafkaStreams?.latenessP99Ms ?? null,
+            details: bySystem,
+          },
+        ]),
+      )
+      const machine = { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version }
+      process.stdout.write(
+        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
+      )
+    }
     process.exit(0)
   },
   (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof InfraUnavailable ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.stderr.write(`bench:partition failed: ${error instanceof InfraUnavailable ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
     process.exit(1)
   },
 )

@@ -146,15 +146,29 @@ export function isTraceparent(value: string): boolean {
   return m !== null && !/^0+$/.test(m[1] as string) && !/^0+$/.test(m[2] as string)
 }
 
+// Random ids for traces and spans come from a pooled buffer: one randomBytes call per 512 ids instead of one
+// per message (a synchronous randomBytes call per message showed up in profiles of the command service).
+let pool = Buffer.alloc(0)
+let poolOffset = 0
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    pool = randomBytes(4096)
+    poolOffset = 0
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes)
+  poolOffset += bytes
+  return hex
+}
+
 function newTrace(): TraceContext {
-  return { traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` }
+  return { traceparent: `00-${randomHex(16)}-${randomHex(8)}-01` }
 }
 
 /** Same trace id, a new span id whose parent is the given span. */
 function childTrace(parent: TraceContext | undefined): TraceContext {
   const m = parent === undefined ? null : TRACEPARENT.exec(parent.traceparent)
   if (m === null || parent === undefined) return newTrace()
-  const child: TraceContext = { traceparent: `00-${m[1]}-${randomBytes(8).toString('hex')}-${m[3]}` }
+  const child: TraceContext = { traceparent: `00-${m[1]}-${randomHex(8)}-${m[3]}` }
   return parent.tracestate === undefined ? child : { ...child, tracestate: parent.tracestate }
 }
 
