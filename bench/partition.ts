@@ -269,7 +269,7 @@ async function throughput(brokers: string[], admin: KafkaAdmin, classpath: strin
 async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, redisUrl: string | undefined): Promise<Record<string, Record<string, DelayedResult>>> {
   const results: Record<string, Record<string, DelayedResult>> = {}
   for (const pending of delayedSizes) {
-    const systems: Array<() => DelayedSystem> = [() => weirScheduler()]
+    const systems: Array<() => DelayedSystem> = [() => weirScheduler(profileEnv())]
     if (redisUrl !== undefined && !skip.has('redis-poller')) systems.push(() => redisPoller({ redisUrl }))
     if (classpath !== undefined) systems.push(() => kafkaStreamsScheduler(classpath))
     const byPending: Record<string, DelayedResult[]> = {}

@@ -13,7 +13,7 @@ import type { DelayedEnvelope, DelayedRunContext, DelayedSystem } from '../delay
 
 const MODULE = resolve(import.meta.dirname, '../topologies/scheduler.ts')
 
-export function weirScheduler(): DelayedSystem {
+export function weirScheduler(extraEnv: Record<string, string> = {}): DelayedSystem {
   let worker: WorkerProcess | undefined
   let stateDir: string | undefined
   let requests = ''
@@ -31,7 +31,7 @@ export function weirScheduler(): DelayedSystem {
         brokers: context.brokers,
         stateDir,
         applicationId,
-        env: { WEIR_BENCH_REQUESTS_TOPIC: requests },
+        env: { WEIR_BENCH_REQUESTS_TOPIC: requests, ...extraEnv },
       })
       await waitForAssignment([worker], 1, 120_000)
     },
