@@ -36,7 +36,7 @@ import { kafkaStreamsScheduler } from './systems/kafka-streams-scheduler.ts'
 import { redisPoller } from './systems/redis-poller.ts'
 import { weirScheduler } from './systems/weir-scheduler.ts'
 import { runRawClient, runWeirWorker } from './throughput.ts'
-import type { ThroughputSample } from './throughput.ts'
+import type { Figures, ThroughputSample } from './throughput.ts'
 
 const { values } = parseArgs({
   options: {
@@ -86,14 +86,6 @@ for (const s of skip) if (!['throughput', 'delayed', 'kafka-streams', 'redis-pol
 if (problems.length > 0) {
   process.stderr.write(`bench:partition: ${problems.join('; ')}\n`)
   process.exit(2)
-}
-
-interface Figures {
-  recordsPerSecond: number
-  perPartitionRecordsPerSecond: number
-  cpuSecondsPerMillion: number
-  peakRssMb: number
-  runs: number[]
 }
 
 interface ThroughputScenario {

@@ -5,13 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-interface Figures {
-  recordsPerSecond: number
-  perPartitionRecordsPerSecond: number
-  cpuSecondsPerMillion: number
-  peakRssMb: number
-  runs: number[]
-}
+import type { DelayedResult } from './delayed.ts'
+import type { Figures } from './throughput.ts'
 
 interface Scenario {
   weir: number
@@ -20,20 +15,6 @@ interface Scenario {
   brokerCeiling: number | null
   ratios: { weirToRawClient: number; weirToKafkaStreams?: number }
   details: { partitions: number; weir: Figures; rawClient: Figures; kafkaStreams?: Figures; brokerCeiling?: { producerRecordsPerSecond: number; consumerRecordsPerSecond: number } }
-}
-
-interface DelayedFigures {
-  system: string
-  pending: number
-  offeredPerSecond: number
-  deliveredPerSecond: number
-  latenessP50Ms: number
-  latenessP99Ms: number
-  latenessMaxMs: number
-  duplicates: number
-  missing: number
-  dueBeforeReady: number
-  ingestSeconds: number
 }
 
 interface BenchJson {
@@ -45,7 +26,7 @@ interface BenchJson {
   exactlyOnce: boolean
   runs: number
   throughput: Record<string, Scenario>
-  delayedDelivery: { ratePerSecond: number; latenessP99Ms: Record<string, { details: Record<string, DelayedFigures> }> }
+  delayedDelivery: { ratePerSecond: number; latenessP99Ms: Record<string, { details: Record<string, DelayedResult> }> }
 }
 
 const ROOT = resolve(import.meta.dirname, '..')

@@ -21,6 +21,15 @@ export interface ThroughputSample {
   peakRssMb: number
 }
 
+/** The figures of one system in one scenario: medians over the runs (peak RSS: the largest). */
+export interface Figures {
+  recordsPerSecond: number
+  perPartitionRecordsPerSecond: number
+  cpuSecondsPerMillion: number
+  peakRssMb: number
+  runs: number[]
+}
+
 export interface OutputWatch {
   /** Resolves when `expected` records are visible; first/last visible times in ms. */
   done: Promise<{ firstAt: number; lastAt: number }>

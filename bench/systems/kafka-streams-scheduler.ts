@@ -7,10 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { createProducer } from '../../kafka/index.ts'
-import type { OutgoingRecord } from '../../kafka/index.ts'
-import { schedulerRequestSerde } from '../../processors/scheduler.ts'
 import type { DelayedEnvelope, DelayedRunContext, DelayedSystem } from '../delayed.ts'
+import { produceScheduleRequests, waitCommitted } from './schedule-requests.ts'
 
 export function kafkaStreamsScheduler(classpath: string): DelayedSystem {
   let java: ChildProcess | undefined
@@ -43,27 +41,10 @@ export function kafkaStreamsScheduler(classpath: string): DelayedSystem {
       })
     },
     async load(envelopes: readonly DelayedEnvelope[], context: DelayedRunContext) {
-      const producer = createProducer({ brokers: context.brokers, clientId: 'bench-ks-scheduler-load' })
-      try {
-        for (let i = 0; i < envelopes.length; i += 5000) {
-          const batch: OutgoingRecord[] = envelopes.slice(i, i + 5000).map((e) => ({
-            topic: requests,
-            key: e.id,
-            value: schedulerRequestSerde.serialize({ op: 'schedule', id: e.id, deliverAt: e.deliverAt, topic: e.topic, value: e.value }) as Buffer,
-          }))
-          await producer.send(batch)
-        }
-      } finally {
-        await producer.close()
-      }
+      await produceScheduleRequests(context.brokers, requests, envelopes)
     },
     async ingested(context: DelayedRunContext) {
-      for (;;) {
-        const committed = await context.admin.committedOffsets(applicationId, requests)
-        if (committed.reduce((sum, p) => sum + (p.offset > 0n ? Number(p.offset) : 0), 0) >= context.pending) return
-        if (java?.exitCode !== null) throw new Error(`Kafka Streams exited:\n${log}`)
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      await waitCommitted(context.admin, applicationId, requests, context.pending, () => (java?.exitCode === null ? undefined : `Kafka Streams exited:\n${log}`))
     },
     async stop() {
       const current = java
