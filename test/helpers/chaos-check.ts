@@ -1,6 +1,10 @@
 // Checks the outputs of test/fixtures/chaos-topology.ts: every input exactly once, per-key counts exact,
 // every timer fired once unless cancelled. Incremental, so a reader can stop as soon as all is there.
+// Below it, the same for the command service (test/fixtures/chaos-command-service.ts).
+import { decodeEnvelope } from '../../envelope/codec.ts'
 import type { ConsumedRecord } from '../../kafka/types.ts'
+import { schedulerRequestSerde } from '../../processors/scheduler.ts'
+import { readAll } from './kafka.ts'
 
 export interface ChaosReport {
   records: number
@@ -111,4 +115,186 @@ export function checkChaosOutputs(records: number, outputs: readonly ConsumedRec
   const tracker = new ChaosTracker(records)
   for (const record of outputs) tracker.add(record)
   return tracker.report()
+}
+
+// Checks the command service under chaos (test/fixtures/chaos-command-service.ts): every envelope scheduled
+// through the scheduler topic (by the chaos feed, or by the router for an out-of-order retry) delivered exactly
+// once and never before it was due; every request exactly one outcome on the outcomes topic.
+
+export interface CommandServiceChaosReport {
+  /** Distinct ids of the schedule requests on the scheduler topic (the feed's and the router's retries). */
+  envelopesScheduled: number
+  envelopesDelivered: number
+  envelopesDuplicated: number
+  /** Deliveries whose record timestamp (the worker's fire time) is before the requested deliverAt. */
+  envelopesEarly: number
+  envelopesMissing: number
+  envelopeLatenessP50Ms: number
+  envelopeLatenessP99Ms: number
+  retriesScheduled: number
+  requests: number
+  outcomes: number
+  outcomesOk: number
+  outcomesError: number
+  outcomesTimeout: number
+  requestsWithTwoOutcomes: number
+  requestsWithoutOutcome: number
+  /** Outcomes for request ids nobody sent. */
+  outcomesUnexpected: number
+  /** Results that lost to their timeout (kept on the late topic). */
+  lateResults: number
+  /** Late results that lost to another result: a command that produced two results. */
+  duplicateResults: number
+}
+
+export const SCHEDULED_ID_HEADER = 'weir.scheduled.id'
+
+export class CommandServiceChaosTracker {
+  readonly #requests: ReadonlySet<string>
+  #scheduled = new Map<string, number>()
+  #retries = new Set<string>()
+  #deliveries = new Map<string, number[]>()
+  #outcomes = new Map<string, string[]>()
+  #outcomeRecords = 0
+  #late = 0
+  #duplicateResults = 0
+
+  constructor(requests: Iterable<string>) {
+    this.#requests = new Set(requests)
+  }
+
+  /** A record of the scheduler topic. */
+  addScheduleRequest(record: ConsumedRecord): void {
+    const request = schedulerRequestSerde.deserialize(record.value ?? undefined)
+    if (request.op !== 'schedule') return
+    this.#scheduled.set(request.id, request.deliverAt)
+    if (request.id.startsWith('retry:')) this.#retries.add(request.id)
+  }
+
+  /** A record of a topic the scheduler delivers to; records without the scheduled-id header are ignored. */
+  addDelivery(record: ConsumedRecord): void {
+    const id = record.headers.get(SCHEDULED_ID_HEADER)?.toString()
+    if (id === undefined) return
+    const times = this.#deliveries.get(id) ?? []
+    times.push(Number(record.timestamp))
+    this.#deliveries.set(id, times)
+  }
+
+  /** A record of the outcomes (results) topic. */
+  addOutcome(record: ConsumedRecord): void {
+    const outcome = decodeEnvelope(record.value as Buffer)
+    this.#outcomeRecords++
+    const statuses = this.#outcomes.get(outcome.requestId) ?? []
+    statuses.push(outcome.status ?? 'none')
+    this.#outcomes.set(outcome.requestId, statuses)
+  }
+
+  /** A record of the late-results topic. */
+  addLateResult(record: ConsumedRecord): void {
+    this.#late++
+    if (record.headers.get('weir.late')?.toString() !== 'timeout') this.#duplicateResults++
+  }
+
+  complete(): boolean {
+    for (const id of this.#scheduled.keys()) if (!this.#deliveries.has(id)) return false
+    for (const requestId of this.#requests) if (!this.#outcomes.has(requestId)) return false
+    return true
+  }
+
+  report(): CommandServiceChaosReport {
+    let delivered = 0
+    let duplicated = 0
+    let early = 0
+    let missing = 0
+    const lateness: number[] = []
+    for (const [id, deliverAt] of this.#scheduled) {
+      const times = this.#deliveries.get(id)
+      if (times === undefined) {
+        missing++
+        continue
+      }
+      delivered++
+      duplicated += times.length - 1
+      for (const at of times) {
+        if (at < deliverAt) early++
+        lateness.push(at - deliverAt)
+      }
+    }
+    // Deliveries of ids that were never (visibly) scheduled are duplicates of nothing: count them as such.
+    for (const [id, times] of this.#deliveries) if (!this.#scheduled.has(id)) duplicated += times.length
+    let two = 0
+    let without = 0
+    let unexpected = 0
+    const statuses = { ok: 0, error: 0, timeout: 0 }
+    for (const requestId of this.#requests) {
+      const outcomes = this.#outcomes.get(requestId)
+      if (outcomes === undefined) without++
+      else if (outcomes.length > 1) two++
+    }
+    for (const [requestId, outcomes] of this.#outcomes) {
+      if (!this.#requests.has(requestId)) unexpected++
+      for (const status of outcomes) if (status === 'ok' || status === 'error' || status === 'timeout') statuses[status]++
+    }
+    return {
+      envelopesScheduled: this.#scheduled.size,
+      envelopesDelivered: delivered,
+      envelopesDuplicated: duplicated,
+      envelopesEarly: early,
+      envelopesMissing: missing,
+      envelopeLatenessP50Ms: percentile(lateness, 50),
+      envelopeLatenessP99Ms: percentile(lateness, 99),
+      retriesScheduled: this.#retries.size,
+      requests: this.#requests.size,
+      outcomes: this.#outcomeRecords,
+      outcomesOk: statuses.ok,
+      outcomesError: statuses.error,
+      outcomesTimeout: statuses.timeout,
+      requestsWithTwoOutcomes: two,
+      requestsWithoutOutcome: without,
+      outcomesUnexpected: unexpected,
+      lateResults: this.#late,
+      duplicateResults: this.#duplicateResults,
+    }
+  }
+}
+
+/** The report's verdict: the command service kept every promise the chaos run checks. */
+export function commandServiceChaosPassed(report: CommandServiceChaosReport): boolean {
+  return (
+    report.envelopesScheduled > 0 &&
+    report.envelopesDelivered === report.envelopesScheduled &&
+    report.envelopesDuplicated === 0 &&
+    report.envelopesEarly === 0 &&
+    report.requests > 0 &&
+    report.outcomes === report.requests &&
+    report.requestsWithTwoOutcomes === 0 &&
+    report.requestsWithoutOutcome === 0 &&
+    report.outcomesUnexpected === 0 &&
+    report.duplicateResults === 0
+  )
+}
+
+export interface CommandServiceChaosTopics {
+  commands: string
+  scheduler: string
+  outcomes: string
+  lateResults: string
+  /** Topics the scheduler delivers the feed's envelopes to (the commands topic, for retries, is read anyway). */
+  deliveries: readonly string[]
+}
+
+/** Reads every committed record of the service's topics, up to their end offsets now, into a tracker. */
+export async function readCommandServiceChaos(topics: CommandServiceChaosTopics, requests: Iterable<string>): Promise<CommandServiceChaosTracker> {
+  const tracker = new CommandServiceChaosTracker(requests)
+  for (const record of await readAll(topics.scheduler)) tracker.addScheduleRequest(record)
+  for (const topic of [topics.commands, ...topics.deliveries]) for (const record of await readAll(topic)) tracker.addDelivery(record)
+  for (const record of await readAll(topics.outcomes)) tracker.addOutcome(record)
+  for (const record of await readAll(topics.lateResults)) tracker.addLateResult(record)
+  return tracker
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
 }

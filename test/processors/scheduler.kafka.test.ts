@@ -1,0 +1,243 @@
+// The scheduler and the deadline arbiter of the command service on the real broker: delayed envelopes
+// delivered exactly once across a SIGKILL of the worker process, out-of-order retries with growing delays,
+// and a result racing its deadline yielding exactly one outcome, the same for every reader.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { after, test } from 'node:test'
+import type { TestContext } from 'node:test'
+
+import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
+import { createEnvelope } from '../../envelope/envelope.ts'
+import type { Envelope } from '../../envelope/envelope.ts'
+import type { ConsumedRecord } from '../../kafka/index.ts'
+import type { CommandService } from '../../processors/command-service.ts'
+import { schedulerRequestSerde } from '../../processors/scheduler.ts'
+import { openStore } from '../../state/open-store.ts'
+import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
+import { chaosCommand, chaosCommandService, deliveredTopic } from '../fixtures/chaos-command-service.ts'
+import type { ChaosCommandServiceOptions, ChaosWork } from '../fixtures/chaos-command-service.ts'
+import { admin, brokers, closeAdmin, consume, produce, readAll, uniqueName } from '../helpers/kafka.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { spawnWorker, waitForAssignment } from '../helpers/workers.ts'
+import type { WorkerProcess } from '../helpers/workers.ts'
+
+after(closeAdmin)
+
+const MODULE = resolve(import.meta.dirname, '../fixtures/chaos-command-service.ts')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const header = (record: ConsumedRecord | undefined, name: string) => record?.headers.get(name)?.toString()
+
+/** Every topic of the fixture's service (co-partitioned sources), deleted after the test. */
+async function createServiceTopics(t: TestContext, service: CommandService, prefix: string, partitions: number): Promise<{ delivered: string; dlq: string }> {
+  const s = service.topics
+  const delivered = deliveredTopic(prefix)
+  const dlq = `${s.commands}.dlq`
+  const names = [s.commands, s.deadlines, s.pendingResults, s.scheduler, s.outcomes, s.lateResults, s.events, dlq, delivered]
+  await admin().createTopics(names.map((name) => ({ name, partitions })))
+  t.after(() => admin().deleteTopics(names).catch(() => {}))
+  return { delivered, dlq }
+}
+
+/** Runs the fixture's service in this process; stopped after the test. */
+async function runService(t: TestContext, options: ChaosCommandServiceOptions, partitions = 1) {
+  const service = chaosCommandService(options)
+  const topics = await createServiceTopics(t, service, options.prefix, partitions)
+  const stateDir = await mkdtemp(join(tmpdir(), 'weir-scheduler-'))
+  const runtime = createStreamRuntime({
+    applicationId: uniqueName('sch-app'),
+    topology: service.topology,
+    brokers: brokers(),
+    stateDir,
+    openStore,
+    sessionTimeoutMs: 6000,
+    heartbeatIntervalMs: 500,
+  })
+  t.after(async () => {
+    await runtime.stop()
+    await rm(stateDir, { recursive: true, force: true })
+  })
+  await runtime.start()
+  return { service, ...topics }
+}
+
+const work = (payload: ChaosWork, extra: { ttlMs?: number; outOfOrder?: boolean } = {}): Envelope<ChaosWork> =>
+  createEnvelope({
+    kind: 'command',
+    ...chaosCommand,
+    payload,
+    ...(extra.ttlMs === undefined ? {} : { ttlMs: extra.ttlMs }),
+    ...(extra.outOfOrder ? { retry: { outOfOrder: true, count: 0 } } : {}),
+  })
+
+test('delayed envelopes are delivered exactly once and never early across a SIGKILL of the worker process', async (t) => {
+  const prefix = uniqueName('sch-kill')
+  const service = chaosCommandService({ prefix })
+  const { delivered } = await createServiceTopics(t, service, prefix, 2)
+  const base = await mkdtemp(join(tmpdir(), 'weir-scheduler-kill-'))
+  const applicationId = uniqueName('sch-kill-app')
+  const start = () =>
+    spawnWorker({ name: 'scheduler', module: MODULE, brokers: brokers(), stateDir: join(base, 'w'), applicationId, env: { WEIR_CHAOS_CS_PREFIX: prefix } })
+  let worker: WorkerProcess = start()
+  t.after(async () => {
+    await worker.kill('SIGKILL')
+    await rm(base, { recursive: true, force: true })
+  })
+  await waitForAssignment([worker], 2, 60_000).catch((e: unknown) => assert.fail(`${String(e)}\n${worker.logs()}`))
+
+  const count = 400
+  const now = Date.now()
+  const due = new Map<string, number>()
+  const requests = Array.from({ length: count }, (_, i) => {
+    const id = `env-${i}`
+    const deliverAt = now + 1000 + ((i * 7919) % 6000)
+    due.set(id, deliverAt)
+    const value = schedulerRequestSerde.serialize({ op: 'schedule', id, deliverAt, topic: delivered, key: Buffer.from(id), value: Buffer.from(id) })
+    return { topic: service.topics.scheduler, key: id, value }
+  })
+  await produce(requests)
+
+  // Kill -9 once some envelopes, not all, are out: the rest are due while no worker runs, or soon after.
+  await waitFor(async () => (await readAll(delivered)).length >= 40, { timeoutMs: 30_000, what: '40 deliveries before the kill' })
+  assert.equal(await worker.kill('SIGKILL'), null)
+  const beforeKill = (await readAll(delivered)).length
+  assert.ok(beforeKill < count, `the kill came mid-way (${beforeKill} of ${count} delivered)`)
+  worker = start()
+  await waitForAssignment([worker], 2, 60_000).catch((e: unknown) => assert.fail(`${String(e)}\n${worker.logs()}`))
+  await waitFor(async () => new Set((await readAll(delivered)).map((r) => header(r, 'weir.scheduled.id'))).size >= count, {
+    timeoutMs: 30_000,
+    what: `all ${count} envelopes delivered`,
+  })
+  // A duplicate from the killed worker's open transaction or from a replay would come in this pause.
+  await sleep(2000)
+  const deliveries = await readAll(delivered)
+  const perId = new Map<string, number>()
+  const early: string[] = []
+  for (const record of deliveries) {
+    const id = header(record, 'weir.scheduled.id') ?? '?'
+    perId.set(id, (perId.get(id) ?? 0) + 1)
+    assert.equal(record.value?.toString(), id, 'the scheduled value, unchanged')
+    assert.equal(header(record, 'weir.scheduled.at'), String(due.get(id)))
+    if (Number(record.timestamp) < (due.get(id) ?? Infinity)) early.push(id)
+  }
+  assert.deepEqual([...perId.keys()].sort(), [...due.keys()].sort(), 'every envelope delivered')
+  assert.deepEqual([...perId].filter(([, n]) => n > 1), [], 'none delivered twice')
+  assert.deepEqual(early, [], 'none delivered before its due time')
+  assert.equal(deliveries.length, count)
+})
+
+test('out-of-order retries come back with growing delays, while the partition moves on; exhausted ones are dead-lettered', async (t) => {
+  const prefix = uniqueName('sch-retry')
+  const attempts = new Map<string, number[]>()
+  const baseMs = 300
+  const { service, dlq } = await runService(t, {
+    prefix,
+    retryBaseMs: baseMs,
+    retryAttempts: 4,
+    onAttempt: (command, at) => attempts.set(command.requestId, [...(attempts.get(command.requestId) ?? []), at]),
+  })
+  const s = service.topics
+  const recovers = work({ workMs: 0, failures: 3 }, { outOfOrder: true })
+  const exhausts = work({ workMs: 0, failures: 99 }, { outOfOrder: true })
+  const behind = work({ workMs: 0, failures: 0 })
+  await produce([recovers, exhausts, behind].map((c) => ({ topic: s.commands, key: c.requestId, value: encodeEnvelope(c) })))
+
+  const outcomes = (await consume(s.outcomes, { count: 3, timeoutMs: 30_000 })).map((r) => decodeEnvelope(r.value as Buffer))
+  assert.equal(outcomes[0]?.requestId, behind.requestId, 'the command behind the failing ones did not wait for their retries')
+  const outcome = (c: Envelope) => outcomes.find((o) => o.requestId === c.requestId)
+  assert.equal(outcome(recovers)?.status, 'ok')
+  assert.deepEqual(outcome(recovers)?.payload, { retries: 3 }, 'it succeeded on its 4th delivery')
+  assert.equal(outcome(exhausts)?.status, 'error')
+  assert.equal((outcome(exhausts)?.payload as { code: string }).code, 'WEIR_ERR_RETRIES_EXHAUSTED')
+
+  // Each delivery of a retried command came after the delay it was scheduled with, and the delays grow.
+  for (const command of [recovers, exhausts]) {
+    const times = attempts.get(command.requestId) ?? []
+    assert.equal(times.length, 4, 'four deliveries (retryAttempts)')
+    const gaps = times.slice(1).map((at, i) => at - (times[i] as number))
+    gaps.forEach((gap, i) => assert.ok(gap >= baseMs * 2 ** i, `gap ${i + 1} is ${gap} ms, scheduled ${baseMs * 2 ** i} ms`))
+    assert.ok(gaps.every((gap, i) => i === 0 || gap > (gaps[i - 1] as number)), `delays grow: ${gaps.join(', ')} ms`)
+  }
+  // The retries went through the scheduler topic with exactly the exponential delays, ids retry:<id>:<count>.
+  const requests = (await readAll(s.scheduler)).map((r) => schedulerRequestSerde.deserialize(r.value ?? undefined))
+  for (const command of [recovers, exhausts]) {
+    const times = attempts.get(command.requestId) ?? []
+    const mine = requests.filter((r) => r.id.startsWith(`retry:${command.id}:`))
+    assert.deepEqual(mine.map((r) => r.id), [1, 2, 3].map((n) => `retry:${command.id}:${n}`))
+    mine.forEach((r, i) => {
+      const delay = (r.op === 'schedule' ? r.deliverAt : 0) - (times[i] as number)
+      assert.ok(delay >= baseMs * 2 ** i && delay < baseMs * 2 ** i + 250, `retry ${i + 1} scheduled ${delay} ms after its failed attempt, wanted ${baseMs * 2 ** i}`)
+    })
+  }
+  // Redelivered commands carry the scheduler's headers on the commands topic: each retry delivered once.
+  const redelivered = (await readAll(s.commands)).map((r) => header(r, 'weir.scheduled.id')).filter((id) => id !== undefined)
+  assert.equal(redelivered.length, 6)
+  assert.equal(new Set(redelivered).size, 6)
+
+  const [dead] = await consume(dlq, { count: 1 })
+  assert.equal(header(dead, 'weir.error.code'), 'WEIR_ERR_RETRIES_EXHAUSTED')
+  assert.equal(header(dead, 'weir.origin.topic'), s.commands)
+  assert.equal(header(dead, 'weir.processor'), 'router')
+  assert.equal(decodeEnvelope(dead?.value as Buffer).retry?.count, 3, 'the dead letter is the last delivery')
+})
+
+test('a command finishing at its deadline yields exactly one outcome, the same for every reader', async (t) => {
+  const prefix = uniqueName('sch-race')
+  const handled = new Set<string>()
+  const { service, dlq } = await runService(t, { prefix, onHandled: (command) => handled.add(command.requestId) })
+  const s = service.topics
+  // A first command without a deadline measures the round trip (produce -> outcome visible) on this machine.
+  const warmUp = work({ workMs: 0, failures: 0 })
+  const sent = Date.now()
+  await produce([{ topic: s.commands, key: warmUp.requestId, value: encodeEnvelope(warmUp) }])
+  await consume(s.outcomes, { count: 1, timeoutMs: 30_000 })
+  const roundTripMs = Date.now() - sent
+  // One partition, 10 ms of work each: command i's result is back about roundTrip + 10·i ms after the batch
+  // is sent. Its TTL is that times 0.6 to 1.6, so results and deadlines race all along the batch.
+  const n = 200
+  const workMs = 10
+  const commands = Array.from({ length: n }, (_, i) => work({ workMs, failures: 0 }, { ttlMs: Math.round((roundTripMs + i * workMs) * (0.6 + (i % 6) * 0.2)) }))
+  await produce(commands.flatMap((c) => [
+    { topic: s.commands, key: c.requestId, value: encodeEnvelope(c) },
+    { topic: s.deadlines, key: c.requestId, value: encodeEnvelope(c) },
+  ]))
+  handled.delete(warmUp.requestId)
+  const mine = (records: ConsumedRecord[]) => records.filter((r) => decodeEnvelope(r.value as Buffer).requestId !== warmUp.requestId)
+
+  const first = mine(await consume(s.outcomes, { count: n + 1, timeoutMs: 40_000 }))
+  // Anything a second decision could add arrives in this pause; then two more independent readers.
+  await sleep(2000)
+  const second = mine(await readAll(s.outcomes))
+  const third = mine(await consume(s.outcomes, { count: n + 1, timeoutMs: 20_000 }))
+  const view = (records: ConsumedRecord[]) =>
+    records
+      .map((r) => decodeEnvelope(r.value as Buffer))
+      .map((o) => `${o.requestId} ${o.status} ${o.id}`)
+      .sort()
+  assert.equal(second.length, n, 'exactly one outcome per request on the topic')
+  assert.deepEqual(view(first), view(second), 'a group reader and a partition reader see the same outcomes')
+  assert.deepEqual(view(third), view(second), 'a later reader sees the same outcomes')
+  const outcomes = new Map(second.map((r) => decodeEnvelope(r.value as Buffer)).map((o) => [o.requestId, o.status]))
+  assert.deepEqual([...outcomes.keys()].sort(), commands.map((c) => c.requestId).sort())
+  const ok = [...outcomes].filter(([, status]) => status === 'ok').map(([id]) => id)
+  const timedOut = [...outcomes].filter(([, status]) => status === 'timeout').map(([id]) => id)
+  assert.equal(ok.length + timedOut.length, n)
+  assert.ok(ok.length > 0 && timedOut.length > 0, `results and timeouts both won some races (${ok.length} ok, ${timedOut.length} timeouts)`)
+
+  // The results that lost are kept on the late topic, once each; executed commands are exactly those with
+  // an ok outcome or a late result; the others expired before they started and were dead-lettered.
+  await waitFor(async () => (await readAll(s.lateResults)).length >= [...handled].filter((id) => outcomes.get(id) === 'timeout').length, {
+    timeoutMs: 10_000,
+    what: 'late results',
+  })
+  const late = await readAll(s.lateResults)
+  const lateIds = late.map((r) => decodeEnvelope(r.value as Buffer).requestId)
+  assert.ok(late.every((r) => header(r, 'weir.late') === 'timeout'), 'a result only ever loses to a timeout')
+  assert.equal(new Set(lateIds).size, lateIds.length, 'each late result once')
+  assert.ok(lateIds.every((id) => outcomes.get(id) === 'timeout'))
+  assert.deepEqual([...new Set([...ok, ...lateIds])].sort(), [...handled].sort(), 'every executed command: its result is the outcome or a late result')
+  const expired = await readAll(dlq)
+  assert.ok(expired.every((r) => header(r, 'weir.error.code') === 'WEIR_ERR_COMMAND_EXPIRED'))
+  assert.equal(expired.length + handled.size, n, 'a command not executed was dead-lettered as expired')
+})
