@@ -201,14 +201,17 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
                 id: `retry:${command.id}:${retry.count + 1}`,
                 deliverAt: context.now() + backoffDelay(outOfOrder, retry.count + 1),
                 topic: origin?.topic ?? options.registry.topics.commands,
-                key: Buffer.from(command.requestId),
+                // The command's own key: the retry lands on the entity's partition, in order with its other commands.
+                key: Buffer.from(String(record.key ?? command.requestId)),
                 value: encodeEnvelope(next),
               }
               await context.forward(new StreamRecord(request.id, request, record.timestamp), 'retries')
               return
             }
             metrics.failed++
-            await reject(record, 'WEIR_ERR_RETRIES_EXHAUSTED', `${path} failed ${attempt} time(s): ${message}`, { attempts: attempt }, attempt)
+            // Every attempt made: the in-order attempts of each earlier out-of-order delivery, plus this one's.
+            const attempts = (retry?.outOfOrder === true ? retry.count * commandPolicy.attempts : 0) + attempt
+            await reject(record, 'WEIR_ERR_RETRIES_EXHAUSTED', `${path} failed ${attempts} time(s): ${message}`, { attempts }, attempts)
             return
           }
         }

@@ -198,6 +198,9 @@ test('flagged commands are retried out of order through the scheduler with growi
   const [outcome, ...others] = values(driver.take(s.topics.pendingResults))
   assert.equal(others.length, 0, 'one result, after the last retry')
   assert.equal((outcome?.payload as { code: string }).code, 'WEIR_ERR_RETRIES_EXHAUSTED')
+  assert.equal((outcome?.payload as { attempts: number }).attempts ?? (outcome?.payload as { details?: { attempts: number } }).details?.attempts, 9, 'every attempt counted')
+  const [dead] = driver.take(`${topics.commands}.dlq`)
+  assert.equal(dead?.headers['weir.attempts'], '9')
 })
 
 test('the scheduler delivers at the due time once, and cancel removes an envelope', async () => {
