@@ -36,6 +36,8 @@ export interface DelayedSystem {
   /** Resolves when every loaded envelope is held by the system (e.g. its consumer group committed them all). */
   ingested(context: DelayedRunContext): Promise<void>
   stop(): Promise<void>
+  /** Figures the system reports about itself once everything is ingested (e.g. its heap while all is pending). */
+  stats?(): Promise<Record<string, number>>
 }
 
 export interface DelayedRunContext {
@@ -62,6 +64,8 @@ export interface DelayedResult {
   duplicates: number
   missing: number
   ingestSeconds: number
+  /** What the system reported about itself with everything pending (DelayedSystem.stats). */
+  systemStats?: Record<string, number>
 }
 
 export function scenarioFor(pending: number, offeredPerSecond: number): DelayedScenario {
@@ -94,6 +98,7 @@ export async function runDelayed(system: DelayedSystem, scenario: DelayedScenari
     context.progress.step(`  ${system.name}: loading ${scenario.pending.toLocaleString('en')} envelopes`)
     await system.load(envelopes, run)
     await system.ingested(run)
+    const systemStats = await system.stats?.()
     const ready = Date.now()
     const ingestSeconds = (ready - started) / 1000
     if (ready > firstDue) context.progress.step(`  ${system.name}: ready ${ready - firstDue} ms after the first envelope was due`)
@@ -148,6 +153,7 @@ export async function runDelayed(system: DelayedSystem, scenario: DelayedScenari
       duplicates,
       missing: scenario.pending - delivered,
       ingestSeconds: Number(ingestSeconds.toFixed(1)),
+      ...(systemStats === undefined ? {} : { systemStats }),
     }
   } finally {
     await reader.close()

@@ -1,124 +1,373 @@
-// Gateway load generator (first part of `npm run bench:gateway`):
-//   node bench/gateway/load.ts [--json] [--connections 50] [--rate 500] [--seconds 5] [--events 2000] [--partitions 4]
+// Gateway load test: `npm run bench:gateway -- [options]` (docs/gateway.md, "Load test").
 //
 // In one run, on the same broker and the same number of WebSocket connections:
-//   commands:  N SDK clients send commands at a fixed total rate; an echo worker (fetch -> result, no topology)
-//              answers each; end-to-end latency command -> result through Kafka, p50/p99, and commands/s.
-//   broadcast: events produced to Kafka, delivered by the gateway to every subscribed connection; deliveries/s.
-//   bare uWS:  the same connections on a bare uWS app that publishes frames of the same shape in a loop: the
-//              ceiling the broadcast figure is compared with (ratio). Both use plain WebSocket clients that
-//              count frames without parsing them, so the ratio compares the servers.
-// Clients run in this process, so they share the CPU with the gateway in every scenario alike.
-// Not yet: several client processes, the real command-service worker, `npm run bench:gateway` in package.json.
+//   commands:  the orders example service in a worker process (`worker/cli.ts worker examples/orders/topology.ts`,
+//              dedupe -> router -> handler with its RocksDB store -> deadline arbiter, two transactions per
+//              command), a gateway process, and N SDK connections spread over client processes that send
+//              `orders/orders/place` at a fixed total rate (open loop). End-to-end command -> result latency
+//              p50/p99, results/s, and where the time goes (stages timed from the envelopes' createdAt).
+//   broadcast: events produced to the service's events topic, delivered by the gateway process to every
+//              subscribed connection; deliveries/s.
+//   bare uWS:  the same connections on a bare uWS server process that publishes frames of the same shape in a
+//              loop: the ceiling the broadcast figure is compared with (ratio). Both use plain WebSocket clients
+//              in this process that count frames without parsing them, so the ratio compares the servers.
+// A human table on stdout, and with --json one JSON line last.
+import { fork, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import uWS from 'uWebSockets.js'
-
-import { createCommandCatalog } from '../../commands/catalog.ts'
-import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
-import { createEnvelope, followUp } from '../../envelope/envelope.ts'
-import { createAdmin, createPartitionReader, createProducer } from '../../kafka/index.ts'
-import { connect } from '../../gateway/client.ts'
-import type { GatewayClient } from '../../gateway/client.ts'
-import { BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL } from '../../gateway/protocol.ts'
-import { createGateway } from '../../gateway/server.ts'
 import { SignJWT } from 'jose'
+
+import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
+import { createEnvelope } from '../../envelope/envelope.ts'
+import { createOrdersTopics } from '../../examples/orders/create-topics.ts'
+import { ORDERS_PREFIX_ENV, ordersService } from '../../examples/orders/service.ts'
+import { BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL } from '../../gateway/protocol.ts'
+import { createAdmin, createPartitionReader, createProducer } from '../../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../../scripts/infra/index.ts'
+import type { BareUwsMessage } from './bare-uws-process.ts'
+import type { ClientMessage, ClientStart, Sample } from './client-process.ts'
+import type { GatewayProcessMessage, GatewayProcessOptions } from './gateway-process.ts'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const USAGE = `Usage: npm run bench:gateway -- [options]
+
+  --connections <n>         WebSocket SDK connections sending commands, and broadcast receivers (default 50)
+  --rate <n>                commands per second, all connections together (default 2000)
+  --seconds <n>             measured seconds of commands (default 10), after --warmup-seconds (default 2)
+  --client-processes <n>    processes the connections are spread over (default 2)
+  --commit-interval-ms <n>  the worker's transaction commit interval (default 100, the worker's default: at 2,000/s
+                            shorter intervals cost the worker more throughput than they save latency)
+  --fetch-max-wait-ms <n>   the gateway's live-stream fetch wait (default 200, the gateway's default)
+  --partitions <n>          partitions of the orders topics (default 3, as the demo)
+  --events <n>              events for the broadcast scenario (default 2000)
+  --json                    print one JSON line last
+
+Kafka: KAFKA_BOOTSTRAP_SERVERS when set, else a broker is started (docs/development.md).
+`
 
 const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     connections: { type: 'string', default: '50' },
-    rate: { type: 'string', default: '500' },
-    seconds: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '10' },
+    'warmup-seconds': { type: 'string', default: '2' },
+    'client-processes': { type: 'string', default: '2' },
+    'commit-interval-ms': { type: 'string', default: '100' },
+    'fetch-max-wait-ms': { type: 'string', default: '200' },
+    partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
-    partitions: { type: 'string', default: '4' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 })
-const connections = Number(values.connections)
-const rate = Number(values.rate)
-const seconds = Number(values.seconds)
-const eventCount = Number(values.events)
-const partitions = Number(values.partitions)
+if (values.help) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+const settings = {
+  connections: Number(values.connections),
+  rate: Number(values.rate),
+  seconds: Number(values.seconds),
+  warmupSeconds: Number(values['warmup-seconds']),
+  clientProcesses: Number(values['client-processes']),
+  commitIntervalMs: Number(values['commit-interval-ms']),
+  fetchMaxWaitMs: Number(values['fetch-max-wait-ms']),
+  partitions: Number(values.partitions),
+  events: Number(values.events),
+}
+const invalid = Object.entries(settings).filter(([key, n]) => !Number.isFinite(n) || n < (key === 'warmupSeconds' || key === 'fetchMaxWaitMs' ? 0 : 1))
+if (invalid.length > 0) {
+  process.stderr.write(`invalid options: ${invalid.map(([k]) => k).join(', ')}\n\n${USAGE}`)
+  process.exit(2)
+}
+settings.clientProcesses = Math.min(settings.clientProcesses, settings.connections)
+
 const progress = createProgress('bench:gateway')
-const SECRET = 'bench-secret-bench-secret-bench-secret-0123456789'
+const SECRET = randomBytes(32).toString('base64url')
+const TTL_MS = 30_000
 process.env.LIBUS_LISTEN_EXCLUSIVE_PORT = '1'
+
+// ---- statistics ----
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+const round = (n: number, digits = 1) => Number(n.toFixed(digits))
+
+/** The stages of a command, each from one timestamp to the next (epoch ms, one machine's clock). */
+const STAGES = [
+  ['clientToGateway', 'client -> gateway envelope (socket, auth\'d session, validation)'],
+  ['gatewayToProduced', 'gateway -> command on Kafka (group-commit produce, visible to a reader)'],
+  ['producedToHandler', 'command on Kafka -> handler result (worker fetch and queue, dedupe, handler, store)'],
+  ['handlerToVisible', 'handler result -> visible (worker commit 1)'],
+  ['visibleToOutcome', 'pending result visible -> outcome visible (worker fetch, arbiter, commit 2)'],
+  ['outcomeToClient', 'outcome visible -> client (gateway fetch, frame, socket)'],
+] as const
+type Stage = (typeof STAGES)[number][0]
+type StageStats = { p50Ms: number; p99Ms: number; meanOfSlowest1PctMs: number }
 
 interface Results {
   connections: number
+  clientProcesses: number
   targetRate: number
+  commitIntervalMs: number
+  fetchMaxWaitMs: number
+  partitions: number
   commands: number
+  failed: number
   commandsPerSecond: number
   p50Ms: number
+  p90Ms: number
   p99Ms: number
+  maxMs: number
+  breakdown: Record<Stage, StageStats> | undefined
   events: number
   broadcastDeliveriesPerSecond: number
   bareUwsDeliveriesPerSecond: number
   broadcastToBareRatio: number
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+// ---- child processes ----
+
+interface Child {
+  readonly name: string
+  readonly process: ChildProcess
+  readonly exited: Promise<number | null>
+  readonly logFile: string
+  tail(): string
+  stop(): Promise<void>
 }
 
-async function echoWorker(brokers: string[], commands: string, results: string) {
-  const reader = createPartitionReader({ brokers, maxWaitMs: 20 })
-  const producer = createProducer({ brokers, clientId: 'bench-echo' })
-  let positions = await reader.offsets(
-    Array.from({ length: partitions }, (_, partition) => ({ topic: commands, partition })),
-    'latest',
-  )
-  let stopped = false
-  const loop = (async () => {
-    while (!stopped) {
-      const batches = await reader.fetch(positions)
-      const out = batches.flatMap((b) =>
-        b.records.map((r) => {
-          const command = decodeEnvelope(r.value as Buffer)
-          return { topic: results, key: command.requestId, value: encodeEnvelope(followUp(command, { kind: 'result', alias: command.alias, payload: { ok: true }, status: 'ok' })) }
-        }),
-      )
-      if (out.length > 0) await producer.send(out)
-      for (const b of batches) positions = positions.map((p) => (p.partition === b.partition ? { ...p, offset: b.nextOffset } : p))
-    }
-  })()
-  return async () => {
-    stopped = true
-    await loop
-    await reader.close()
-    await producer.close()
+function watch(name: string, child: ChildProcess, logFile: string): Child {
+  const file = createWriteStream(logFile)
+  let output = ''
+  const onData = (chunk: Buffer) => {
+    file.write(chunk)
+    output = (output + chunk.toString()).slice(-32_000)
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal === null ? null : 128))))
+  void exited.then(() => file.end())
+  return {
+    name,
+    process: child,
+    exited,
+    logFile,
+    tail: () => output.split('\n').slice(-20).join('\n'),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(timer)
+    },
   }
 }
 
-async function benchCommands(clients: GatewayClient[]): Promise<{ count: number; perSecond: number; latencies: number[] }> {
-  const latencies: number[] = []
-  const inFlight: Array<Promise<void>> = []
-  const started = performance.now()
-  const total = rate * seconds
-  for (let i = 0; i < total; i++) {
-    // Open loop: command i is due at started + i / rate, whatever the previous ones do.
-    const due = started + (i * 1000) / rate
-    const wait = due - performance.now()
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
-    const client = clients[i % clients.length] as GatewayClient
-    const sent = performance.now()
-    inFlight.push(
-      client.send('bench/load/ping', { n: i }, { ttlMs: 30_000 }).then(() => {
-        latencies.push(performance.now() - sent)
+function forkChild(name: string, script: string, env: Record<string, string>, dir: string): Child {
+  const child = fork(join(import.meta.dirname, script), [], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  return watch(name, child, join(dir, `${name}.log`))
+}
+
+/** The first IPC message of `type` from a child, or its log tail when it exits first. */
+function messageFrom<T extends { type: string }>(child: Child, type: string, timeoutMs = 120_000): Promise<T> {
+  return new Promise((resolveMessage, reject) => {
+    const timer = setTimeout(() => fail(`no ${type} within ${timeoutMs} ms`), timeoutMs)
+    const onMessage = (message: { type: string; message?: string }) => {
+      if (message.type === 'failed') fail(message.message ?? 'failed')
+      if (message.type !== type) return
+      cleanup()
+      resolveMessage(message as T)
+    }
+    const onExit = (code: number | null) => fail(`exited (code ${code})`)
+    const fail = (why: string) => {
+      cleanup()
+      reject(new Error(`the ${child.name} ${why}:\n${child.tail()}`))
+    }
+    const cleanup = () => {
+      clearTimeout(timer)
+      child.process.removeListener('message', onMessage)
+      child.process.removeListener('exit', onExit)
+    }
+    child.process.on('message', onMessage)
+    child.process.once('exit', onExit)
+  })
+}
+
+async function startWorker(brokers: readonly string[], prefix: string, dir: string): Promise<Child> {
+  const child = spawn(
+    process.execPath,
+    [
+      'worker/cli.ts', 'worker', 'examples/orders/topology.ts',
+      '--brokers', brokers.join(','),
+      '--state-dir', join(dir, 'state'),
+      '--http-port', '0', '--http-host', '127.0.0.1',
+      '--commit-interval-ms', String(settings.commitIntervalMs),
+      '--session-timeout-ms', '6000',
+    ],
+    { cwd: ROOT, env: { ...process.env, [ORDERS_PREFIX_ENV]: prefix }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const worker = watch('worker', child, join(dir, 'worker.log'))
+  let exitCode: number | null | undefined
+  void worker.exited.then((code) => (exitCode = code))
+  const deadline = Date.now() + 120_000
+  let port = 0
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`the worker exited (code ${exitCode}) before it was ready:\n${worker.tail()}`)
+    if (Date.now() > deadline) throw new Error(`the worker was not ready within 120 s:\n${worker.tail()}`)
+    port ||= Number(/"httpPort":(\d+)/.exec(worker.tail())?.[1] ?? 0)
+    if (port > 0) {
+      const body = (await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) })
+        .then((r) => r.json())
+        .catch(() => undefined)) as { ready?: boolean; partitions?: number[] } | undefined
+      if (body?.ready === true && body.partitions?.length === settings.partitions) return worker
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+// ---- commands ----
+
+interface CommandRun {
+  samples: Sample[]
+  errors: Record<string, number>
+  /** Epoch ms from which samples are measured (after the warm-up). */
+  measuredFrom: number
+}
+
+async function runCommands(gatewayUrl: string, dir: string): Promise<CommandRun> {
+  const { connections, clientProcesses, rate, seconds, warmupSeconds } = settings
+  const clients = Array.from({ length: clientProcesses }, (_, i) => forkChild(`client-${i}`, 'client-process.ts', {}, dir))
+  try {
+    const share = (total: number, i: number) => Math.floor(total / clientProcesses) + (i < total % clientProcesses ? 1 : 0)
+    const ready = clients.map((c) => messageFrom(c, 'ready', 60_000))
+    clients.forEach((c, i) => {
+      const start: ClientStart = {
+        type: 'start',
+        url: gatewayUrl,
+        secret: SECRET,
+        name: `p${i}-${process.pid}`,
+        connections: share(connections, i),
+        rate: rate / clientProcesses,
+        seconds: seconds + warmupSeconds,
+        ttlMs: TTL_MS,
+      }
+      c.process.send(start)
+    })
+    await Promise.all(ready)
+    progress.step(`${connections} connections open in ${clientProcesses} client processes; ${rate} commands/s for ${warmupSeconds} s warm-up + ${seconds} s`)
+    const counts = clients.map(() => ({ sent: 0, done: 0, failed: 0 }))
+    clients.forEach((c, i) =>
+      c.process.on('message', (m: ClientMessage) => {
+        if (m.type === 'progress') counts[i] = m
       }),
     )
-    if (i % 1000 === 0) progress.step(`  commands sent: ${i}/${total}`)
+    const reporter = setInterval(() => {
+      const sum = counts.reduce((a, c) => ({ sent: a.sent + c.sent, done: a.done + c.done, failed: a.failed + c.failed }), { sent: 0, done: 0, failed: 0 })
+      progress.step(`  commands sent ${sum.sent}, results ${sum.done}, failed ${sum.failed}`)
+    }, 2000)
+    const finished = clients.map((c) => messageFrom<Extract<ClientMessage, { type: 'done' }>>(c, 'done', (seconds + warmupSeconds) * 1000 + TTL_MS + 30_000))
+    const startAt = Date.now() + 300
+    for (const c of clients) c.process.send({ type: 'go', startAt })
+    const results = await Promise.all(finished).finally(() => clearInterval(reporter))
+    const errors: Record<string, number> = {}
+    for (const r of results) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n
+    return { samples: results.flatMap((r) => r.samples), errors, measuredFrom: startAt + warmupSeconds * 1000 }
+  } finally {
+    for (const c of clients) await c.stop()
   }
-  await Promise.all(inFlight)
-  const elapsed = (performance.now() - started) / 1000
-  return { count: total, perSecond: Math.round(total / elapsed), latencies: latencies.sort((a, b) => a - b) }
 }
 
-/** N plain WebSocket clients that count frames without parsing them (the same clients as the bare uWS ceiling). */
+/**
+ * Watches the commands, pending-results and results topics as the gateway does (read_committed, long polls) and
+ * notes when each request's record first became visible: the gateway's produce, and the commit points of the
+ * worker's two transactions. The envelopes' createdAt tell when the gateway and the handler made them.
+ */
+function watchVisibility(brokers: readonly string[], topics: readonly string[]) {
+  const reader = createPartitionReader({ brokers: [...brokers], clientId: 'bench-observer', isolation: 'read_committed', maxWaitMs: 20 })
+  const seen = new Map(topics.map((t) => [t, new Map<string, { visibleAt: number; createdAt: number }>()]))
+  let stopped = false
+  const started = (async () => {
+    const partitions = topics.flatMap((topic) => Array.from({ length: settings.partitions }, (_, partition) => ({ topic, partition })))
+    return reader.offsets(partitions, 'latest')
+  })()
+  const loop = (async () => {
+    let positions = await started
+    while (!stopped) {
+      const batches = await reader.fetch(positions)
+      const visibleAt = performance.timeOrigin + performance.now()
+      for (const batch of batches) {
+        const byRequest = seen.get(batch.topic)
+        for (const record of batch.records) {
+          if (record.value === null || record.value === undefined || byRequest === undefined) continue
+          const envelope = decodeEnvelope(record.value)
+          if (!byRequest.has(envelope.requestId)) byRequest.set(envelope.requestId, { visibleAt, createdAt: envelope.createdAt })
+        }
+        positions = positions.map((p) => (p.topic === batch.topic && p.partition === batch.partition ? { ...p, offset: batch.nextOffset } : p))
+      }
+    }
+  })()
+  return {
+    ready: started.then(() => undefined),
+    async stop() {
+      stopped = true
+      await loop
+      await reader.close()
+      return seen
+    },
+  }
+}
+
+function breakdown(
+  measured: readonly Sample[],
+  produced: Map<string, { visibleAt: number; createdAt: number }>,
+  pending: Map<string, { visibleAt: number; createdAt: number }>,
+  outcomes: Map<string, { visibleAt: number; createdAt: number }>,
+): Record<Stage, StageStats> | undefined {
+  const rows: Array<Record<Stage, number> & { total: number }> = []
+  for (const [requestId, sentAt, receivedAt] of measured) {
+    const command = produced.get(requestId)
+    const handled = pending.get(requestId)
+    const outcome = outcomes.get(requestId)
+    if (receivedAt < 0 || command === undefined || handled === undefined || outcome === undefined) continue
+    rows.push({
+      clientToGateway: command.createdAt - sentAt,
+      gatewayToProduced: command.visibleAt - command.createdAt,
+      producedToHandler: handled.createdAt - command.visibleAt,
+      handlerToVisible: handled.visibleAt - handled.createdAt,
+      visibleToOutcome: outcome.visibleAt - handled.visibleAt,
+      outcomeToClient: receivedAt - outcome.visibleAt,
+      total: receivedAt - sentAt,
+    })
+  }
+  if (rows.length === 0) return undefined
+  const slowest = [...rows].sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.floor(rows.length / 100)))
+  const result = {} as Record<Stage, StageStats>
+  for (const [stage] of STAGES) {
+    const sorted = rows.map((r) => r[stage]).sort((a, b) => a - b)
+    result[stage] = {
+      p50Ms: round(percentile(sorted, 50)),
+      p99Ms: round(percentile(sorted, 99)),
+      meanOfSlowest1PctMs: round(slowest.reduce((sum, r) => sum + r[stage], 0) / slowest.length),
+    }
+  }
+  return result
+}
+
+// ---- broadcast and the bare uWS ceiling ----
+
+/** N plain WebSocket clients that count frames without parsing them (the same clients for both servers). */
 async function countingClients(url: string, protocols: (i: number) => Promise<string[]>, onFrame: (data: string) => void): Promise<WebSocket[]> {
   return Promise.all(
-    Array.from({ length: connections }, async (_, i) => {
+    Array.from({ length: settings.connections }, async (_, i) => {
       const ws = new WebSocket(url, await protocols(i))
       ws.onmessage = (event: MessageEvent) => onFrame(event.data as string)
       await new Promise((r) => ws.addEventListener('open', r, { once: true }))
@@ -127,153 +376,193 @@ async function countingClients(url: string, protocols: (i: number) => Promise<st
   )
 }
 
-async function benchBroadcast(brokers: string[], events: string, port: number, tokenOf: (i: number) => Promise<string>): Promise<number> {
+/** Counts event frames until `expected`; timed from the first delivery to the last (the fan-out, not the producer's first batch). */
+function deliveryCounter(expected: number) {
   let delivered = 0
-  let subscribed = 0
-  const expected = eventCount * connections
-  let done: () => void = () => {}
-  const finished = new Promise<void>((resolve) => (done = resolve))
-  let allSubscribed: () => void = () => {}
-  const ready = new Promise<void>((resolve) => (allSubscribed = resolve))
-  // Timed from the first delivery to the last: the gateway's fan-out, not the producer's first batch.
   let first = 0
-  const sockets = await countingClients(
-    `ws://127.0.0.1:${port}/ws`,
-    async (i) => [SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${await tokenOf(i)}`],
-    (data) => {
-      if (data.startsWith('{"type":"event"')) {
-        if (delivered === 0) first = performance.now()
-        delivered++
-        if (delivered === expected) done()
-      } else if (data.startsWith('{"type":"subscribed"')) {
-        subscribed++
-        if (subscribed === connections) allSubscribed()
-      }
+  let done: (perSecond: number) => void = () => {}
+  const finished = new Promise<number>((r) => (done = r))
+  return {
+    finished,
+    onEvent() {
+      if (delivered === 0) first = performance.now()
+      delivered++
+      if (delivered === expected) done(Math.round(expected / ((performance.now() - first) / 1000)))
     },
-  )
-  for (const ws of sockets) ws.send(JSON.stringify({ type: 'subscribe', topic: 'bench' }))
-  await ready
-  const producer = createProducer({ brokers, clientId: 'bench-events' })
-  for (let i = 0; i < eventCount; i += 200) {
-    const batch = Array.from({ length: Math.min(200, eventCount - i) }, (_, j) => ({
-      topic: events,
-      value: encodeEnvelope(createEnvelope({ kind: 'event', contextPath: 'load', alias: 'tick', topicAlias: 'bench', payload: { n: i + j } })),
-    }))
-    await producer.send(batch)
   }
-  await finished
-  const elapsed = (performance.now() - first) / 1000
-  await producer.close()
-  for (const ws of sockets) ws.close()
-  return Math.round(expected / elapsed)
 }
 
-async function benchBareUws(frame: string): Promise<number> {
-  const app = uWS.App()
-  app.ws('/ws', { maxBackpressure: 16 * 1024 * 1024, open: (ws) => void ws.subscribe('b') })
-  const port = await new Promise<number>((resolve) => app.listen('127.0.0.1', 0, (s) => resolve(uWS.us_socket_local_port(s as uWS.us_listen_socket))))
-  let delivered = 0
-  const expected = eventCount * connections
-  let done: () => void = () => {}
-  const finished = new Promise<void>((resolve) => (done = resolve))
-  let first = 0
-  const sockets = await countingClients(`ws://127.0.0.1:${port}/ws`, async () => [], (data) => {
-    if (!data.startsWith('{"type":"event"')) return
-    if (delivered === 0) first = performance.now()
-    delivered++
-    if (delivered === expected) done()
-  })
-  for (let i = 0; i < eventCount; i++) {
-    app.publish('b', frame)
-    if (i % 100 === 99) await new Promise((r) => setImmediate(r))
+async function benchBroadcast(brokers: readonly string[], eventsTopic: string, port: number): Promise<number> {
+  const { connections, events } = settings
+  const counter = deliveryCounter(events * connections)
+  let subscribed = 0
+  let allSubscribed: () => void = () => {}
+  const ready = new Promise<void>((r) => (allSubscribed = r))
+  const key = new TextEncoder().encode(SECRET)
+  const now = Math.floor(Date.now() / 1000)
+  const sockets = await countingClients(
+    `ws://127.0.0.1:${port}/ws`,
+    async (i) => [SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`listener-${i}`).setExpirationTime(now + 3600).sign(key)}`],
+    (data) => {
+      if (data.startsWith('{"type":"event"')) counter.onEvent()
+      else if (data.startsWith('{"type":"subscribed"') && ++subscribed === connections) allSubscribed()
+    },
+  )
+  for (const ws of sockets) ws.send(JSON.stringify({ type: 'subscribe', topic: 'orders' }))
+  await ready
+  const producer = createProducer({ brokers: [...brokers], clientId: 'bench-events' })
+  try {
+    for (let i = 0; i < events; i += 200) {
+      const batch = Array.from({ length: Math.min(200, events - i) }, (_, j) => ({
+        topic: eventsTopic,
+        key: `o-${i + j}`,
+        value: encodeEnvelope(eventEnvelope(i + j)),
+      }))
+      await producer.send(batch)
+    }
+    return await counter.finished
+  } finally {
+    await producer.close()
+    for (const ws of sockets) ws.close()
   }
-  await finished
-  const elapsed = (performance.now() - first) / 1000
-  for (const ws of sockets) ws.close()
-  app.close()
-  return Math.round(expected / elapsed)
 }
+
+function eventEnvelope(n: number) {
+  return createEnvelope({ kind: 'event', contextPath: 'orders', alias: 'order-placed', topicAlias: 'orders', payload: { orderId: `o-${n}`, sku: 'bench', qty: 1 } })
+}
+
+async function benchBareUws(frame: string, dir: string): Promise<number> {
+  const server = forkChild('bare-uws', 'bare-uws-process.ts', { LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }, dir)
+  try {
+    const { port } = await messageFrom<Extract<BareUwsMessage, { type: 'listening' }>>(server, 'listening')
+    const counter = deliveryCounter(settings.events * settings.connections)
+    const sockets = await countingClients(`ws://127.0.0.1:${port}/ws`, async () => [], (data) => {
+      if (data.startsWith('{"type":"event"')) counter.onEvent()
+    })
+    // Every socket subscribes in its open handler, before the open frame reaches the client.
+    server.process.send({ type: 'publish', frame, count: settings.events })
+    const perSecond = await counter.finished
+    for (const ws of sockets) ws.close()
+    return perSecond
+  } finally {
+    await server.stop()
+  }
+}
+
+// ---- the run ----
 
 async function main(): Promise<Results> {
   const infra = await provideInfrastructure({ progress, redis: false })
   const brokers = infra.kafka.brokers
-  const admin = createAdmin({ brokers })
-  const suffix = `${process.pid}-${Date.now()}`
-  const topics = { commands: `bench-gw-commands-${suffix}`, results: `bench-gw-results-${suffix}`, events: `bench-gw-events-${suffix}` }
+  const prefix = `bench-gw-${process.pid}-${Date.now()}`
+  const dir = await mkdtemp(join(tmpdir(), 'weir-bench-gateway-'))
+  const children: Child[] = []
+  const killOnExit = () => {
+    for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGKILL')
+  }
+  process.once('exit', killOnExit)
   try {
-    await admin.createTopics(Object.values(topics).map((name) => ({ name, partitions })))
-    const catalog = createCommandCatalog({
-      topics: { bench: topics },
-      commands: [{ topicAlias: 'bench', contextPath: 'load', alias: 'ping', payloadSchema: { type: 'object' } }],
-    })
-    const gateway = createGateway({
-      catalog,
-      brokers,
-      auth: { hs256Secret: SECRET },
-      sessionSecret: SECRET,
-      host: '127.0.0.1',
-      port: 0,
-      deadlines: 'off',
-      rateLimit: { ratePerSecond: 100_000 },
-      maxBackpressure: 16 * 1024 * 1024,
-    })
-    const port = await gateway.start()
-    const stopWorker = await echoWorker(brokers, topics.commands, topics.results)
-    const now = Math.floor(Date.now() / 1000)
-    const tokenOf = (i: number) =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject(`user-${i}`)
-        .setExpirationTime(now + 3600)
-        .sign(new TextEncoder().encode(SECRET))
-    const clients = await Promise.all(
-      Array.from({ length: connections }, async (_, i) => connect({ url: `ws://127.0.0.1:${port}/ws`, token: await tokenOf(i) })),
+    progress.step(`creating the orders service's topics (${prefix}.*, ${settings.partitions} partitions)`)
+    await createOrdersTopics({ brokers, prefix, partitions: settings.partitions })
+    progress.step(`starting the orders worker (commit interval ${settings.commitIntervalMs} ms) and the gateway (fetch wait ${settings.fetchMaxWaitMs} ms)`)
+    const gatewayOptions: GatewayProcessOptions = { brokers, prefix, secret: SECRET, fetchMaxWaitMs: settings.fetchMaxWaitMs }
+    const gateway = forkChild('gateway', 'gateway-process.ts', { WEIR_BENCH_GATEWAY: JSON.stringify(gatewayOptions), LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }, dir)
+    children.push(gateway)
+    const listening = messageFrom<Extract<GatewayProcessMessage, { type: 'listening' }>>(gateway, 'listening')
+    const worker = await startWorker(brokers, prefix, dir)
+    children.push(worker)
+    const { port } = await listening
+    progress.step(`worker ready (all ${settings.partitions} partitions), gateway on port ${port}`)
+
+    const topics = ordersService({ prefix }).topics
+    const observer = watchVisibility(brokers, [topics.commands, topics.pendingResults, topics.outcomes])
+    await observer.ready
+    const run = await runCommands(`ws://127.0.0.1:${port}/ws`, dir)
+    const seen = await observer.stop()
+    const measured = run.samples.filter(([, sentAt]) => sentAt >= run.measuredFrom)
+    const ok = measured.filter(([, , receivedAt]) => receivedAt >= 0)
+    const latencies = ok.map(([, sentAt, receivedAt]) => receivedAt - sentAt).sort((a, b) => a - b)
+    const lastResult = ok.reduce((max, [, , receivedAt]) => Math.max(max, receivedAt), run.measuredFrom)
+    if (Object.keys(run.errors).length > 0) progress.step(`failed commands by code: ${JSON.stringify(run.errors)}`)
+        const stages = breakdown(
+      measured,
+      seen.get(topics.commands) ?? new Map(),
+      seen.get(topics.pendingResults) ?? new Map(),
+      seen.get(topics.outcomes) ?? new Map(),
     )
-    progress.step(`${connections} connections open; commands at ${rate}/s for ${seconds} s`)
-    const commands = await benchCommands(clients)
-    progress.step(`broadcast: ${eventCount} events to ${connections} connections`)
-    for (const client of clients) client.close()
-    const broadcast = await benchBroadcast(brokers, topics.events, port, tokenOf)
-    await stopWorker()
-    await gateway.close()
+
+    progress.step(`broadcast: ${settings.events} events to ${settings.connections} connections`)
+    const broadcast = await benchBroadcast(brokers, topics.events, port)
+    await gateway.stop()
+    await worker.stop()
+
     progress.step('bare uWS publish to the same number of connections')
     // A frame like the gateway's event frames (same fields, same size).
-    const sample = createEnvelope({ kind: 'event', contextPath: 'load', alias: 'tick', topicAlias: 'bench', payload: { n: 0 } })
-    const bare = await benchBareUws(
-      JSON.stringify({ type: 'event', topic: topics.events, partition: 0, offset: '1000', ...sample, breadcrumbs: undefined, traceparent: sample.trace?.traceparent, trace: undefined }),
-    )
+    const sample = eventEnvelope(0)
+    const frame = JSON.stringify({ type: 'event', topic: `${prefix}.events`, partition: 0, offset: '1000', ...sample, breadcrumbs: undefined, traceparent: sample.trace?.traceparent, trace: undefined })
+    const bare = await benchBareUws(frame, dir)
     return {
-      connections,
-      targetRate: rate,
-      commands: commands.count,
-      commandsPerSecond: commands.perSecond,
-      p50Ms: Number(percentile(commands.latencies, 50).toFixed(2)),
-      p99Ms: Number(percentile(commands.latencies, 99).toFixed(2)),
-      events: eventCount,
+      connections: settings.connections,
+      clientProcesses: settings.clientProcesses,
+      targetRate: settings.rate,
+      commitIntervalMs: settings.commitIntervalMs,
+      fetchMaxWaitMs: settings.fetchMaxWaitMs,
+      partitions: settings.partitions,
+      commands: measured.length,
+      failed: measured.length - ok.length,
+      commandsPerSecond: Math.round(ok.length / ((lastResult - run.measuredFrom) / 1000)),
+      p50Ms: round(percentile(latencies, 50), 2),
+      p90Ms: round(percentile(latencies, 90), 2),
+      p99Ms: round(percentile(latencies, 99), 2),
+      maxMs: round(latencies.at(-1) ?? Number.NaN, 2),
+      breakdown: stages,
+      events: settings.events,
       broadcastDeliveriesPerSecond: broadcast,
       bareUwsDeliveriesPerSecond: bare,
-      broadcastToBareRatio: Number((broadcast / bare).toFixed(2)),
+      broadcastToBareRatio: round(broadcast / bare, 2),
     }
+  } catch (error) {
+    for (const child of children) process.stderr.write(`--- ${child.name} log (${child.logFile}):\n${child.tail()}\n`)
+    throw error
   } finally {
-    await admin.deleteTopics(Object.values(topics)).catch(() => {})
+    for (const child of [...children].reverse()) await child.stop()
+    process.removeListener('exit', killOnExit)
+    const admin = createAdmin({ brokers: [...brokers], clientId: 'bench-cleanup' })
+    // The service's topics, and the changelog and dead-letter topics the worker created.
+    const mine = (await admin.listTopics().catch(() => [] as string[])).filter((t) => t.startsWith(prefix))
+    await admin.deleteTopics(mine).catch(() => {})
     await admin.close()
+    await rm(dir, { recursive: true, force: true })
     await infra.stop()
   }
 }
 
+function table(r: Results): string {
+  const rows = [
+    '| measure | value |',
+    '| --- | ---: |',
+    `| connections (client processes) | ${r.connections} (${r.clientProcesses}) |`,
+    `| worker commit interval / gateway fetch wait | ${r.commitIntervalMs} ms / ${r.fetchMaxWaitMs} ms |`,
+    `| results/s (target ${r.targetRate} commands/s) | ${r.commandsPerSecond.toLocaleString('en')} |`,
+    `| command -> result p50 / p90 / p99 / max ms | ${r.p50Ms} / ${r.p90Ms} / ${r.p99Ms} / ${r.maxMs} |`,
+    `| failed commands | ${r.failed} of ${r.commands} |`,
+    `| broadcast deliveries/s | ${r.broadcastDeliveriesPerSecond.toLocaleString('en')} |`,
+    `| bare uWS deliveries/s | ${r.bareUwsDeliveriesPerSecond.toLocaleString('en')} |`,
+    `| broadcast / bare uWS | ${r.broadcastToBareRatio} |`,
+  ]
+  if (r.breakdown !== undefined) {
+    rows.push('', '| stage | p50 ms | p99 ms | mean in the slowest 1% ms |', '| --- | ---: | ---: | ---: |')
+    for (const [stage, label] of STAGES) {
+      const s = r.breakdown[stage]
+      rows.push(`| ${label} | ${s.p50Ms} | ${s.p99Ms} | ${s.meanOfSlowest1PctMs} |`)
+    }
+  }
+  return `${rows.join('\n')}\n`
+}
+
 main().then(
   (r) => {
-    const rows = [
-      '| measure | value |',
-      '| --- | ---: |',
-      `| connections | ${r.connections} |`,
-      `| commands/s (target ${r.targetRate}) | ${r.commandsPerSecond.toLocaleString('en')} |`,
-      `| command -> result p50 / p99 ms | ${r.p50Ms} / ${r.p99Ms} |`,
-      `| broadcast deliveries/s | ${r.broadcastDeliveriesPerSecond.toLocaleString('en')} |`,
-      `| bare uWS deliveries/s | ${r.bareUwsDeliveriesPerSecond.toLocaleString('en')} |`,
-      `| broadcast / bare uWS | ${r.broadcastToBareRatio} |`,
-    ]
-    process.stdout.write(`${rows.join('\n')}\n`)
+    process.stdout.write(table(r))
     if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`)
     process.exit(0)
   },

@@ -41,6 +41,15 @@ export function weirScheduler(extraEnv: Record<string, string> = {}): DelayedSys
         worker?.child.exitCode === null ? undefined : `the weir worker exited:\n${worker?.logs()}`,
       )
     },
+    async stats() {
+      // The worker's Prometheus metrics with every envelope pending: timers live in RocksDB, not in the JS heap.
+      const text = await (await fetch(`http://127.0.0.1:${await (worker as WorkerProcess).port}/metrics`)).text()
+      const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
+      return {
+        heapUsedMb: Math.round(metric('nodejs_heap_size_used_bytes') / 1024 / 1024),
+        rssMb: Math.round(metric('process_resident_memory_bytes') / 1024 / 1024),
+      }
+    },
     async stop() {
       await worker?.kill('SIGTERM')
       worker = undefined
