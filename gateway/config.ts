@@ -3,11 +3,11 @@
 import { readFile } from 'node:fs/promises'
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
 
 import { createCommandCatalog } from '../commands/catalog.ts'
 import type { CommandCatalog, CommandCatalogDescription } from '../commands/catalog.ts'
 import { WeirError, invalidOptions } from '../core/errors.ts'
+import { LOG_LEVELS, readSettings } from '../core/settings.ts'
 import type { AuthOptions } from './auth.ts'
 import type { GatewayOptions } from './options.ts'
 
@@ -34,8 +34,6 @@ export const gatewaySettings = [
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
 ] as const
 
-type Flag = (typeof gatewaySettings)[number]['flag']
-
 export interface GatewayServiceConfig {
   readonly catalogPath: string
   /** An SPKI PEM file to read at start, and the algorithm it verifies. */
@@ -44,32 +42,8 @@ export interface GatewayServiceConfig {
   readonly logLevel: string
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-
 export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayServiceConfig {
-  const violations: string[] = []
-  let parsed: ReturnType<typeof parseArgs>
-  try {
-    parsed = parseArgs({ args: [...argv], strict: true, options: Object.fromEntries(gatewaySettings.map((s) => [s.flag, { type: 'string' as const }])) })
-  } catch (error) {
-    throw invalidOptions('gateway', [(error as Error).message])
-  }
-  const value = (flag: Flag): string | undefined => {
-    const fromFlag = parsed.values[flag]
-    if (typeof fromFlag === 'string') return fromFlag
-    const fromEnv = env[gatewaySettings.find((s) => s.flag === flag)?.env ?? '']
-    return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv
-  }
-  const integer = (flag: Flag, fallback: number, min: number): number => {
-    const raw = value(flag)
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min) {
-      violations.push(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
-      return fallback
-    }
-    return n
-  }
+  const { violations, value, integer } = readSettings('gateway', gatewaySettings, argv, env)
   const catalogPath = value('catalog')
   if (catalogPath === undefined) violations.push('--catalog (WEIR_GATEWAY_CATALOG) is required')
   const sessionSecret = value('session-secret')

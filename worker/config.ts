@@ -2,9 +2,9 @@
 // with every problem reported at once (WEIR_ERR_INVALID_OPTIONS).
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 
 import { invalidOptions } from '../core/errors.ts'
+import { LOG_LEVELS, readSettings } from '../core/settings.ts'
 import type { ErrorPolicy } from '../topology/runtime/task.ts'
 
 export interface WorkerConfig {
@@ -35,40 +35,10 @@ export const settings = [
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
 ] as const
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-
 export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
-  const violations: string[] = []
-  let parsed: ReturnType<typeof parseArgs>
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: Object.fromEntries(settings.map((s) => [s.flag, { type: 'string' as const }])),
-    })
-  } catch (error) {
-    throw invalidOptions('worker', [(error as Error).message])
-  }
-  const value = (flag: (typeof settings)[number]['flag']): string | undefined => {
-    const setting = settings.find((s) => s.flag === flag)
-    const fromFlag = parsed.values[flag]
-    if (typeof fromFlag === 'string') return fromFlag
-    const fromEnv = setting === undefined ? undefined : env[setting.env]
-    return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv
-  }
-  const integer = (flag: (typeof settings)[number]['flag'], fallback: number, min: number): number => {
-    const raw = value(flag)
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min) {
-      violations.push(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
-      return fallback
-    }
-    return n
-  }
+  const { positionals, violations, value, integer } = readSettings('worker', settings, argv, env, { allowPositionals: true })
 
-  const [topologyModule, ...extra] = parsed.positionals
+  const [topologyModule, ...extra] = positionals
   if (topologyModule === undefined) violations.push('the topology module is missing: weir worker <module.ts> [options]')
   if (extra.length > 0) violations.push(`unexpected arguments: ${extra.join(' ')}`)
   const brokers = (value('brokers') ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean)

@@ -3,7 +3,6 @@
 //
 // Modes and the records they expect are described in bench/baselines/README.md.
 import { execFile, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
@@ -13,7 +12,7 @@ import { promisify } from 'node:util'
 
 import { createAdmin, createPartitionReader } from '../../kafka/index.ts'
 import type { ConsumedRecord } from '../../kafka/index.ts'
-import { InfraUnavailable } from '../../scripts/infra/index.ts'
+import { InfraUnavailable, stopProcess } from '../../scripts/infra/index.ts'
 import type { Progress } from '../../scripts/infra/index.ts'
 
 const run = promisify(execFile)
@@ -167,15 +166,6 @@ function modeArgs(options: KafkaStreamsRunOptions, stateDir: string): string[] {
   ]
 }
 
-async function stopJava(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-  await exited
-  clearTimeout(timer)
-}
-
 /**
  * Runs one Kafka Streams application until `expectedOutputs` records are visible on `output` at
  * read_committed, then stops it (SIGTERM, clean close) and returns its timings and resource use.
@@ -268,7 +258,7 @@ export async function runKafkaStreams(options: KafkaStreamsRunOptions): Promise<
       outputs,
     }
   } finally {
-    await stopJava(java, 45_000)
+    await stopProcess(java, 45_000)
     process.removeListener('exit', killOnExit)
     await reader.close().catch(() => {})
     await admin.close().catch(() => {})

@@ -5,6 +5,7 @@ import { createProgress, InfraUnavailable, type Progress } from './progress.ts'
 import { provideRedis, type RedisServer } from './redis.ts'
 
 export { InfraUnavailable, createProgress, type Progress }
+export { stopProcess } from './kafka.ts'
 
 export interface Infrastructure {
   readonly kafka: KafkaBroker

@@ -233,7 +233,8 @@ function startWatchdog(java: ChildProcess): ChildProcess {
   return watchdog
 }
 
-async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()))
   child.kill('SIGTERM')
