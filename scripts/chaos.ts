@@ -77,6 +77,7 @@ async function main(): Promise<RunReport> {
   const output = `chaos-${run}.output`
   const applicationId = `weir-chaos-${run}`
   const base = await mkdtemp(join(tmpdir(), 'weir-chaos-'))
+  const keep = values['keep-topics'] === true
   const csPrefix = `chaos-${run}-cs`
   const cs = chaosCommandService({ prefix: csPrefix }).topics
   const delivered = deliveredTopic(csPrefix)
@@ -100,7 +101,16 @@ async function main(): Promise<RunReport> {
   const slots: WorkerProcess[] = []
   const start = (i: number) => {
     const spec = specs[i] as WorkerSpec
-    slots[i] = spawnWorker({ name: spec.name, module: spec.module, brokers, stateDir: join(base, spec.name), applicationId: spec.applicationId, env: spec.env })
+    slots[i] = spawnWorker({
+      name: spec.name,
+      module: spec.module,
+      brokers,
+      stateDir: join(base, spec.name),
+      applicationId: spec.applicationId,
+      env: spec.env,
+      // Kept runs are for investigation: every worker's log (debug: commits and transactions) beside its state.
+      ...(keep ? { logFile: join(base, `${spec.name}.log`), extraArgs: ['--log-level', 'debug'] } : {}),
+    })
   }
   const chaosWorkers = () => slots.slice(0, workerCount)
   const csWorkers = () => slots.slice(workerCount)
@@ -187,10 +197,10 @@ async function main(): Promise<RunReport> {
     }
   } finally {
     for (const worker of slots) await worker?.kill('SIGTERM')
-    if (values['keep-topics']) progress.step(`topics kept: chaos-${run}.*, ${csPrefix}.*`)
+    if (keep) progress.step(`topics kept: chaos-${run}.*, ${csPrefix}.*; worker logs and state in ${base}`)
     else await admin.deleteTopics([input, output, ...csTopicNames]).catch(() => {})
     await admin.close()
-    await rm(base, { recursive: true, force: true })
+    if (!keep) await rm(base, { recursive: true, force: true })
     await infra.stop()
   }
 }

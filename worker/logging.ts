@@ -47,6 +47,7 @@ export function subscribeLogging(logger: Logger, applicationId: string): () => v
       (m) => {
         const message = m as TransactionMessage
         if (message.error !== undefined) logger.warn({ transactionalId: message.transactionalId, operation: message.operation, err: message.error }, 'transaction failed')
+        else if (message.operation !== 'begin') logger.debug({ transactionalId: message.transactionalId, operation: message.operation, records: message.records, offsets: message.offsets, durationMs: message.durationMs }, 'transaction ended')
       },
     ],
   ]

@@ -2,6 +2,7 @@
 // readiness over its HTTP port, kill it.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { resolve } from 'node:path'
 
 import { waitFor } from './wait.ts'
@@ -27,6 +28,8 @@ export interface SpawnWorkerOptions {
   applicationId: string
   env?: Record<string, string>
   extraArgs?: string[]
+  /** Also append everything the worker prints to this file (kept across restarts of the same slot). */
+  logFile?: string
 }
 
 export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
@@ -57,7 +60,9 @@ export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
   const port = new Promise<number>((r) => {
     resolvePort = r
   })
+  const file = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: 'a' })
   const onData = (chunk: Buffer) => {
+    file?.write(chunk)
     log = (log + chunk.toString()).slice(-20_000)
     const match = /"httpPort":(\d+)/.exec(log)
     if (match) resolvePort(Number(match[1]))
@@ -65,6 +70,7 @@ export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
   child.stdout?.on('data', onData)
   child.stderr?.on('data', onData)
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+  if (file !== undefined) void exited.then(() => file.end())
   const worker: WorkerProcess = {
     name: options.name,
     child,
