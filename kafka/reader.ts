@@ -2,8 +2,14 @@
 // rewind after an aborted transaction or restore a changelog from a checkpoint.
 //
 // Aborted transactions are filtered here, the way the Java client does it. @platformatic/kafka 2.12 filters
-// read_committed fetches with one range per producer id, so when one producer aborted several transactions
-// within one fetch response, all but the last one leak to the consumer (test/kafka/reader.test.ts).
+// read_committed fetches itself, with one range per producer id: from the first offset of the last aborted
+// transaction it is told about to the last ABORT marker of that producer in the response. A transactional id
+// keeps its producer id across restarts, so that range is wrong both ways: earlier aborted transactions leak,
+// and when an ABORT marker without data follows (a transaction that added the partition and was aborted
+// before it wrote there, e.g. its worker was SIGKILLed mid-commit), every committed transaction in between is
+// dropped (test/kafka/reader.test.ts). So a partition whose read_committed response names aborted
+// transactions is fetched again at read_uncommitted from the same offset, and filtered here with the aborted
+// list of the first response, up to where that response ended.
 import { Consumer } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
@@ -69,6 +75,14 @@ interface RawPartition {
   records?: RawBatch[] | null
 }
 
+interface Refetch {
+  topic: string
+  topicId: string
+  fetchOffset: bigint
+  /** The read_committed response: its aborted transactions, stable offset and how far it reached. */
+  committedView: RawPartition
+}
+
 export function createPartitionReader(options: PartitionReaderOptions): PartitionReader {
   validateClientOptions('PartitionReader', options)
   const isolation = options.isolation ?? 'read_committed'
@@ -94,6 +108,51 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
     } catch (error) {
       throw wrapKafkaError(error, `metadata(${topics.join(',')})`)
     }
+  }
+
+  // The read_uncommitted second look at partitions whose read_committed response named aborted transactions
+  // (see the top of this file). Only what the first response covered is decided here: its aborted list
+  // describes that range and nothing beyond it.
+  async function fetchUncommitted(node: number, partitions: readonly Refetch[]): Promise<PartitionBatch[]> {
+    const byTopic = new Map<string, Array<{ partition: number; fetchOffset: bigint }>>()
+    for (const p of partitions) {
+      const list = byTopic.get(p.topicId) ?? []
+      list.push({ partition: p.committedView.partitionIndex, fetchOffset: p.fetchOffset })
+      byTopic.set(p.topicId, list)
+    }
+    let response: { responses: Array<{ topicId: string; partitions: RawPartition[] }> } | undefined
+    try {
+      response = (await client.fetch({
+        node,
+        isolationLevel: 0,
+        maxWaitTime: 0,
+        topics: [...byTopic].map(([topicId, list]) => ({
+          topicId,
+          partitions: list.map((p) => ({
+            partition: p.partition,
+            fetchOffset: p.fetchOffset,
+            partitionMaxBytes: maxBytesPerPartition,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          })),
+        })),
+      })) as unknown as typeof response
+    } catch (error) {
+      response = (error as { response?: typeof response }).response
+      if (response === undefined) throw wrapKafkaError(error, 'fetch')
+    }
+    const batches: PartitionBatch[] = []
+    for (const p of partitions) {
+      const view = p.committedView
+      const raw = response?.responses.find((t) => t.topicId === p.topicId)?.partitions.find((q) => q.partitionIndex === view.partitionIndex)
+      if (raw === undefined || raw.errorCode !== 0) continue
+      const last = view.records?.at(-1)
+      const covered = last === undefined ? p.fetchOffset : last.firstOffset + BigInt(last.lastOffsetDelta) + 1n
+      const upTo = covered < view.lastStableOffset ? covered : view.lastStableOffset
+      const merged: RawPartition = { ...view, records: raw.records ?? null }
+      batches.push(decodePartition(p.topic, merged, p.fetchOffset, 'read_committed', upTo))
+    }
+    return batches
   }
 
   return {
@@ -142,6 +201,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
           if (response === undefined) throw wrapKafkaError(error, 'fetch')
         }
         const batches: PartitionBatch[] = []
+        const refetch: Refetch[] = []
         for (const topicResponse of response?.responses ?? []) {
           const topic = names.get(topicResponse.topicId) ?? topicResponse.topicId
           for (const partition of topicResponse.partitions) {
@@ -160,9 +220,14 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
               continue
             }
             if (partition.errorCode !== 0) continue
+            if (isolation === 'read_committed' && (partition.abortedTransactions?.length ?? 0) > 0 && (partition.records?.length ?? 0) > 0) {
+              refetch.push({ topic, topicId: topicResponse.topicId, fetchOffset: requested.fetchOffset, committedView: partition })
+              continue
+            }
             batches.push(decodePartition(topic, partition, requested.fetchOffset, isolation))
           }
         }
+        if (refetch.length > 0) batches.push(...(await fetchUncommitted(node, refetch)))
         return batches
       })
       return (await Promise.all(rounds)).flat()
@@ -201,13 +266,15 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
   }
 }
 
-function decodePartition(topic: string, partition: RawPartition, fetchOffset: bigint, isolation: Isolation): PartitionBatch {
+/** Decodes the batches of one partition from `fetchOffset` on, stopping before `upTo` when given. */
+function decodePartition(topic: string, partition: RawPartition, fetchOffset: bigint, isolation: Isolation, upTo?: bigint): PartitionBatch {
   const records: ConsumedRecord[] = []
   const aborted = [...(partition.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1))
   const abortingProducers = new Set<bigint>()
   let nextAborted = 0
   let nextOffset = fetchOffset
   for (const batch of partition.records ?? []) {
+    if (upTo !== undefined && batch.firstOffset >= upTo) break
     const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta)
     if (lastOffset < fetchOffset) continue
     nextOffset = lastOffset + 1n
