@@ -445,7 +445,14 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         }
       }
       if (positions.length > 0) {
-        const wait = queues.size > 0 ? 0 : Math.max(0, Math.min(commitIntervalMs, nextCommit - now(), nextTimerCheck + timerCheckMs - now()))
+        // With records queued, fetch without waiting. Idle, wait for new records up to the next commit or the
+        // earliest timer or punctuation due (an idle worker wakes about ten times a second, not a hundred).
+        let wait = 0
+        if (queues.size === 0) {
+          let due = Infinity
+          for (const live of tasks.values()) due = Math.min(due, await live.task.nextDue())
+          wait = Math.max(0, Math.min(commitIntervalMs, nextCommit - now(), due - now()))
+        }
         let batches: Awaited<ReturnType<PartitionReader['fetch']>> = []
         try {
           batches = await (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })

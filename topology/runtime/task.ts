@@ -236,6 +236,17 @@ export class Task {
     return fired
   }
 
+  /** The earliest time a timer or a wall-clock punctuation of this task is due (Infinity: nothing scheduled). */
+  async nextDue(): Promise<number> {
+    let next = Infinity
+    for (const timers of this.#timers.values()) {
+      const at = await timers.nextAt()
+      if (at !== undefined && at < next) next = at
+    }
+    for (const p of this.#punctuations) if (!p.cancelled && p.type === 'wall-clock' && p.next < next) next = p.next
+    return next
+  }
+
   /** Runs due wall-clock punctuations. */
   async punctuate(now: number): Promise<void> {
     await this.#punctuate('wall-clock', now)

@@ -83,6 +83,13 @@ export class DurableTimers implements TimerService {
     return found
   }
 
+  /** When the earliest pending timer is due (ms since the epoch), or undefined when none is pending. */
+  async nextAt(): Promise<number | undefined> {
+    const lower = this.#firedUpTo === undefined ? { gte: Buffer.from([T]) } : { gt: this.#firedUpTo }
+    for await (const [timeKey] of this.buffer.range({ ...lower, lt: Buffer.from([T + 1]), limit: 1 })) return Number(timeKey.readBigUInt64BE(1))
+    return undefined
+  }
+
   /** Removes a due timer; called in the same stage as its onTimer, so both commit or neither does. */
   remove(timer: DueTimer): void {
     const timeKey = byTime(timer.at, timer.key)
