@@ -131,6 +131,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   let restoreReader: PartitionReader | undefined
   const tasks = new Map<number, LiveTask>()
   const cleanups = new Map<number, NodeJS.Timeout>()
+  /** State folders being removed right now: a re-assigned partition waits for its removal to finish. */
+  const removals = new Map<number, Promise<void>>()
   let pendingAssignment: TopicPartition[] | undefined
   let stopRequested = false
   let partitionCount = 0
@@ -235,6 +237,9 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       clearTimeout(cleanup)
       cleanups.delete(partition)
     }
+    // A removal that started before this assignment finishes first, so the checkpoint read below and the
+    // stores opened below are never half-deleted (they are then restored from the changelog from scratch).
+    await removals.get(partition)
     const started = performance.now()
     const taskId = `${applicationId}-${partition}`
     // Fence the previous owner first: its open transaction is aborted before we read offsets and changelogs.
@@ -297,7 +302,11 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     if (!keepState) {
       const timer = setTimeout(() => {
         cleanups.delete(partition)
-        if (!tasks.has(partition)) void rm(live.dir, { recursive: true, force: true }).catch(() => {})
+        if (tasks.has(partition)) return
+        const removal = rm(live.dir, { recursive: true, force: true })
+          .catch(() => {})
+          .finally(() => removals.delete(partition))
+        removals.set(partition, removal)
       }, cleanupDelay)
       timer.unref()
       cleanups.set(partition, timer)

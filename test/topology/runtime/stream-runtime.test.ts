@@ -1,6 +1,6 @@
 // The Kafka runtime on the real broker: transactions, changelog restore, timers, dead letters.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { access, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -13,6 +13,9 @@ import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
 import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
 import { openStore } from '../../../state/open-store.ts'
+import { waitFor } from '../../helpers/wait.ts'
+
+const exists = (path: string) => access(path).then(() => true, () => false)
 
 after(closeAdmin)
 
@@ -155,4 +158,32 @@ test('timers survive a restart and fire exactly once', async (t) => {
   await produce([{ topic: input, key: 'end', value: 'marker' }])
   const all = await consume(output, { until: (r) => text(r) === 'end=1', timeoutMs: 30_000 })
   assert.equal(all.map(text).filter((v) => v.startsWith('fired:')).length, 3)
+})
+
+test('a partition that moved away has its state folder removed; when it comes back its state is restored from the changelog', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'mv-in', partitions: 2 }, { prefix: 'mv-out', partitions: 2 })
+  assert.ok(input && output)
+  const applicationId = uniqueName('move')
+  const topology = countingTopology(input, output)
+  // Keys on both partitions.
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f']
+  await produce(keys.map((key) => ({ topic: input, key, value: 'first' })))
+  const first = await startRuntime(t, { applicationId, topology, stateCleanupDelayMs: 100 })
+  await consume(output, { count: keys.length, timeoutMs: 30_000 })
+  assert.deepEqual(first.runtime.partitions(), [0, 1])
+  const second = await startRuntime(t, { applicationId, topology })
+  await waitFor(() => first.runtime.partitions().length === 1 && second.runtime.partitions().length === 1, { timeoutMs: 30_000 })
+  const [moved] = second.runtime.partitions()
+  assert.ok(moved !== undefined)
+  await waitFor(async () => !(await exists(join(first.stateDir, applicationId, String(moved)))), { timeoutMs: 10_000 })
+  await produce(keys.map((key) => ({ topic: input, key, value: 'second' })))
+  await consume(output, { count: keys.length * 2, timeoutMs: 30_000 })
+  // Back to the first runtime, whose folder for that partition is gone: everything comes from the changelog.
+  await second.runtime.stop()
+  await waitFor(() => first.runtime.partitions().length === 2, { timeoutMs: 30_000 })
+  await produce(keys.map((key) => ({ topic: input, key, value: 'third' })))
+  const outputs = await consume(output, { count: keys.length * 3, timeoutMs: 30_000 })
+  const last = new Map<string, string>()
+  for (const r of outputs) last.set(r.key?.toString() ?? '', text(r))
+  assert.deepEqual([...last.values()].sort(), keys.map((k) => `${k}=3`))
 })
