@@ -97,6 +97,11 @@ export interface GatewayClient {
   refreshToken(token?: string): Promise<void>
   /** Next offset wanted per partition: store it to resume after a reload (with `sessionNonce`). */
   offsets(): FrameOffset[]
+  /**
+   * Drops the current connection and connects again at once (to whatever `url` gives now), resuming from
+   * `offsets()`: what arrives meanwhile is replayed, nothing twice. Commands in flight stay pending.
+   */
+  reconnect(): void
   close(): void
 }
 
@@ -490,6 +495,19 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
 
     offsets() {
       return [...cursors.values()].map((c) => ({ topic: c.topic, partition: c.partition, offset: c.offset.toString() }))
+    },
+
+    reconnect() {
+      if (state === 'closed') return
+      const ws = socket
+      // Detached first, so its close event does not schedule a second reconnect.
+      socket = undefined
+      welcomed = false
+      if (ws !== undefined && (ws.readyState === WebSocketImpl.OPEN || ws.readyState === WebSocketImpl.CONNECTING)) ws.close(1000, 'client reconnecting')
+      clearTimeout(reconnectTimer)
+      attempt = 0
+      setState('reconnecting')
+      void open()
     },
 
     close() {

@@ -56,6 +56,29 @@ test('no outcome by the deadline plus the grace period rejects with WEIR_ERR_TIM
   await assert.rejects(client.send('orders/sales/place', { orderId: 'o', qty: 1 }, { ttlMs: 300 }), (e) => isWeirError(e, 'WEIR_ERR_TIMEOUT'))
 })
 
+test('reconnect() drops the connection, connects again at once and settles what was in flight exactly once', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const worker = await startTestWorker(t, topics)
+  const gateway = await startGateway(t, { catalog: testCatalog(topics) })
+  const states: string[] = []
+  const client = await connect({ url: `ws://127.0.0.1:${gateway.port}/ws`, token: await token({ sub: 'carol' }), onStateChange: (s) => states.push(s) })
+  t.after(() => client.close())
+  const session = client.sessionId
+  const inFlight = client.send('orders/sales/place', { orderId: 'o-r', qty: 1 }, { requestId: 'c-reconnect', ttlMs: 10_000 })
+  const command = await worker.command((c) => c.requestId === 'c-reconnect')
+  client.reconnect()
+  assert.equal(client.state, 'reconnecting')
+  // The result is produced while the client is between connections: the resume replays it.
+  await worker.reply(command, { placed: 'o-r' })
+  assert.deepEqual((await inFlight).payload, { placed: 'o-r' })
+  await waitFor(() => client.state === 'open', { what: 'open again' })
+  assert.equal(client.sessionId, session)
+  assert.deepEqual(states.slice(-2), ['reconnecting', 'open'])
+  const next = client.send('orders/sales/place', { orderId: 'o-s', qty: 1 }, { requestId: 'c-after', ttlMs: 10_000 })
+  await worker.reply(await worker.command((c) => c.requestId === 'c-after'), { placed: 'o-s' })
+  assert.deepEqual((await next).payload, { placed: 'o-s' })
+})
+
 test('the client reconnects to a new instance, resumes, and settles what it sent before the restart', async (t) => {
   const topics = await createGatewayTopics(t)
   const catalog = testCatalog(topics)
