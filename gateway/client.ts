@@ -23,7 +23,7 @@ import {
   toBase64Url,
   unpackValue,
 } from './protocol.ts'
-import type { ClientFrame, Encoding, EventFrame, FrameOffset, GapFrame, ResultFrame, Sealing, ServerFrame, TimeoutFrame } from './protocol.ts'
+import type { AckFrame, ClientFrame, Encoding, EventFrame, FrameOffset, GapFrame, ResultFrame, Sealing, ServerFrame, TimeoutFrame } from './protocol.ts'
 
 export type TokenSource = string | (() => string | Promise<string>)
 
@@ -78,6 +78,11 @@ export interface SendOptions {
   requestId?: string
   /** W3C traceparent of the caller's span. */
   traceparent?: string
+  /**
+   * Called once, when the gateway says the command is on Kafka (its topic, partition, offset and deadline):
+   * from then on it runs even if this client goes away. Not called for a command refused with an error frame.
+   */
+  onAck?: (ack: AckFrame) => void
 }
 
 export interface GatewayClient {
@@ -110,6 +115,7 @@ interface Pending {
   readonly frame: ClientFrame
   readonly resolve: (result: ResultFrame) => void
   readonly reject: (error: WeirError) => void
+  readonly onAck: ((ack: AckFrame) => void) | undefined
   acked: boolean
   timer: ReturnType<typeof setTimeout> | undefined
 }
@@ -351,8 +357,9 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         return
       case 'ack': {
         const p = pending.get(frame.requestId)
-        if (p === undefined) return
+        if (p === undefined || p.acked) return
         p.acked = true
+        p.onAck?.(frame)
         if (frame.deadline !== undefined) guard(p, frame.deadline - Date.now() + outcomeGraceMs)
         return
       }
@@ -459,7 +466,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         ...(sendOptions.traceparent === undefined ? {} : { traceparent: sendOptions.traceparent }),
       }
       return new Promise<ResultFrame>((resolve, reject) => {
-        const p: Pending = { requestId, frame, resolve, reject, acked: false, timer: undefined }
+        const p: Pending = { requestId, frame, resolve, reject, onAck: sendOptions.onAck, acked: false, timer: undefined }
         pending.set(requestId, p)
         guard(p, (sendOptions.ttlMs ?? defaultTtlMs) + outcomeGraceMs)
         write(frame) // else sent when the connection is (re)established
@@ -532,7 +539,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
 }
 
 export type { WireErrorCode }
-export type { EventFrame, FrameOffset, GapFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
+export type { AckFrame, EventFrame, FrameOffset, GapFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
 
 /** A v4 UUID. crypto.randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere. */
 function newRequestId(): string {

@@ -5,7 +5,7 @@ import { after, test } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
 import { connect } from '../../gateway/client.ts'
-import type { EventFrame } from '../../gateway/protocol.ts'
+import type { AckFrame, EventFrame } from '../../gateway/protocol.ts'
 import { closeAdmin } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { HS256_SECRET, createGatewayTopics, produceEvents, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
@@ -24,13 +24,23 @@ test('send resolves with the result, rejects with coded errors and timeouts; sub
   const events: EventFrame[] = []
   client.subscribe('orders', (event) => events.push(event))
 
-  const placed = client.send('orders/sales/place', { orderId: 'o-1', qty: 1 }, { requestId: 'c-1', ttlMs: 5000 })
+  const acks: AckFrame[] = []
+  const onAck = (ack: AckFrame) => acks.push(ack)
+  const sentAt = Date.now()
+  const placed = client.send('orders/sales/place', { orderId: 'o-1', qty: 1 }, { requestId: 'c-1', ttlMs: 5000, onAck })
   await worker.reply(await worker.command((c) => c.requestId === 'c-1'), { placed: 'o-1' })
   const result = await placed
   assert.deepEqual(result.payload, { placed: 'o-1' })
+  // The ack came before the result and says where the command is and when its deadline falls.
+  assert.equal(acks.length, 1)
+  assert.equal(acks[0]?.requestId, 'c-1')
+  assert.equal(acks[0]?.topic, topics.commands)
+  assert.ok(Number(acks[0]?.offset) >= 0)
+  assert.ok(acks[0]?.deadline !== undefined && acks[0].deadline >= sentAt + 5000 && acks[0].deadline <= Date.now() + 5000)
 
-  await assert.rejects(client.send('orders/sales/unknown', {}), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_UNKNOWN_COMMAND')
-  await assert.rejects(client.send('orders/sales/place', { qty: 'x' }), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_SCHEMA_VIOLATION')
+  await assert.rejects(client.send('orders/sales/unknown', {}, { onAck }), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_UNKNOWN_COMMAND')
+  await assert.rejects(client.send('orders/sales/place', { qty: 'x' }, { onAck }), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_SCHEMA_VIOLATION')
+  assert.equal(acks.length, 1, 'a refused command is never acked')
 
   // The deadline arbiter's timeout outcome, and a handler's error result.
   const timedOut = client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'c-timeout' })
