@@ -14,6 +14,7 @@ export interface WorkerConfig {
   brokers: string[]
   stateDir: string
   commitIntervalMs: number
+  commitWhenIdle: boolean
   errorPolicy: ErrorPolicy
   sessionTimeoutMs: number
   /** Health, readiness and metrics; 0 picks a free port, -1 disables the server. */
@@ -27,7 +28,8 @@ export const settings = [
   { flag: 'application-id', env: 'WEIR_APPLICATION_ID', default: '(the module\'s `applicationId` export)', help: 'consumer group, transactional ids and changelog topic prefix' },
   { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated' },
   { flag: 'state-dir', env: 'WEIR_STATE_DIR', default: '$TMPDIR/weir-state', help: 'folder for RocksDB stores and checkpoints' },
-  { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction' },
+  { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction while records keep coming' },
+  { flag: 'commit-when-idle', env: 'WEIR_COMMIT_WHEN_IDLE', default: 'true', help: 'also commit as soon as every fetched record is processed (true or false)' },
   { flag: 'error-policy', env: 'WEIR_ERROR_POLICY', default: 'dead-letter', help: 'processing errors: dead-letter, skip or fail' },
   { flag: 'session-timeout-ms', env: 'WEIR_SESSION_TIMEOUT_MS', default: '10000', help: 'how long a silent worker keeps its partitions' },
   { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
@@ -47,6 +49,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   if (!['dead-letter', 'skip', 'fail'].includes(errorPolicy)) violations.push(`--error-policy must be dead-letter, skip or fail, got ${errorPolicy}`)
   const logLevel = value('log-level') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) violations.push(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${logLevel}`)
+  const commitWhenIdle = value('commit-when-idle') ?? 'true'
+  if (commitWhenIdle !== 'true' && commitWhenIdle !== 'false') violations.push(`--commit-when-idle must be true or false, got ${JSON.stringify(commitWhenIdle)}`)
   const applicationId = value('application-id')
   if (applicationId !== undefined && !/^[A-Za-z0-9._-]+$/.test(applicationId)) violations.push('--application-id may use letters, digits, ., _ and - only')
 
@@ -56,6 +60,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     brokers,
     stateDir: value('state-dir') ?? join(tmpdir(), 'weir-state'),
     commitIntervalMs: integer('commit-interval-ms', 100, 1),
+    commitWhenIdle: commitWhenIdle !== 'false',
     errorPolicy: errorPolicy as ErrorPolicy,
     sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
     httpPort: integer('http-port', 9464, -1),

@@ -58,6 +58,7 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     stateDir: config.stateDir,
     openStore,
     commitIntervalMs: config.commitIntervalMs,
+    commitWhenIdle: config.commitWhenIdle,
     errorPolicy: config.errorPolicy,
     sessionTimeoutMs: config.sessionTimeoutMs,
   })

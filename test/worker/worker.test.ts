@@ -18,7 +18,7 @@ const ROOT = resolve(import.meta.dirname, '../..')
 const MODULE = resolve(ROOT, 'test/fixtures/chaos-topology.ts')
 
 test('invalid configuration exits with code 2 and lists every problem', () => {
-  const result = spawnSync(process.execPath, [resolve(ROOT, 'worker/cli.ts'), 'worker', '--commit-interval-ms', 'soon', '--error-policy', 'ignore'], {
+  const result = spawnSync(process.execPath, [resolve(ROOT, 'worker/cli.ts'), 'worker', '--commit-interval-ms', 'soon', '--error-policy', 'ignore', '--commit-when-idle', 'maybe'], {
     encoding: 'utf8',
     env: { ...process.env, KAFKA_BOOTSTRAP_SERVERS: 'not a broker' },
   })
@@ -27,6 +27,7 @@ test('invalid configuration exits with code 2 and lists every problem', () => {
   assert.match(result.stderr, /topology module is missing/)
   assert.match(result.stderr, /--commit-interval-ms must be an integer/)
   assert.match(result.stderr, /--error-policy must be dead-letter, skip or fail/)
+  assert.match(result.stderr, /--commit-when-idle must be true or false, got "maybe"/)
   assert.match(result.stderr, /broker "not a broker" is not host:port/)
 })
 

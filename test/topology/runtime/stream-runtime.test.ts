@@ -187,3 +187,34 @@ test('a partition that moved away has its state folder removed; when it comes ba
   for (const r of outputs) last.set(r.key?.toString() ?? '', text(r))
   assert.deepEqual([...last.values()].sort(), keys.map((k) => `${k}=3`))
 })
+
+test('with commitWhenIdle (the default) a task commits as soon as it has processed what it fetched; without it, at the interval', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'rt-idle-in', partitions: 1 }, { prefix: 'rt-idle-out', partitions: 1 })
+  assert.ok(input && output)
+  // An interval far longer than the test: only the idle commit can make the outputs visible.
+  const eager = await startRuntime(t, { applicationId: uniqueName('app'), topology: countingTopology(input, output), commitIntervalMs: 600_000 })
+  await produce([1, 2, 3].map((i) => ({ topic: input, key: 'k', value: `v${i}` })))
+  const outputs = await consume(output, { count: 3, timeoutMs: 20_000 })
+  assert.deepEqual(outputs.map(text), ['k=1', 'k=2', 'k=3'])
+  assert.ok((await eager.runtime.metrics()).commits >= 1)
+  await eager.runtime.stop()
+
+  const [input2, output2] = await createTopics(t, { prefix: 'rt-interval-in', partitions: 1 }, { prefix: 'rt-interval-out', partitions: 1 })
+  assert.ok(input2 && output2)
+  const lazy = await startRuntime(t, { applicationId: uniqueName('app'), topology: countingTopology(input2, output2), commitIntervalMs: 600_000, commitWhenIdle: false })
+  await produce([1, 2, 3].map((i) => ({ topic: input2, key: 'k', value: `v${i}` })))
+  await waitFor(async () => (await lazy.runtime.metrics()).processed === 3, { what: 'three records processed' })
+  await new Promise((r) => setTimeout(r, 1000))
+  assert.equal((await lazy.runtime.metrics()).commits, 0, 'nothing committed before the interval')
+  await assert.rejects(consume(output2, { count: 1, timeoutMs: 1500 }), /read 0 record/)
+  // Stopping commits what was processed.
+  await lazy.runtime.stop()
+  assert.deepEqual((await consume(output2, { count: 3 })).map(text), ['k=1', 'k=2', 'k=3'])
+})
+
+test('commitWhenIdle must be a boolean', () => {
+  assert.throws(
+    () => createStreamRuntime({ applicationId: 'a', topology: countingTopology('i', 'o'), brokers: brokers(), stateDir: '/tmp/x', openStore, commitWhenIdle: 'yes' as unknown as boolean }),
+    /commitWhenIdle must be a boolean/,
+  )
+})
