@@ -1,7 +1,7 @@
 // Gateway load test: `npm run bench:gateway -- [options]` (docs/gateway.md, "Load test").
 //
 // In one run, on the same broker and the same number of WebSocket connections:
-//   commands:  the orders example service in a worker process (`worker/cli.ts worker examples/orders/topology.ts`,
+//   commands:  the orders example service in --workers worker processes (`worker/cli.ts worker examples/orders/topology.ts`,
 //              dedupe -> router -> handler with its RocksDB store -> deadline arbiter, two transactions per
 //              command), a gateway process, and N SDK connections spread over client processes that send
 //              `orders/orders/place` at a fixed total rate (open loop). End-to-end command -> result latency
@@ -43,6 +43,8 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
   --client-processes <n>    processes the connections are spread over (default 2)
   --commit-interval-ms <n>  the worker's transaction commit interval (default 100, the worker's default: at 2,000/s
                             shorter intervals cost the worker more throughput than they save latency)
+  --commit-when-idle <b>    the worker's commit-when-idle setting, true or false (default true, the worker's default)
+  --workers <n>             orders worker processes in one consumer group, sharing the partitions (default 1)
   --fetch-max-wait-ms <n>   the gateway's live-stream fetch wait (default 200, the gateway's default)
   --partitions <n>          partitions of the orders topics (default 3, as the demo)
   --events <n>              events for the broadcast scenario (default 2000)
@@ -61,6 +63,8 @@ const { values } = parseArgs({
     'client-processes': { type: 'string', default: '2' },
     'commit-interval-ms': { type: 'string', default: '100' },
     'fetch-max-wait-ms': { type: 'string', default: '200' },
+    'commit-when-idle': { type: 'string', default: 'true' },
+    workers: { type: 'string', default: '1' },
     partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -80,8 +84,12 @@ const settings = {
   fetchMaxWaitMs: Number(values['fetch-max-wait-ms']),
   partitions: Number(values.partitions),
   events: Number(values.events),
+  workers: Number(values.workers),
 }
 const invalid = Object.entries(settings).filter(([key, n]) => !Number.isFinite(n) || n < (key === 'warmupSeconds' || key === 'fetchMaxWaitMs' ? 0 : 1))
+if (values['commit-when-idle'] !== 'true' && values['commit-when-idle'] !== 'false') invalid.push(['commitWhenIdle', Number.NaN])
+if (settings.workers > settings.partitions) invalid.push(['workers (at most --partitions)', settings.workers])
+const commitWhenIdle = values['commit-when-idle'] === 'true'
 if (invalid.length > 0) {
   process.stderr.write(`invalid options: ${invalid.map(([k]) => k).join(', ')}\n\n${USAGE}`)
   process.exit(2)
@@ -118,6 +126,8 @@ interface Results {
   clientProcesses: number
   targetRate: number
   commitIntervalMs: number
+  commitWhenIdle: boolean
+  workers: number
   fetchMaxWaitMs: number
   partitions: number
   commands: number
@@ -202,34 +212,45 @@ function messageFrom<T extends { type: string }>(child: Child, type: string, tim
   })
 }
 
-async function startWorker(brokers: readonly string[], prefix: string, dir: string): Promise<Child> {
-  const child = spawn(
-    process.execPath,
-    [
-      'worker/cli.ts', 'worker', 'examples/orders/topology.ts',
-      '--brokers', brokers.join(','),
-      '--state-dir', join(dir, 'state'),
-      '--http-port', '0', '--http-host', '127.0.0.1',
-      '--commit-interval-ms', String(settings.commitIntervalMs),
-      '--session-timeout-ms', '6000',
-    ],
-    { cwd: ROOT, env: { ...process.env, [ORDERS_PREFIX_ENV]: prefix }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  const worker = watch('worker', child, join(dir, 'worker.log'))
-  let exitCode: number | null | undefined
-  void worker.exited.then((code) => (exitCode = code))
+/** Starts --workers worker processes in one group; resolves when together they own every partition, restored. */
+async function startWorkers(brokers: readonly string[], prefix: string, dir: string): Promise<Child[]> {
+  const workers: Array<{ child: Child; exitCode: number | null | undefined; port: number }> = []
+  for (let i = 0; i < settings.workers; i++) {
+    const spawned = spawn(
+      process.execPath,
+      [
+        'worker/cli.ts', 'worker', 'examples/orders/topology.ts',
+        '--brokers', brokers.join(','),
+        '--state-dir', join(dir, `state-${i}`),
+        '--http-port', '0', '--http-host', '127.0.0.1',
+        '--commit-interval-ms', String(settings.commitIntervalMs),
+        '--commit-when-idle', String(commitWhenIdle),
+        '--session-timeout-ms', '6000',
+      ],
+      { cwd: ROOT, env: { ...process.env, [ORDERS_PREFIX_ENV]: prefix }, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const entry = { child: watch(settings.workers === 1 ? 'worker' : `worker-${i}`, spawned, join(dir, `worker-${i}.log`)), exitCode: undefined as number | null | undefined, port: 0 }
+    void entry.child.exited.then((code) => (entry.exitCode = code))
+    workers.push(entry)
+  }
   const deadline = Date.now() + 120_000
-  let port = 0
   for (;;) {
-    if (exitCode !== undefined) throw new Error(`the worker exited (code ${exitCode}) before it was ready:\n${worker.tail()}`)
-    if (Date.now() > deadline) throw new Error(`the worker was not ready within 120 s:\n${worker.tail()}`)
-    port ||= Number(/"httpPort":(\d+)/.exec(worker.tail())?.[1] ?? 0)
-    if (port > 0) {
-      const body = (await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) })
-        .then((r) => r.json())
-        .catch(() => undefined)) as { ready?: boolean; partitions?: number[] } | undefined
-      if (body?.ready === true && body.partitions?.length === settings.partitions) return worker
+    let owned = 0
+    let allReady = true
+    for (const w of workers) {
+      if (w.exitCode !== undefined) throw new Error(`${w.child.name} exited (code ${w.exitCode}) before it was ready:\n${w.child.tail()}`)
+      w.port ||= Number(/"httpPort":(\d+)/.exec(w.child.tail())?.[1] ?? 0)
+      const body =
+        w.port > 0
+          ? ((await fetch(`http://127.0.0.1:${w.port}/ready`, { signal: AbortSignal.timeout(2000) })
+              .then((r) => r.json())
+              .catch(() => undefined)) as { ready?: boolean; partitions?: number[] } | undefined)
+          : undefined
+      if (body?.ready !== true) allReady = false
+      owned += body?.partitions?.length ?? 0
     }
+    if (allReady && owned === settings.partitions) return workers.map((w) => w.child)
+    if (Date.now() > deadline) throw new Error(`the workers did not own all ${settings.partitions} partitions within 120 s:\n${workers.map((w) => w.child.tail()).join('\n')}`)
     await new Promise((r) => setTimeout(r, 200))
   }
 }
@@ -464,15 +485,17 @@ async function main(): Promise<Results> {
   try {
     progress.step(`creating the orders service's topics (${prefix}.*, ${settings.partitions} partitions)`)
     await createOrdersTopics({ brokers, prefix, partitions: settings.partitions })
-    progress.step(`starting the orders worker (commit interval ${settings.commitIntervalMs} ms) and the gateway (fetch wait ${settings.fetchMaxWaitMs} ms)`)
+    progress.step(
+      `starting ${settings.workers} orders worker(s) (commit interval ${settings.commitIntervalMs} ms, commit when idle ${commitWhenIdle}) and the gateway (fetch wait ${settings.fetchMaxWaitMs} ms)`,
+    )
     const gatewayOptions: GatewayProcessOptions = { brokers, prefix, secret: SECRET, fetchMaxWaitMs: settings.fetchMaxWaitMs }
     const gateway = forkChild('gateway', 'gateway-process.ts', { WEIR_BENCH_GATEWAY: JSON.stringify(gatewayOptions), LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }, dir)
     children.push(gateway)
     const listening = messageFrom<Extract<GatewayProcessMessage, { type: 'listening' }>>(gateway, 'listening')
-    const worker = await startWorker(brokers, prefix, dir)
-    children.push(worker)
+    const workers = await startWorkers(brokers, prefix, dir)
+    children.push(...workers)
     const { port } = await listening
-    progress.step(`worker ready (all ${settings.partitions} partitions), gateway on port ${port}`)
+    progress.step(`worker(s) ready (all ${settings.partitions} partitions), gateway on port ${port}`)
 
     const topics = ordersService({ prefix }).topics
     const observer = watchVisibility(brokers, [topics.commands, topics.pendingResults, topics.outcomes])
@@ -494,7 +517,7 @@ async function main(): Promise<Results> {
     progress.step(`broadcast: ${settings.events} events to ${settings.connections} connections`)
     const broadcast = await benchBroadcast(brokers, topics.events, port)
     await gateway.stop()
-    await worker.stop()
+    for (const worker of workers) await worker.stop()
 
     progress.step('bare uWS publish to the same number of connections')
     // A frame like the gateway's event frames (same fields, same size).
@@ -506,6 +529,8 @@ async function main(): Promise<Results> {
       clientProcesses: settings.clientProcesses,
       targetRate: settings.rate,
       commitIntervalMs: settings.commitIntervalMs,
+      commitWhenIdle,
+      workers: settings.workers,
       fetchMaxWaitMs: settings.fetchMaxWaitMs,
       partitions: settings.partitions,
       commands: measured.length,
@@ -542,7 +567,7 @@ function table(r: Results): string {
     '| measure | value |',
     '| --- | ---: |',
     `| connections (client processes) | ${r.connections} (${r.clientProcesses}) |`,
-    `| worker commit interval / gateway fetch wait | ${r.commitIntervalMs} ms / ${r.fetchMaxWaitMs} ms |`,
+    `| workers; commit interval, when idle; gateway fetch wait | ${r.workers}; ${r.commitIntervalMs} ms, ${r.commitWhenIdle ? 'yes' : 'no'}; ${r.fetchMaxWaitMs} ms |`,
     `| results/s (target ${r.targetRate} commands/s) | ${r.commandsPerSecond.toLocaleString('en')} |`,
     `| command -> result p50 / p90 / p99 / max ms | ${r.p50Ms} / ${r.p90Ms} / ${r.p99Ms} / ${r.maxMs} |`,
     `| failed commands | ${r.failed} of ${r.commands} |`,
