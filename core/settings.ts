@@ -22,6 +22,8 @@ export interface SettingsReader<F extends string> {
   value(flag: F): string | undefined
   /** An integer >= min, or `fallback` when unset (a bad value is recorded as a violation). */
   integer(flag: F, fallback: number, min: number): number
+  /** `true` or `false`, or `fallback` when unset (anything else is recorded as a violation). */
+  boolean(flag: F, fallback: boolean): boolean
 }
 
 /** Parses flags strictly (an unknown flag throws WEIR_ERR_INVALID_OPTIONS at once, naming `service`). */
@@ -64,6 +66,13 @@ export function readSettings<S extends Setting>(
         return fallback
       }
       return n
+    },
+    boolean(flag, fallback) {
+      const raw = value(flag)
+      if (raw === undefined) return fallback
+      if (raw === 'true' || raw === 'false') return raw === 'true'
+      violations.push(`--${flag} must be true or false, got ${JSON.stringify(raw)}`)
+      return fallback
     },
   }
 }

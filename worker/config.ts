@@ -38,7 +38,7 @@ export const settings = [
 ] as const
 
 export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
-  const { positionals, violations, value, integer } = readSettings('worker', settings, argv, env, { allowPositionals: true })
+  const { positionals, violations, value, integer, boolean } = readSettings('worker', settings, argv, env, { allowPositionals: true })
 
   const [topologyModule, ...extra] = positionals
   if (topologyModule === undefined) violations.push('the topology module is missing: weir worker <module.ts> [options]')
@@ -49,8 +49,6 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   if (!['dead-letter', 'skip', 'fail'].includes(errorPolicy)) violations.push(`--error-policy must be dead-letter, skip or fail, got ${errorPolicy}`)
   const logLevel = value('log-level') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) violations.push(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${logLevel}`)
-  const commitWhenIdle = value('commit-when-idle') ?? 'true'
-  if (commitWhenIdle !== 'true' && commitWhenIdle !== 'false') violations.push(`--commit-when-idle must be true or false, got ${JSON.stringify(commitWhenIdle)}`)
   const applicationId = value('application-id')
   if (applicationId !== undefined && !/^[A-Za-z0-9._-]+$/.test(applicationId)) violations.push('--application-id may use letters, digits, ., _ and - only')
 
@@ -60,7 +58,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     brokers,
     stateDir: value('state-dir') ?? join(tmpdir(), 'weir-state'),
     commitIntervalMs: integer('commit-interval-ms', 100, 1),
-    commitWhenIdle: commitWhenIdle !== 'false',
+    commitWhenIdle: boolean('commit-when-idle', true),
     errorPolicy: errorPolicy as ErrorPolicy,
     sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
     httpPort: integer('http-port', 9464, -1),

@@ -25,6 +25,14 @@ test('bad integers are collected as violations and the fallback is used', () => 
   assert.deepEqual(reader.violations, ['--port must be an integer >= 0, got "-1"', '--name must be an integer >= 1, got "x"'])
 })
 
+test('booleans are true or false; anything else is a violation and the fallback is used', () => {
+  const reader = readSettings('svc', settings, ['--port', 'false', '--name', 'yes'], {})
+  assert.equal(reader.boolean('port', true), false)
+  assert.equal(reader.boolean('name', true), true)
+  assert.equal(readSettings('svc', settings, [], {}).boolean('port', true), true)
+  assert.deepEqual(reader.violations, ['--name must be true or false, got "yes"'])
+})
+
 test('an unknown flag or a positional where none is allowed is a coded error naming the service', () => {
   for (const argv of [['--nope', '1'], ['extra']]) {
     assert.throws(

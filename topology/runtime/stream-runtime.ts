@@ -442,8 +442,11 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     let nextTimerCheck = now()
     let fetchFailures = 0
     // Due at the interval, when a task asks, or (commitWhenIdle) when every fetched record has been processed.
-    const commitDue = () =>
-      now() >= nextCommit || [...tasks.values()].some((live) => live.task.commitRequested || (commitWhenIdle && queues.size === 0 && live.task.dirty))
+    const commitDue = () => {
+      if (now() >= nextCommit) return true
+      const idle = commitWhenIdle && queues.size === 0
+      return [...tasks.values()].some((live) => live.task.commitRequested || (idle && live.task.dirty))
+    }
     const commitNow = async () => {
       await commitAll()
       nextCommit = now() + commitIntervalMs
