@@ -174,7 +174,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
       now,
     })
     const bytes = encodeEnvelope(command)
-    all.push({ topic: topics.commands, key: orderId, value: bytes }, { topic: topics.deadlines, key: command.requestId, value: bytes })
+    all.push({ topic: topics.commands, key: orderId, value: bytes }, { topic: topics.deadlines, key: orderId, value: bytes })
   }
   await send(brokers, all, 'commands', progress)
   return {
@@ -183,7 +183,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
     weirApp: `${prefix}-service`,
     weirModule: resolve(import.meta.dirname, '../examples/orders/topology.ts'),
     weirEnv: { WEIR_ORDERS_PREFIX: prefix },
-    ksExtra: ['--pending', `${prefix}.ks-pending`, '--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
+    ksExtra: ['--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
   }
 }
 

@@ -11,10 +11,12 @@ import type { AuthOptions } from './auth.ts'
 /**
  * Registers a command's deadline with the TTL processor: the records it returns are produced together with
  * the command (same send). The default, 'deadlines-topic', writes the command envelope to the binding's
- * deadlines topic keyed by requestId, which is what processors/deadline-arbiter.ts reads; 'off' registers
- * nothing (no timeout outcome unless something else produces one).
+ * deadlines topic keyed like the command (`key`: its keyField, else its requestId), so the registration lands
+ * on the command's partition number and the command service decides result vs timeout in the command's own
+ * task (processors/deadline-arbiter.ts); 'off' registers nothing (no timeout outcome unless something else
+ * produces one).
  */
-export type DeadlineRegistrar = (command: Envelope, encoded: Buffer, binding: TopicBinding) => readonly OutgoingRecord[]
+export type DeadlineRegistrar = (command: Envelope, encoded: Buffer, binding: TopicBinding, key: string) => readonly OutgoingRecord[]
 
 export interface RateLimitOptions {
   /** Frames per second refilled into the bucket (default 200). */

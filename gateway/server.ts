@@ -101,9 +101,9 @@ const sessionTopic = (sessionId: string) => `session/${sessionId}`
 const broadcastTopic = (alias: string) => `socket/${alias}/broadcast`
 const withEncoding = (topic: string, encoding: Encoding) => (encoding === 'json' ? topic : `${topic}${MSGPACK_SUFFIX}`)
 
-const deadlinesTopicRegistrar: DeadlineRegistrar = (command, encoded, binding) => [
-  { topic: deadlinesTopic(binding), key: command.requestId, value: encoded },
-]
+// Keyed like the command: the deadlines topic is co-partitioned with the commands topic, so the registration
+// reaches the task that runs the command and the arbiter there decides result vs timeout.
+const deadlinesTopicRegistrar: DeadlineRegistrar = (_command, encoded, binding, key) => [{ topic: deadlinesTopic(binding), key, value: encoded }]
 
 export function createGateway(options: GatewayOptions): Gateway {
   const config: ResolvedGatewayOptions = resolveGatewayOptions(options, deadlinesTopicRegistrar)
@@ -557,14 +557,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       trace: commandTrace(frame.traceparent),
     })
     const encoded = codec.encode(envelope)
+    const key = commandKey(frame.payload, spec.keyField, frame.requestId)
     const records = [
-      {
-        topic: binding.commands,
-        key: commandKey(frame.payload, spec.keyField, frame.requestId),
-        value: encoded,
-        headers: { 'weir.subject': s.subject },
-      },
-      ...(config.deadlines === 'off' ? [] : config.deadlines(envelope, encoded, binding)),
+      { topic: binding.commands, key, value: encoded, headers: { 'weir.subject': s.subject } },
+      ...(config.deadlines === 'off' ? [] : config.deadlines(envelope, encoded, binding, key)),
     ]
     return { envelope, records }
   }

@@ -1,6 +1,6 @@
 // Reusable generic commands: handlers registered by (context path, command alias) with a payload schema.
 // The router validates each command, runs its handler with in-order retries, and forwards
-//   - the CommandResult (a follow-up of the command) to the child 'results',
+//   - the CommandResult (a follow-up of the command) to the child 'results' (or the one options.results names),
 //   - events the handler emitted (follow-ups) to 'events',
 //   - dead letters (unknown command, schema violation, expired, non-retriable, retries exhausted) to 'dead-letters',
 //   - out-of-order retries (a schedule request for the delayed-envelope scheduler) to 'retries'.
@@ -86,6 +86,8 @@ export interface CommandRouterOptions {
   outOfOrder?: Partial<OutOfOrderPolicy> & { schedulerTopic: string }
   /** Waits between in-order attempts (tests replace it). */
   sleep?: (ms: number) => Promise<void>
+  /** Child that receives command results (default 'results': a sink, or a processor such as the deadline arbiter). */
+  results?: string
 }
 
 export interface CommandRouterMetrics {
@@ -105,6 +107,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
   const policy = resolveRetryPolicy(options.retry)
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
   const metrics: CommandRouterMetrics = { handled: 0, failed: 0, unknown: 0, invalid: 0, expired: 0, retries: 0, outOfOrderRetries: 0 }
+  const resultsChild = options.results ?? 'results'
   const outOfOrder = options.outOfOrder === undefined ? undefined : { ...resolveRetryPolicy({ attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000, jitter: 'none', ...options.outOfOrder }), schedulerTopic: options.outOfOrder.schedulerTopic }
 
   const factory = (): Processor<unknown, Envelope> => {
@@ -129,7 +132,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
 
     async function reject(record: StreamRecord<unknown, Envelope>, code: ErrorCode, message: string, details: Record<string, unknown>, attempts: number) {
       const command = record.value
-      await context.forward(new StreamRecord(command.requestId, errorResult(command, code, message, details), record.timestamp), 'results')
+      await context.forward(new StreamRecord(command.requestId, errorResult(command, code, message, details), record.timestamp), resultsChild)
       await deadLetter(record, new WeirError(code, message, { details }), attempts)
     }
 
@@ -171,7 +174,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             await attemptRun.apply()
             metrics.handled++
             const resultEnvelope = followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() })
-            await context.forward(new StreamRecord(command.requestId, resultEnvelope, record.timestamp), 'results')
+            await context.forward(new StreamRecord(command.requestId, resultEnvelope, record.timestamp), resultsChild)
             // Events keep the command's key (the entity), so one entity's events stay in order on one partition.
             const eventKey = record.key ?? command.requestId
             for (const event of attemptRun.events) await context.forward(new StreamRecord(eventKey, event, record.timestamp), 'events')

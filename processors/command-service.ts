@@ -1,12 +1,15 @@
-// A whole command service as one topology: dedupe -> command router, the deadline arbiter, and the
+// A whole command service as one topology: dedupe -> command router -> deadline arbiter, and the
 // delayed-envelope scheduler (for out-of-order retries and any scheduled message), on co-partitioned topics.
 //
-//   commands ──▶ dedupe ──▶ router ──▶ pending results ──┐        events ◀── router
-//                                  └─▶ dead letters       │
-//                                  └─▶ scheduler topic    ▼
-//   deadlines (from the gateway) ──────────────────▶ deadline arbiter ──▶ outcomes (the results topic)
-//                                                                     └─▶ late results
-//   scheduler topic ──▶ scheduler ──▶ (due) any topic
+//   commands ──▶ dedupe ──▶ router ──▶ deadline arbiter ──▶ outcomes (the results topic)
+//                            │                ▲      └───▶ late results
+//                            │   deadlines ───┘  (from the gateway, keyed like the command: same partition)
+//                            ├─▶ events
+//                            ├─▶ dead letters
+//                            └─▶ scheduler topic ──▶ scheduler ──▶ (due) any topic
+//
+// The router hands each result to the arbiter inside the command's own task, so a command's outcome is
+// decided and produced in the transaction that consumed the command: one commit from command to outcome.
 import { invalidOptions } from '../core/errors.ts'
 import { deadlinesTopic } from '../commands/catalog.ts'
 import type { Envelope } from '../envelope/envelope.ts'
@@ -39,7 +42,6 @@ export interface CommandServiceOptions {
 export interface CommandServiceTopics {
   commands: string
   deadlines: string
-  pendingResults: string
   outcomes: string
   lateResults: string
   events: string
@@ -62,7 +64,6 @@ export function commandServiceTopics(registry: CommandRegistry): CommandServiceT
   return {
     commands: t.commands,
     deadlines: deadlinesTopic(t),
-    pendingResults: `${t.commands}.pending-results`,
     outcomes: t.results,
     lateResults: `${t.results}.late`,
     events: t.events,
@@ -83,6 +84,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
     ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+    results: 'arbiter',
   })
   const arbiterFactory = deadlineArbiter({ store: 'decisions', ...(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs }) })
   const schedulerFactory = scheduler()
@@ -91,7 +93,6 @@ export function commandService(options: CommandServiceOptions): CommandService {
     sources: {
       commands: { topic: topics.commands, ...envelopeKey },
       deadlines: { topic: topics.deadlines, ...envelopeKey },
-      pendingResults: { topic: topics.pendingResults, ...envelopeKey },
       schedule: { topic: topics.scheduler, keySerde: 'string', valueSerde: schedulerRequestSerde },
     },
     stores: {
@@ -102,11 +103,10 @@ export function commandService(options: CommandServiceOptions): CommandService {
     processors: {
       dedupe: { from: ['commands'], stores: ['seen-ids'], timers: true, use: dedupeFactory },
       router: { from: ['dedupe'], stores: [...registry.stores], use: routerFactory },
-      arbiter: { from: ['deadlines', 'pendingResults'], stores: ['decisions'], timers: true, use: arbiterFactory },
+      arbiter: { from: ['deadlines', 'router'], stores: ['decisions'], timers: true, use: arbiterFactory },
       scheduler: { from: ['schedule'], timers: true, use: schedulerFactory },
     },
     sinks: {
-      results: { from: ['router'], topic: topics.pendingResults, ...envelopeKey },
       events: { from: ['router'], topic: topics.events, ...envelopeKey },
       'dead-letters': {
         from: ['router'],

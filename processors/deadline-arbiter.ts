@@ -1,12 +1,14 @@
 // Command TTL: the one place that decides, per request, between its result and its timeout.
 //
-// The gateway registers every command with a deadline on the deadlines topic (keyed by requestId); the
-// command's handler sends its result to the pending-results topic (keyed by requestId too). Both topics are
-// co-partitioned, so one task sees everything about a request, in order, and serializes "result vs timeout":
+// The gateway registers every command with a deadline on the deadlines topic, keyed like the command, so the
+// registration reaches the task that runs the command (the deadlines and commands topics are co-partitioned).
+// In the command service the router hands each result to this processor within that task (a topology may also
+// feed results from a topic, as long as a request's results and registration reach the same task). Per request:
 //   - the first of {result, deadline timer} becomes the request's one outcome, forwarded to `outcomes`;
 //   - a result that arrives after its timeout is forwarded to `late` (kept and counted, never delivered);
-//   - the deadline timer fires at the deadline however far the command's own partition lags.
-// The decision is committed with the outputs, so every reader of the outcomes topic sees the same outcome.
+//   - the deadline timer fires at the deadline however long the command waits behind others.
+// Decisions are stored by requestId and committed with the outputs, so every reader of the outcomes topic sees
+// the same outcome.
 import { invalidOptions } from '../core/errors.ts'
 import type { ErrorCode } from '../core/errors.ts'
 import { followUp } from '../envelope/envelope.ts'

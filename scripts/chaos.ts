@@ -81,7 +81,7 @@ async function main(): Promise<RunReport> {
   const csPrefix = `chaos-${run}-cs`
   const cs = chaosCommandService({ prefix: csPrefix }).topics
   const delivered = deliveredTopic(csPrefix)
-  const csTopicNames = [cs.commands, cs.deadlines, cs.pendingResults, cs.scheduler, cs.outcomes, cs.lateResults, cs.events, `${cs.commands}.dlq`, delivered]
+  const csTopicNames = [cs.commands, cs.deadlines, cs.scheduler, cs.outcomes, cs.lateResults, cs.events, `${cs.commands}.dlq`, delivered]
   const admin = createAdmin({ brokers })
   await admin.createTopics([
     { name: input, partitions },

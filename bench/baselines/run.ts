@@ -83,7 +83,7 @@ async function main() {
           const e = createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'orders', alias: 'place', payload: { sku: `sku-${i % 1000}`, qty: 1, note: payload }, ttlMs: 600_000 })
           const bytes = encodeEnvelope(e)
           return [
-            { topic: deadlines, key: e.requestId, value: bytes },
+            { topic: deadlines, key: `sku-${i % 1000}`, value: bytes },
             { topic: input, key: `sku-${i % 1000}`, value: bytes },
           ]
         })
@@ -117,7 +117,7 @@ async function main() {
         lateness.sort((a, b) => a - b)
         results.delayed = { ...r, latenessMs: { p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: lateness.at(-1) }, startedLateBy: r.startupSeconds * 1000 - 15_000 }
       }
-      const derived = [`${input}.deadlines`, `${input}.pending-results`, `${input}.dlq`, `${output}.late`, `baseline-${run}-ceiling`]
+      const derived = [`${input}.deadlines`, `${input}.dlq`, `${output}.late`, `baseline-${run}-ceiling`]
       await admin.deleteTopics([input, output, ...derived]).catch(() => {})
     }
   } finally {

@@ -113,9 +113,8 @@ const round = (n: number, digits = 1) => Number(n.toFixed(digits))
 const STAGES = [
   ['clientToGateway', 'client -> gateway envelope (socket, auth\'d session, validation)'],
   ['gatewayToProduced', 'gateway -> command on Kafka (group-commit produce, visible to a reader)'],
-  ['producedToHandler', 'command on Kafka -> handler result (worker fetch and queue, dedupe, handler, store)'],
-  ['handlerToVisible', 'handler result -> visible (worker commit 1)'],
-  ['visibleToOutcome', 'pending result visible -> outcome visible (worker fetch, arbiter, commit 2)'],
+  ['producedToHandler', 'command on Kafka -> handler result (worker fetch and queue, dedupe, handler, store, arbiter)'],
+  ['handlerToVisible', 'handler result -> outcome visible (the worker\'s commit)'],
   ['outcomeToClient', 'outcome visible -> client (gateway fetch, frame, socket)'],
 ] as const
 type Stage = (typeof STAGES)[number][0]
@@ -308,9 +307,9 @@ async function runCommands(gatewayUrl: string, dir: string): Promise<CommandRun>
 }
 
 /**
- * Watches the commands, pending-results and results topics as the gateway does (read_committed, long polls) and
- * notes when each request's record first became visible: the gateway's produce, and the commit points of the
- * worker's two transactions. The envelopes' createdAt tell when the gateway and the handler made them.
+ * Watches the commands and results topics as the gateway does (read_committed, long polls) and notes when each
+ * request's record first became visible: the gateway's produce, and the commit point of the worker's transaction.
+ * The envelopes' createdAt tell when the gateway and the handler made them (an ok outcome is the handler's result).
  */
 function watchVisibility(brokers: readonly string[], topics: readonly string[]) {
   const reader = createPartitionReader({ brokers: [...brokers], clientId: 'bench-observer', isolation: 'read_committed', maxWaitMs: 20 })
@@ -350,21 +349,18 @@ function watchVisibility(brokers: readonly string[], topics: readonly string[]) 
 function breakdown(
   measured: readonly Sample[],
   produced: Map<string, { visibleAt: number; createdAt: number }>,
-  pending: Map<string, { visibleAt: number; createdAt: number }>,
   outcomes: Map<string, { visibleAt: number; createdAt: number }>,
 ): Record<Stage, StageStats> | undefined {
   const rows: Array<Record<Stage, number> & { total: number }> = []
   for (const [requestId, sentAt, receivedAt] of measured) {
     const command = produced.get(requestId)
-    const handled = pending.get(requestId)
     const outcome = outcomes.get(requestId)
-    if (receivedAt < 0 || command === undefined || handled === undefined || outcome === undefined) continue
+    if (receivedAt < 0 || command === undefined || outcome === undefined) continue
     rows.push({
       clientToGateway: command.createdAt - sentAt,
       gatewayToProduced: command.visibleAt - command.createdAt,
-      producedToHandler: handled.createdAt - command.visibleAt,
-      handlerToVisible: handled.visibleAt - handled.createdAt,
-      visibleToOutcome: outcome.visibleAt - handled.visibleAt,
+      producedToHandler: outcome.createdAt - command.visibleAt,
+      handlerToVisible: outcome.visibleAt - outcome.createdAt,
       outcomeToClient: receivedAt - outcome.visibleAt,
       total: receivedAt - sentAt,
     })
@@ -498,7 +494,7 @@ async function main(): Promise<Results> {
     progress.step(`worker(s) ready (all ${settings.partitions} partitions), gateway on port ${port}`)
 
     const topics = ordersService({ prefix }).topics
-    const observer = watchVisibility(brokers, [topics.commands, topics.pendingResults, topics.outcomes])
+    const observer = watchVisibility(brokers, [topics.commands, topics.outcomes])
     await observer.ready
     const run = await runCommands(`ws://127.0.0.1:${port}/ws`, dir)
     const seen = await observer.stop()
@@ -510,7 +506,6 @@ async function main(): Promise<Results> {
         const stages = breakdown(
       measured,
       seen.get(topics.commands) ?? new Map(),
-      seen.get(topics.pendingResults) ?? new Map(),
       seen.get(topics.outcomes) ?? new Map(),
     )
 

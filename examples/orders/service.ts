@@ -153,5 +153,5 @@ export function ordersService(options: OrdersServiceOptions = {}): CommandServic
  */
 export function ordersTopicSpecs(service: CommandService, partitions = 3): TopicSpec[] {
   const t = service.topics
-  return [t.commands, t.deadlines, t.pendingResults, t.scheduler, t.outcomes, t.lateResults, t.events].map((name) => ({ name, partitions }))
+  return [t.commands, t.deadlines, t.scheduler, t.outcomes, t.lateResults, t.events].map((name) => ({ name, partitions }))
 }

@@ -34,15 +34,6 @@ async function harness(): Promise<Harness> {
   // The slow handler's sleep is recorded instead of waited for.
   const service = ordersService({ prefix: 'ex', sleep: async (ms) => void sleeps.push(ms) })
   const driver = await createTestDriver(service.topology, { startTime: START, errorPolicy: 'fail' })
-  const pump = async () => {
-    for (let moved = true; moved; ) {
-      moved = false
-      for (const output of driver.take(service.topics.pendingResults)) {
-        moved = true
-        await driver.pipe('pendingResults', { key: output.key, value: output.value })
-      }
-    }
-  }
   let n = 0
   return {
     service,
@@ -62,7 +53,6 @@ async function harness(): Promise<Harness> {
       })
       await driver.pipe('deadlines', { key: command.requestId, value: command })
       await driver.pipe('commands', { key: command.requestId, value: command })
-      await pump()
       const outcomes = driver.take(service.topics.outcomes).map((o) => o.value as Envelope)
       assert.equal(outcomes.length, 1, `one outcome for ${alias}`)
       assert.equal(outcomes[0]?.requestId, command.requestId)

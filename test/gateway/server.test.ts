@@ -77,8 +77,10 @@ test('a command is acked, produced as an envelope, and its result reaches only t
   assert.equal(result.topic, topics.results)
   assert.match(result.offset, /^\d+$/)
 
-  // The deadline is registered for the TTL processor: the command envelope on the deadlines topic, keyed by requestId.
-  const [registration] = await consume(topics.deadlines, { until: (r) => r.key?.toString() === 'r-1' })
+  // The deadline is registered for the TTL processor: the command envelope on the deadlines topic, keyed like the
+  // command (its keyField, orderId), so it lands on the command's partition number.
+  const [registration] = await consume(topics.deadlines, { until: (r) => decodeEnvelope(r.value as Buffer).requestId === 'r-1' }).then((all) => all.slice(-1))
+  assert.equal(registration?.key?.toString(), 'o-1')
   assert.equal(decodeEnvelope(registration?.value as Buffer).deadline, command.deadline)
 
   // Bob is connected to the same gateway and gets nothing of Alice's.

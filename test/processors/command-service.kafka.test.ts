@@ -52,7 +52,7 @@ async function setUp(t: TestContext, handlerDelayMs = 0): Promise<Service> {
   const service = commandService({ registry })
   const s = service.topics
   // The service's other topics, as a deployment would create them.
-  for (const name of [s.deadlines, s.pendingResults, s.scheduler, s.lateResults]) await createTopicNamed(t, name)
+  for (const name of [s.deadlines, s.scheduler, s.lateResults]) await createTopicNamed(t, name)
   return { service, handled }
 }
 
@@ -84,10 +84,10 @@ test('the timeout reaches the outcomes topic at the deadline while the command w
   const backlog = Array.from({ length: 1500 }, (_, i) => ({ sku: `sku-${i}`, envelope: command(`sku-${i}`) }))
   await produce(backlog.map((c) => ({ topic: s.commands, key: c.sku, value: encodeEnvelope(c.envelope) })))
   const late = command('late-sku', { ttlMs: 1500 })
-  // The gateway registers the deadline when it sends the command.
+  // The gateway registers the deadline when it sends the command, keyed like the command (same partition).
   await produce([
     { topic: s.commands, key: 'late-sku', value: encodeEnvelope(late) },
-    { topic: s.deadlines, key: late.requestId, value: encodeEnvelope(late) },
+    { topic: s.deadlines, key: 'late-sku', value: encodeEnvelope(late) },
   ])
   await run(t, service, uniqueName('cs-lag'))
   const outcomes = await consume(s.outcomes, { count: 1501, timeoutMs: 120_000 })

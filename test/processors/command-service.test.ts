@@ -46,12 +46,9 @@ async function driverFor(s: CommandService, startTime = 1_000_000): Promise<Test
   return createTestDriver(s.topology, { startTime, errorPolicy: 'fail' })
 }
 
-/** Feeds outputs that are inputs of the same service (pending results, schedule requests) back in. */
+/** Feeds outputs that are inputs of the same service (schedule requests) back in. */
 async function pump(driver: TestDriver, s: CommandService): Promise<void> {
-  const loop: Array<[string, string]> = [
-    [s.topics.pendingResults, 'pendingResults'],
-    [s.topics.scheduler, 'schedule'],
-  ]
+  const loop: Array<[string, string]> = [[s.topics.scheduler, 'schedule']]
   for (let moved = true; moved; ) {
     moved = false
     for (const [topic, source] of loop) {
@@ -73,7 +70,7 @@ test('a command becomes one ok result on the outcomes topic, with its events, an
   const { service: s } = service()
   const driver = await driverFor(s)
   const cmd = command({ sku: 'a', qty: 2 }, { now: driver.now(), ttlMs: 5000 })
-  await driver.pipe('deadlines', { key: cmd.requestId, value: cmd })
+  await driver.pipe('deadlines', { key: 'a', value: cmd })
   await driver.pipe('commands', { key: 'a', value: cmd })
   await pump(driver, s)
   const [outcome, ...more] = values(driver.take(topics.results))
@@ -137,7 +134,7 @@ test('the timeout is the outcome when no result came by the deadline; a late res
   const { service: s } = service()
   const driver = await driverFor(s)
   const cmd = command({ sku: 'slow', qty: 1 }, { now: driver.now(), ttlMs: 2000 })
-  await driver.pipe('deadlines', { key: cmd.requestId, value: cmd })
+  await driver.pipe('deadlines', { key: 'slow', value: cmd })
   await driver.advanceTime(1999)
   assert.deepEqual(driver.take(topics.results), [])
   await driver.advanceTime(1)
@@ -195,8 +192,8 @@ test('flagged commands are retried out of order through the scheduler with growi
   }
   assert.deepEqual(scheduled, [1000, 2000], 'delays grow exponentially (base 1000, doubling)')
   assert.equal(calls(), 9, '3 in-order attempts for each of the 3 deliveries')
-  const [outcome, ...others] = values(driver.take(s.topics.pendingResults))
-  assert.equal(others.length, 0, 'one result, after the last retry')
+  const [outcome, ...others] = values(driver.take(topics.results))
+  assert.equal(others.length, 0, 'one outcome, after the last retry')
   assert.equal((outcome?.payload as { code: string }).code, 'WEIR_ERR_RETRIES_EXHAUSTED')
   assert.equal((outcome?.payload as { attempts: number }).attempts ?? (outcome?.payload as { details?: { attempts: number } }).details?.attempts, 9, 'every attempt counted')
   const [dead] = driver.take(`${topics.commands}.dlq`)

@@ -34,7 +34,7 @@ async function createServiceTopics(t: TestContext, service: CommandService, pref
   const s = service.topics
   const delivered = deliveredTopic(prefix)
   const dlq = `${s.commands}.dlq`
-  const names = [s.commands, s.deadlines, s.pendingResults, s.scheduler, s.outcomes, s.lateResults, s.events, dlq, delivered]
+  const names = [s.commands, s.deadlines, s.scheduler, s.outcomes, s.lateResults, s.events, dlq, delivered]
   await admin().createTopics(names.map((name) => ({ name, partitions })))
   t.after(() => admin().deleteTopics(names).catch(() => {}))
   return { delivered, dlq }

@@ -23,12 +23,11 @@ import org.msgpack.value.ValueFactory;
 
 /**
  * weir's command service (processors/command-service.ts) in Kafka Streams, with the same topics and the same
- * two hops, so both sides do the same work per command:
+ * single hop (one sub-topology, one transaction from command to outcome), so both sides do the same work per command:
  *
- *   commands ──▶ router (dedupe + routing + handler) ──▶ pending results ──┐
- *                       └─▶ dead letters, events                         ▼
- *   deadlines (registrations, keyed by requestId) ─────────────────▶ arbiter ──▶ outcomes (one per request)
- *                                                                          └─▶ late results
+ *   commands ──▶ router (dedupe + routing + handler) ──▶ arbiter ──▶ outcomes (one per request)
+ *                       └─▶ dead letters, events          ▲    └─▶ late results
+ *   deadlines (registrations, keyed like the command) ────┘
  *
  * Kafka Streams has no per-key timers: expiries (dedupe retention, deadlines, decision retention) are rows
  * of a time-ordered store, scanned by a wall-clock punctuator.
@@ -48,24 +47,22 @@ final class CommandServiceTopology {
     t.addStateStore(store("seen-ids", o), "router");
     t.addStateStore(store("seen-expiry", o), "router");
     t.addStateStore(store("handler-state", o), "router");
-    t.addSink("results", o.pending, bytes.serializer(), bytes.serializer(), "router");
     if (!o.events.isEmpty()) t.addSink("events", o.events, bytes.serializer(), bytes.serializer(), "router");
 
     t.addSource("deadlines", bytes.deserializer(), bytes.deserializer(), o.deadlines);
-    t.addSource("pending-results", bytes.deserializer(), bytes.deserializer(), o.pending);
-    t.addProcessor("arbiter", () -> new Arbiter(o), "deadlines", "pending-results");
+    t.addProcessor("arbiter", () -> new Arbiter(o), "deadlines", "router");
     t.addStateStore(store("decisions", o), "arbiter");
     t.addStateStore(store("arbiter-timers", o), "arbiter");
     t.addSink("outcomes", o.output, bytes.serializer(), bytes.serializer(), "arbiter");
     t.addSink("late", o.late, bytes.serializer(), bytes.serializer(), "arbiter");
-    // One dead-letter sink per processor: a shared sink would merge the two sub-topologies into one task.
+    // One dead-letter sink per processor, so each dead letter says which processor sent it.
     t.addSink("router-dead-letters", o.deadLetters, bytes.serializer(), bytes.serializer(), "router");
     t.addSink("arbiter-dead-letters", o.deadLetters, bytes.serializer(), bytes.serializer(), "arbiter");
     return t;
   }
 
   static List<String> topics(Options o) {
-    List<String> topics = new ArrayList<>(List.of(o.input, o.output, o.deadlines, o.pending, o.late, o.deadLetters));
+    List<String> topics = new ArrayList<>(List.of(o.input, o.output, o.deadlines, o.late, o.deadLetters));
     if (!o.events.isEmpty()) topics.add(o.events);
     return topics;
   }
@@ -79,7 +76,7 @@ final class CommandServiceTopology {
     return Bytes.wrap(s.getBytes(StandardCharsets.UTF_8));
   }
 
-  /** Consumed-id dedupe, routing by command path, the handler; results go to the pending-results topic keyed by requestId. */
+  /** Consumed-id dedupe, routing by command path, the handler; results go to the arbiter (same task) keyed by requestId. */
   static final class Router implements Processor<byte[], byte[], byte[], byte[]> {
     private static final String DEAD_LETTER_SINK = "router-dead-letters";
     private final Options o;
@@ -129,13 +126,13 @@ final class CommandServiceTopology {
       if (!handled.contains(path)) {
         Value error = Envelope.map("code", ValueFactory.newString("WEIR_ERR_UNKNOWN_COMMAND"), "message", ValueFactory.newString("no handler for " + path),
             "path", ValueFactory.newString(path));
-        context.forward(new Record<>(requestKey, command.result("error", error, now), record.timestamp()), "results");
+        context.forward(new Record<>(requestKey, command.result("error", error, now), record.timestamp()), "arbiter");
         DeadLetters.send(context, DEAD_LETTER_SINK, record, "WEIR_ERR_UNKNOWN_COMMAND", "no handler for " + path);
         return;
       }
       if (!command.payload.isMapValue()) {
         Value error = Envelope.map("code", ValueFactory.newString("WEIR_ERR_SCHEMA_VIOLATION"), "message", ValueFactory.newString("payload must be a map"));
-        context.forward(new Record<>(requestKey, command.result("error", error, now), record.timestamp()), "results");
+        context.forward(new Record<>(requestKey, command.result("error", error, now), record.timestamp()), "arbiter");
         DeadLetters.send(context, DEAD_LETTER_SINK, record, "WEIR_ERR_SCHEMA_VIOLATION", "payload of " + path + " must be a map");
         return;
       }
@@ -144,7 +141,7 @@ final class CommandServiceTopology {
         DeadLetters.send(context, DEAD_LETTER_SINK, record, "WEIR_ERR_COMMAND_EXPIRED", path + " expired " + (now - command.deadline) + " ms before it was handled");
         return;
       }
-      context.forward(new Record<>(requestKey, command.result("ok", handle(command, record.key()), now), record.timestamp()), "results");
+      context.forward(new Record<>(requestKey, command.result("ok", handle(command, record.key()), now), record.timestamp()), "arbiter");
       if (!o.events.isEmpty()) {
         context.forward(new Record<>(requestKey, command.event(command.alias + "d", command.payload, now), record.timestamp()), "events");
       }

@@ -19,7 +19,6 @@ final class Options {
   final boolean caching;
   // command-service
   final String deadlines;
-  final String pending;
   final String late;
   final String deadLetters;
   final String events;
@@ -43,7 +42,6 @@ final class Options {
     threads = (int) number(a, "threads", 1, problems);
     caching = !"off".equals(a.getOrDefault("caching", "on"));
     deadlines = a.getOrDefault("deadlines", input + ".deadlines");
-    pending = a.getOrDefault("pending", input + ".pending-results");
     late = a.getOrDefault("late", output + ".late");
     deadLetters = a.getOrDefault("dead-letters", input + ".dlq");
     events = a.getOrDefault("events", "");
