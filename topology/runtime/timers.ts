@@ -44,10 +44,14 @@ export class DurableTimers implements TimerService {
   async set(key: string, at: number, payload: unknown = null): Promise<void> {
     if (typeof key !== 'string' || key.length === 0) throw new TypeError('timer key must be a non-empty string')
     if (!Number.isFinite(at)) throw new TypeError('timer time must be a finite number (ms since the epoch)')
-    const previous = await this.buffer.get(byKey(key))
+    const keyIndex = byKey(key)
+    const previous = await this.buffer.get(keyIndex)
     if (previous !== undefined) this.buffer.delete(byTime(Number(previous.readBigUInt64BE(0)), key))
     const timeKey = byTime(at, key)
-    this.buffer.put(byKey(key), encodeTime(at))
+    // The two key spaces are written in pairs, so no committed 'k' entry means no committed 't' entry for the key:
+    // a timer set and cancelled (or fired) before the next commit leaves no record at all.
+    if (previous === undefined && this.buffer.knownAbsent(keyIndex)) this.buffer.markAbsent(timeKey)
+    this.buffer.put(keyIndex, encodeTime(at))
     this.buffer.put(timeKey, packr.pack(payload))
     if (this.#firedUpTo !== undefined && Buffer.compare(timeKey, this.#firedUpTo) <= 0) this.#firedUpTo = undefined
   }

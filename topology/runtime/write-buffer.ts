@@ -3,6 +3,11 @@
 // last Kafka commit and is applied to the committed store only after that commit succeeded. So the local
 // store never holds anything Kafka does not.
 //
+// A key the committed store is known not to hold (a get found nothing there since the last flush, or the caller
+// vouches for it: markAbsent) needs no tombstone when it is deleted: a put and a delete of such a key in one
+// commit interval leave nothing at all, in the local store or the changelog. Timers set and cancelled between two
+// commits (a command's deadline, cancelled by its result) cost no records.
+//
 // The pending layer is kept in key order (state/sorted-map.ts), so a range scan merges it with the committed
 // store in O(log n + k): timers scan for due entries every few milliseconds while thousands of writes wait
 // for the next commit, and copying and sorting the pending writes on every scan made firing quadratic.
@@ -12,6 +17,8 @@ import type { BaseStore, BatchOperation, RangeOptions } from './base-store.ts'
 
 /** The pending layer's value for a deleted key (compared by identity, so an empty value is not a deletion). */
 const TOMBSTONE = Buffer.alloc(0)
+/** Keys remembered as absent from the committed store between two flushes (an optimization: past it, forget). */
+const MAX_ABSENT = 100_000
 
 interface LocalEntry {
   k: string
@@ -27,6 +34,8 @@ export class WriteBuffer {
   #pending = new SortedMap()
   #stage: Map<string, Buffer | null> | undefined
   #staging = false
+  /** Keys the committed store does not hold (valid until the next flush). */
+  #absent = new Set<string>()
 
   constructor(base: BaseStore) {
     this.base = base
@@ -43,7 +52,7 @@ export class WriteBuffer {
   commitStage(): void {
     this.#staging = false
     if (this.#stage === undefined) return
-    for (const [k, value] of this.#stage) this.#pending.set(k, value ?? TOMBSTONE)
+    for (const [k, value] of this.#stage) this.#setPending(k, value)
     this.#stage = undefined
   }
 
@@ -59,7 +68,24 @@ export class WriteBuffer {
     if (this.#stage?.has(k) === true) return undefined
     const pending = this.#pending.get(k)
     if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
-    return this.base.get(key)
+    const committed = await this.base.get(key)
+    if (committed === undefined) this.#noteAbsent(k)
+    return committed
+  }
+
+  /** True when the committed store is known not to hold `key` (until the next flush). */
+  knownAbsent(key: Buffer): boolean {
+    return this.#absent.has(str(key))
+  }
+
+  /** The caller knows the committed store does not hold `key` (e.g. derived from another key known absent). */
+  markAbsent(key: Buffer): void {
+    this.#noteAbsent(str(key))
+  }
+
+  #noteAbsent(k: string): void {
+    if (this.#absent.size >= MAX_ABSENT) this.#absent.clear()
+    this.#absent.add(k)
   }
 
   put(key: Buffer, value: Buffer): void {
@@ -73,11 +99,17 @@ export class WriteBuffer {
   // The stage map exists only once the current record writes.
   #write(k: string, value: Buffer | null): void {
     if (!this.#staging) {
-      this.#pending.set(k, value ?? TOMBSTONE)
+      this.#setPending(k, value)
       return
     }
     this.#stage ??= new Map()
     this.#stage.set(k, value)
+  }
+
+  #setPending(k: string, value: Buffer | null): void {
+    // Deleting what the committed store does not hold: forget the pending write, leave no tombstone.
+    if (value === null && this.#absent.has(k)) this.#pending.delete(k)
+    else this.#pending.set(k, value ?? TOMBSTONE)
   }
 
   /** Entries of the merged view (stage over pending over base), in key order. */
@@ -158,11 +190,13 @@ export class WriteBuffer {
     const operations = this.pendingOperations()
     if (operations.length > 0) await this.base.write(operations)
     this.#pending.clear()
+    this.#absent.clear()
   }
 
   /** After a failed commit: forget everything not committed. */
   clear(): void {
     this.#pending.clear()
+    this.#absent.clear()
     this.#stage = undefined
     this.#staging = false
   }

@@ -37,3 +37,37 @@ test('nextAt is the earliest pending timer, across pending and committed writes,
   assert.equal(await t.nextAt(), 1_000)
   assert.deepEqual((await t.due(4_999, 10)).map((d) => d.key), ['z'])
 })
+
+test('a timer set and cancelled (or fired) between two commits leaves no operation; a committed one leaves tombstones', async () => {
+  const { timers: t, buffer } = await timers()
+  const ops = () => buffer.pendingOperations().map((o) => `${o.type} ${o.key.toString('latin1').slice(0, 1)}`)
+  await t.set('deadline', 5_000, { requestId: 'r-1' })
+  await t.cancel('deadline')
+  await t.set('fires', 1_000)
+  const [due] = await t.due(1_000, 10)
+  assert.equal(due?.key, 'fires')
+  t.remove(due as NonNullable<typeof due>)
+  assert.deepEqual(ops(), [], 'nothing to commit')
+
+  // Committed, then cancelled: both entries are deleted in the changelog.
+  await t.set('kept', 9_000)
+  await buffer.flushToBase()
+  await t.cancel('kept')
+  assert.deepEqual(ops(), ['delete k', 'delete t'])
+  // Set again after the cancel, then cancelled again: the committed entries must still be deleted (and the new
+  // time entry gets a tombstone too: with its key entry deleted rather than absent, nothing vouches for it).
+  await t.set('kept', 8_000)
+  await t.cancel('kept')
+  assert.deepEqual(ops(), ['delete k', 'delete t', 'delete t'])
+  await buffer.flushToBase()
+  assert.equal(await t.nextAt(), undefined)
+  assert.equal(await t.get('kept'), undefined)
+
+  // Moved before the commit: only the final time is written.
+  await t.set('moved', 3_000)
+  await t.set('moved', 4_000)
+  assert.deepEqual(ops(), ['put k', 'put t'])
+  await buffer.flushToBase()
+  assert.deepEqual(await t.get('moved'), { at: 4_000, payload: null })
+  assert.deepEqual((await t.due(10_000, 10)).map((d) => [d.key, d.at]), [['moved', 4_000]])
+})

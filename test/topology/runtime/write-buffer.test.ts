@@ -58,6 +58,10 @@ test('range, get, stage and flush agree with a model of committed, pending and s
       await buffer.flushToBase()
       committed = view()
       pending = new Map()
+      // Deletes that left no tombstone (keys the committed store did not hold) leave it exactly as the model.
+      const stored: Array<[string, string]> = []
+      for await (const [bk, bv] of base.range({})) stored.push([bk.toString(), bv.toString()])
+      assert.deepEqual(stored, [...committed].sort(([x], [y]) => (x < y ? -1 : 1)), `committed store at step ${step}`)
     } else if (r < 0.8) {
       assert.equal((await buffer.get(k))?.toString(), view().get(k.toString()), `get ${k} at step ${step}`)
     } else {
@@ -89,5 +93,61 @@ test('an empty value is a value, not a deletion', async () => {
   buffer.put(Buffer.from('a'), Buffer.alloc(0))
   assert.deepEqual(await buffer.get(Buffer.from('a')), Buffer.alloc(0))
   assert.deepEqual(buffer.pendingOperations(), [{ type: 'put', key: Buffer.from('a'), value: Buffer.alloc(0) }])
+  await base.close()
+})
+
+test('deleting a key the committed store does not hold leaves no operation; deleting a committed key leaves a tombstone', async () => {
+  const base = createMemoryStore()
+  await base.open()
+  const buffer = new WriteBuffer(base)
+  const [a, b, c] = ['a', 'b', 'c'].map((k) => Buffer.from(k)) as [Buffer, Buffer, Buffer]
+  buffer.put(b, Buffer.from('1'))
+  await buffer.flushToBase()
+
+  assert.equal(await buffer.get(a), undefined, 'a is not committed: now known absent')
+  assert.equal(buffer.knownAbsent(a), true)
+  buffer.put(a, Buffer.from('x'))
+  buffer.delete(a)
+  // b is committed: its delete must reach the store (and the changelog) even after a put in between.
+  buffer.put(b, Buffer.from('2'))
+  buffer.delete(b)
+  // c was never read, so nothing is known about it: its delete stays a tombstone.
+  buffer.put(c, Buffer.from('y'))
+  buffer.delete(c)
+  assert.deepEqual(
+    buffer.pendingOperations().map((o) => `${o.type} ${o.key}`),
+    ['delete b', 'delete c'],
+  )
+
+  // A committed key deleted, then read (a miss in the pending layer, not in the store) is not "absent".
+  buffer.clear()
+  buffer.delete(b)
+  assert.equal(await buffer.get(b), undefined)
+  assert.equal(buffer.knownAbsent(b), false)
+  buffer.put(b, Buffer.from('3'))
+  buffer.delete(b)
+  assert.deepEqual(buffer.pendingOperations().map((o) => `${o.type} ${o.key}`), ['delete b'])
+
+  // In a stage: a delete of a key known absent drops the pending put when the stage commits, not before.
+  buffer.clear()
+  assert.equal(await buffer.get(a), undefined)
+  buffer.put(a, Buffer.from('x'))
+  buffer.beginStage()
+  buffer.delete(a)
+  assert.equal(await buffer.get(a), undefined)
+  buffer.discardStage()
+  assert.equal((await buffer.get(a))?.toString(), 'x', 'a discarded stage keeps the put')
+  buffer.beginStage()
+  buffer.delete(a)
+  buffer.commitStage()
+  assert.deepEqual(buffer.pendingOperations(), [])
+
+  // A flush forgets what was absent: the store may hold anything afterwards.
+  assert.equal(await buffer.get(a), undefined)
+  buffer.put(a, Buffer.from('z'))
+  await buffer.flushToBase()
+  assert.equal(buffer.knownAbsent(a), false)
+  buffer.delete(a)
+  assert.deepEqual(buffer.pendingOperations().map((o) => `${o.type} ${o.key}`), ['delete a'])
   await base.close()
 })
