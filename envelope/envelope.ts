@@ -164,6 +164,11 @@ function newTrace(): TraceContext {
   return { traceparent: `00-${randomHex(16)}-${randomHex(8)}-01` }
 }
 
+/** A new span: a child of `traceparent` when it is a valid one (same trace id and flags), else a new trace. */
+export function spanFrom(traceparent: string | undefined): TraceContext {
+  return traceparent !== undefined && isTraceparent(traceparent) ? childTrace({ traceparent }) : newTrace()
+}
+
 /** Same trace id, a new span id whose parent is the given span. */
 function childTrace(parent: TraceContext | undefined): TraceContext {
   const m = parent === undefined ? null : TRACEPARENT.exec(parent.traceparent)

@@ -1,7 +1,7 @@
 // Group commit of commands. The idempotent producer has one request in flight per broker (@platformatic/kafka
 // forces maxInflights = 1 with idempotence), so one send per command caps the gateway at one command per
-// round trip. Here the first command goes out at once; commands arriving while a send is in flight wait and
-// go out together in the next send.
+// round trip. Here the first command goes out at once (or after `lingerMs`, so more commands share the
+// request); commands arriving while a send is in flight wait and go out together in the next send.
 //
 // A send answers with the base offset per partition, not per record. Each command's own offset (for its ack)
 // is base + its index among the batch's records for that partition, so the writer needs each record's
@@ -16,6 +16,13 @@ export interface CommandWriterOptions {
   partitionCount(topic: string): number | undefined
   /** Most records per send (default 1000). */
   maxRecords?: number
+  /**
+   * A send waits until its oldest command has waited this long (like the Java producer's linger.ms; default 0:
+   * at once), so that more commands share one produce request: fewer requests for the broker and the gateway
+   * at high rates, at the cost of up to `lingerMs` of latency per command. A command that waited through an
+   * in-flight send for at least `lingerMs` goes in the next send at once.
+   */
+  lingerMs?: number
 }
 
 export interface CommandWriter {
@@ -27,16 +34,38 @@ export interface CommandWriter {
 
 interface Entry {
   readonly records: readonly OutgoingRecord[]
+  /** performance.now() when it was written. */
+  readonly at: number
   readonly resolve: (metadata: ProducedRecordMetadata) => void
   readonly reject: (error: unknown) => void
 }
 
 export function createCommandWriter(options: CommandWriterOptions): CommandWriter {
   const maxRecords = options.maxRecords ?? 1000
+  const lingerMs = options.lingerMs ?? 0
   let queue: Entry[] = []
+  let queuedRecords = 0
   let inFlight: Promise<void> | undefined
+  let lingering: NodeJS.Timeout | undefined
 
   function next(): void {
+    if (inFlight !== undefined || queue.length === 0 || lingering !== undefined) return
+    const wait = lingerMs - (performance.now() - (queue[0] as Entry).at)
+    if (wait >= 1 && queuedRecords < maxRecords) {
+      lingering = setTimeout(() => {
+        lingering = undefined
+        sendNext()
+      }, wait)
+      return
+    }
+    sendNext()
+  }
+
+  function sendNext(): void {
+    if (lingering !== undefined) {
+      clearTimeout(lingering)
+      lingering = undefined
+    }
     if (inFlight !== undefined || queue.length === 0) return
     // Bounded in bytes too, below the adapter's own chunk size, so one write is one produce request and
     // each partition's records in it have consecutive offsets from the reported base.
@@ -53,6 +82,7 @@ export function createCommandWriter(options: CommandWriterOptions): CommandWrite
     }
     const batch = queue.slice(0, take)
     queue = queue.slice(take)
+    queuedRecords -= count
     inFlight = send(batch).finally(() => {
       inFlight = undefined
       next()
@@ -88,13 +118,14 @@ export function createCommandWriter(options: CommandWriterOptions): CommandWrite
   return {
     write(records) {
       return new Promise((resolve, reject) => {
-        queue.push({ records, resolve, reject })
+        queue.push({ records, at: performance.now(), resolve, reject })
+        queuedRecords += records.length
         next()
       })
     },
     async flush() {
       while (inFlight !== undefined || queue.length > 0) {
-        next()
+        sendNext()
         await inFlight
       }
     },

@@ -30,6 +30,7 @@ export const gatewaySettings = [
   { flag: 'rate-per-second', env: 'WEIR_GATEWAY_RATE_PER_SECOND', default: '200', help: 'frames per second per connection' },
   { flag: 'idle-timeout-sec', env: 'WEIR_GATEWAY_IDLE_TIMEOUT_SEC', default: '120', help: 'seconds without traffic before a socket is closed' },
   { flag: 'fetch-max-wait-ms', env: 'WEIR_GATEWAY_FETCH_MAX_WAIT_MS', default: '200', help: 'longest wait of a results/events fetch when nothing is new (lower: more requests when idle)' },
+  { flag: 'command-linger-ms', env: 'WEIR_GATEWAY_COMMAND_LINGER_MS', default: '0', help: 'how long a command may wait for others to share its produce request' },
   { flag: 'instance-id', env: 'WEIR_GATEWAY_INSTANCE_ID', default: '(random)', help: 'name of this instance in metrics and logs' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
 ] as const
@@ -89,6 +90,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     rateLimit: { ratePerSecond: rate, burst: rate * 2 },
     idleTimeoutSec: integer('idle-timeout-sec', 120, 0),
     fetchMaxWaitMs: integer('fetch-max-wait-ms', 200, 0),
+    commandLingerMs: integer('command-linger-ms', 0, 0),
     ...(value('instance-id') === undefined ? {} : { instanceId: value('instance-id') as string }),
   }
   if (violations.length > 0) throw invalidOptions('gateway', violations)

@@ -55,6 +55,11 @@ export interface GatewayOptions {
   deadlines?: 'deadlines-topic' | 'off' | DeadlineRegistrar
   /** Longest wait of one fetch of the live stream, ms (default 200). */
   fetchMaxWaitMs?: number
+  /**
+   * How long a command may wait for others to share its produce request, ms (default 0: sent at once, or with
+   * those that arrived during the send in flight). Higher: fewer produce requests at high rates, more latency.
+   */
+  commandLingerMs?: number
   metadataRefreshMs?: number
   /** Replays (resumes) running at once; more wait their turn (default 8). */
   replayConcurrency?: number
@@ -94,6 +99,7 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
   positive('defaultTtlMs', options.defaultTtlMs)
   positive('maxTtlMs', options.maxTtlMs)
   positive('fetchMaxWaitMs', options.fetchMaxWaitMs, 0)
+  positive('commandLingerMs', options.commandLingerMs, 0)
   positive('metadataRefreshMs', options.metadataRefreshMs)
   positive('replayConcurrency', options.replayConcurrency)
   positive('shutdownGraceMs', options.shutdownGraceMs, 0)
@@ -126,6 +132,7 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
     maxTtlMs: options.maxTtlMs ?? 5 * 60_000,
     deadlines: deadlines === 'deadlines-topic' ? deadlinesTopicRegistrar : deadlines,
     fetchMaxWaitMs: options.fetchMaxWaitMs ?? 200,
+    commandLingerMs: options.commandLingerMs ?? 0,
     metadataRefreshMs: options.metadataRefreshMs ?? 30_000,
     replayConcurrency: options.replayConcurrency ?? 8,
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,

@@ -797,7 +797,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           error: reportError,
         })
         await live.start()
-        writer = createCommandWriter({ producer, partitionCount: (topic) => commandPartitions.get(topic) })
+        writer = createCommandWriter({ producer, partitionCount: (topic) => commandPartitions.get(topic), lingerMs: config.commandLingerMs })
         await refreshCommandPartitions()
         port = await new Promise<number>((resolve, reject) => {
           app.listen(config.host, config.port, (socket) => {

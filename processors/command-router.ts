@@ -1,6 +1,7 @@
 // Reusable generic commands: handlers registered by (context path, command alias) with a payload schema.
 // The router validates each command, runs its handler with in-order retries, and forwards
 //   - the CommandResult (a follow-up of the command) to the child 'results' (or the one options.results names),
+//   - with options.registrations, the command itself (its deadline registration) before it runs,
 //   - events the handler emitted (follow-ups) to 'events',
 //   - dead letters (unknown command, schema violation, expired, non-retriable, retries exhausted) to 'dead-letters',
 //   - out-of-order retries (a schedule request for the delayed-envelope scheduler) to 'retries'.
@@ -88,6 +89,12 @@ export interface CommandRouterOptions {
   sleep?: (ms: number) => Promise<void>
   /** Child that receives command results (default 'results': a sink, or a processor such as the deadline arbiter). */
   results?: string
+  /**
+   * Child that receives each command that has a deadline before it runs (its deadline registration, as the
+   * gateway also writes it), so a deadline arbiter in the same task knows the deadline before the result comes,
+   * even when the gateway's registration is still queued (default: none).
+   */
+  registrations?: string
 }
 
 export interface CommandRouterMetrics {
@@ -145,6 +152,9 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         if (command.kind !== 'command') {
           await deadLetter(record, new WeirError('WEIR_ERR_UNKNOWN_COMMAND', `expected a command, got a ${command.kind}`), 0)
           return
+        }
+        if (options.registrations !== undefined && command.deadline !== undefined) {
+          await context.forward(new StreamRecord(command.requestId, command, record.timestamp), options.registrations)
         }
         const handler = options.registry.find(command.contextPath, command.alias)
         const path = commandPath({ topicAlias: options.registry.topicAlias, contextPath: command.contextPath, alias: command.alias })

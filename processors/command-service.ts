@@ -9,7 +9,9 @@
 //                            └─▶ scheduler topic ──▶ scheduler ──▶ (due) any topic
 //
 // The router hands each result to the arbiter inside the command's own task, so a command's outcome is
-// decided and produced in the transaction that consumed the command: one commit from command to outcome.
+// decided and produced in the transaction that consumed the command: one commit from command to outcome. It
+// hands the arbiter the command's deadline registration first, so a handler that outlives the deadline loses
+// to it even when the gateway's registration (on the deadlines topic) is still queued behind the command.
 import { invalidOptions } from '../core/errors.ts'
 import { deadlinesTopic } from '../commands/catalog.ts'
 import type { Envelope } from '../envelope/envelope.ts'
@@ -85,6 +87,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
     ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
     results: 'arbiter',
+    registrations: 'arbiter',
   })
   const arbiterFactory = deadlineArbiter({ store: 'decisions', ...(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs }) })
   const schedulerFactory = scheduler()

@@ -4,7 +4,9 @@
 // registration reaches the task that runs the command (the deadlines and commands topics are co-partitioned).
 // In the command service the router hands each result to this processor within that task (a topology may also
 // feed results from a topic, as long as a request's results and registration reach the same task). Per request:
-//   - the first of {result, deadline timer} becomes the request's one outcome, forwarded to `outcomes`;
+//   - the first of {result, deadline} becomes the request's one outcome, forwarded to `outcomes`; a result
+//     processed at or after the deadline of its open request lost the race even if the timer has not fired yet
+//     (timers wait while a handler runs in the same task), so the timeout is the outcome and the result is late;
 //   - a result that arrives after its timeout is forwarded to `late` (kept and counted, never delivered);
 //   - the deadline timer fires at the deadline however long the command waits behind others.
 // Decisions are stored by requestId and committed with the outputs, so every reader of the outcomes topic sees
@@ -52,6 +54,20 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
     let context: ProcessorContext
     const decisions = () => context.store<string, Decision>(options.store)
 
+    /** The timeout outcome of an open request whose deadline passed. */
+    async function timeOut(command: Envelope, deadline: number, at: number): Promise<void> {
+      metrics.timeouts++
+      await decide(command.requestId, 'timeout')
+      const timeout = followUp(command, {
+        kind: 'result',
+        alias: command.alias,
+        status: 'timeout',
+        payload: { code: TIMEOUT_ERROR_CODE, message: `no result before the deadline (${new Date(deadline).toISOString()})`, deadline },
+        now: at,
+      })
+      await context.forward(new StreamRecord(command.requestId, timeout, at), outcomes)
+    }
+
     async function decide(requestId: string, outcome: 'ok' | 'error' | 'timeout'): Promise<void> {
       const now = context.now()
       await decisions().put(requestId, { state: 'done', outcome, at: now })
@@ -75,9 +91,19 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
           return
         }
         if (envelope.kind !== 'result') return
-        if (current?.state === 'done') {
+        let decided = current
+        if (current?.state === 'open' && context.now() >= current.deadline) {
+          // The deadline came first; its timer just has not fired yet.
+          const timer = await context.timers.get(`ttl:${requestId}`)
+          if (timer !== undefined) {
+            await context.timers.cancel(`ttl:${requestId}`)
+            await timeOut(timer.payload as Envelope, current.deadline, context.now())
+            decided = { state: 'done', outcome: 'timeout', at: context.now() }
+          }
+        }
+        if (decided?.state === 'done') {
           metrics.lateResults++
-          await context.forward(record.withHeaders({ 'weir.late': current.outcome }), late)
+          await context.forward(record.withHeaders({ 'weir.late': decided.outcome }), late)
           return
         }
         if (current === undefined) metrics.unregisteredResults++
@@ -94,16 +120,7 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
         const command = timer.payload as Envelope
         const current = await decisions().get(command.requestId)
         if (current?.state !== 'open') return
-        metrics.timeouts++
-        await decide(command.requestId, 'timeout')
-        const timeout = followUp(command, {
-          kind: 'result',
-          alias: command.alias,
-          status: 'timeout',
-          payload: { code: TIMEOUT_ERROR_CODE, message: `no result before the deadline (${new Date(timer.at).toISOString()})`, deadline: timer.at },
-          now: timer.firedAt,
-        })
-        await context.forward(new StreamRecord(command.requestId, timeout, timer.firedAt), outcomes)
+        await timeOut(command, timer.at, timer.firedAt)
       },
     }
   }

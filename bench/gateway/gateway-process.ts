@@ -1,6 +1,6 @@
 // The gateway of the load test, in its own process (forked by bench/gateway/load.ts with an IPC channel): the
 // orders example's catalog, HS256 tokens, and the options the run asks for. It is `gateway/main.ts` minus
-// logging and metrics, plus `fetchMaxWaitMs`, which the service does not expose as a flag yet.
+// logging and metrics, with the run's `fetchMaxWaitMs` and `commandLingerMs`.
 import { ordersRegistry } from '../../examples/orders/service.ts'
 import { createGateway } from '../../gateway/server.ts'
 
@@ -10,6 +10,8 @@ export interface GatewayProcessOptions {
   readonly secret: string
   /** The live stream's fetch wait (gateway default 200 ms). */
   readonly fetchMaxWaitMs: number
+  /** The command writer's linger (gateway default 0). */
+  readonly commandLingerMs: number
 }
 
 export type GatewayProcessMessage = { readonly type: 'listening'; readonly port: number } | { readonly type: 'failed'; readonly message: string }
@@ -33,6 +35,7 @@ const gateway = createGateway({
   // The broadcast scenario bursts thousands of frames per socket; the bare uWS server gets the same limit.
   maxBackpressure: 16 * 1024 * 1024,
   fetchMaxWaitMs: options.fetchMaxWaitMs,
+  commandLingerMs: options.commandLingerMs,
   instanceId: 'bench',
 })
 gateway.start().then(

@@ -39,15 +39,19 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
 
   --connections <n>         WebSocket SDK connections sending commands, and broadcast receivers (default 50)
   --rate <n>                commands per second, all connections together (default 2000)
-  --seconds <n>             measured seconds of commands (default 10), after --warmup-seconds (default 2)
+  --seconds <n>             measured seconds of commands (default 10), after --warmup-seconds (default 10: a cold
+                            worker (JIT, caches) builds a backlog in its first seconds that takes about as long
+                            to drain at 2,000/s; the measured window is the steady state after it)
   --client-processes <n>    processes the connections are spread over (default 2)
   --commit-interval-ms <n>  the worker's transaction commit interval (default 100, the worker's default: at 2,000/s
                             shorter intervals cost the worker more throughput than they save latency)
   --commit-when-idle <b>    the worker's commit-when-idle setting, true or false (default true, the worker's default)
   --workers <n>             orders worker processes in one consumer group, sharing the partitions (default 1)
   --fetch-max-wait-ms <n>   the gateway's live-stream fetch wait (default 200, the gateway's default)
-  --breakdown <b>           time each stage of every command, true or false (default true; its reader decodes
-                            every command and result, about 15% of a core at 2,000/s)
+  --command-linger-ms <n>   the gateway's command linger (default 0, the gateway's default)
+  --breakdown <b>           time each stage of every command, true or false (default false: its reader decodes
+                            every command and result, about 15% of a core at 2,000/s, which a run near capacity
+                            cannot spare)
   --partitions <n>          partitions of the orders topics (default 3, as the demo)
   --events <n>              events for the broadcast scenario (default 2000)
   --json                    print one JSON line last
@@ -61,12 +65,13 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '10' },
-    'warmup-seconds': { type: 'string', default: '2' },
+    'warmup-seconds': { type: 'string', default: '10' },
     'client-processes': { type: 'string', default: '2' },
     'commit-interval-ms': { type: 'string', default: '100' },
     'fetch-max-wait-ms': { type: 'string', default: '200' },
     'commit-when-idle': { type: 'string', default: 'true' },
-    breakdown: { type: 'string', default: 'true' },
+    breakdown: { type: 'string', default: 'false' },
+    'command-linger-ms': { type: 'string', default: '0' },
     workers: { type: 'string', default: '1' },
     partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
@@ -85,11 +90,12 @@ const settings = {
   clientProcesses: Number(values['client-processes']),
   commitIntervalMs: Number(values['commit-interval-ms']),
   fetchMaxWaitMs: Number(values['fetch-max-wait-ms']),
+  commandLingerMs: Number(values['command-linger-ms']),
   partitions: Number(values.partitions),
   events: Number(values.events),
   workers: Number(values.workers),
 }
-const invalid = Object.entries(settings).filter(([key, n]) => !Number.isFinite(n) || n < (key === 'warmupSeconds' || key === 'fetchMaxWaitMs' ? 0 : 1))
+const invalid = Object.entries(settings).filter(([key, n]) => !Number.isFinite(n) || n < (key === 'warmupSeconds' || key === 'fetchMaxWaitMs' || key === 'commandLingerMs' ? 0 : 1))
 if (values['commit-when-idle'] !== 'true' && values['commit-when-idle'] !== 'false') invalid.push(['commitWhenIdle', Number.NaN])
 if (values.breakdown !== 'true' && values.breakdown !== 'false') invalid.push(['breakdown', Number.NaN])
 if (settings.workers > settings.partitions) invalid.push(['workers (at most --partitions)', settings.workers])
@@ -134,6 +140,7 @@ interface Results {
   commitWhenIdle: boolean
   workers: number
   fetchMaxWaitMs: number
+  commandLingerMs: number
   partitions: number
   commands: number
   failed: number
@@ -488,9 +495,9 @@ async function main(): Promise<Results> {
     progress.step(`creating the orders service's topics (${prefix}.*, ${settings.partitions} partitions)`)
     await createOrdersTopics({ brokers, prefix, partitions: settings.partitions })
     progress.step(
-      `starting ${settings.workers} orders worker(s) (commit interval ${settings.commitIntervalMs} ms, commit when idle ${commitWhenIdle}) and the gateway (fetch wait ${settings.fetchMaxWaitMs} ms)`,
+      `starting ${settings.workers} orders worker(s) (commit interval ${settings.commitIntervalMs} ms, commit when idle ${commitWhenIdle}) and the gateway (fetch wait ${settings.fetchMaxWaitMs} ms, command linger ${settings.commandLingerMs} ms)`,
     )
-    const gatewayOptions: GatewayProcessOptions = { brokers, prefix, secret: SECRET, fetchMaxWaitMs: settings.fetchMaxWaitMs }
+    const gatewayOptions: GatewayProcessOptions = { brokers, prefix, secret: SECRET, fetchMaxWaitMs: settings.fetchMaxWaitMs, commandLingerMs: settings.commandLingerMs }
     const gateway = forkChild('gateway', 'gateway-process.ts', { WEIR_BENCH_GATEWAY: JSON.stringify(gatewayOptions), LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }, dir)
     children.push(gateway)
     const listening = messageFrom<Extract<GatewayProcessMessage, { type: 'listening' }>>(gateway, 'listening')
@@ -533,6 +540,7 @@ async function main(): Promise<Results> {
       commitWhenIdle,
       workers: settings.workers,
       fetchMaxWaitMs: settings.fetchMaxWaitMs,
+      commandLingerMs: settings.commandLingerMs,
       partitions: settings.partitions,
       commands: measured.length,
       failed: measured.length - ok.length,
@@ -568,7 +576,7 @@ function table(r: Results): string {
     '| measure | value |',
     '| --- | ---: |',
     `| connections (client processes) | ${r.connections} (${r.clientProcesses}) |`,
-    `| workers; commit interval, when idle; gateway fetch wait | ${r.workers}; ${r.commitIntervalMs} ms, ${r.commitWhenIdle ? 'yes' : 'no'}; ${r.fetchMaxWaitMs} ms |`,
+    `| workers; commit interval, when idle; gateway fetch wait, command linger | ${r.workers}; ${r.commitIntervalMs} ms, ${r.commitWhenIdle ? 'yes' : 'no'}; ${r.fetchMaxWaitMs} ms, ${r.commandLingerMs} ms |`,
     `| results/s (target ${r.targetRate} commands/s) | ${r.commandsPerSecond.toLocaleString('en')} |`,
     `| command -> result p50 / p90 / p99 / max ms | ${r.p50Ms} / ${r.p90Ms} / ${r.p99Ms} / ${r.maxMs} |`,
     `| failed commands | ${r.failed} of ${r.commands} |`,

@@ -69,10 +69,10 @@ test('counting: one output per input, per-key counts in the store, clean exit on
 })
 
 test('command-service: dedupe, routing, one outcome per request, timeouts for expired requests', { skip, timeout: 180_000 }, async (t) => {
-  const [commands, outcomes, deadlines, pending, late, dlq] = (await createTopics(
+  const [commands, outcomes, deadlines, late, dlq] = (await createTopics(
     t,
-    ...['ks-cmd', 'ks-outcomes', 'ks-deadlines', 'ks-pending', 'ks-late', 'ks-dlq'].map((prefix) => ({ prefix, partitions: 1 })),
-  )) as [string, string, string, string, string, string]
+    ...['ks-cmd', 'ks-outcomes', 'ks-deadlines', 'ks-late', 'ks-dlq'].map((prefix) => ({ prefix, partitions: 1 })),
+  )) as [string, string, string, string, string]
   const now = Date.now()
   const place = (payload: unknown, extra: Partial<Parameters<typeof createEnvelope>[0]> = {}) =>
     createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'orders', alias: 'place', payload, clientSessionId: 's1', ttlMs: 60_000, now, ...extra })
@@ -98,7 +98,7 @@ test('command-service: dedupe, routing, one outcome per request, timeouts for ex
     applicationId: uniqueName('ks-cmd'),
     exactlyOnce: true,
     expectedOutputs: 53,
-    extraArgs: ['--deadlines', deadlines, '--pending', pending, '--late', late, '--dead-letters', dlq],
+    extraArgs: ['--deadlines', deadlines, '--late', late, '--dead-letters', dlq],
     classpath,
   })
   assert.equal(result.exitCode, 0)
@@ -120,8 +120,7 @@ test('command-service: dedupe, routing, one outcome per request, timeouts for ex
   assert.equal((lostOutcome?.payload as { code: string }).code, 'WEIR_ERR_DEADLINE_EXCEEDED')
   assert.ok((lostOutcome?.createdAt ?? 0) >= (lost.deadline ?? Infinity), 'a timeout never fires before the deadline')
   assert.equal(byRequest.get(unknown.requestId)?.status, 'error')
-  // The duplicate never reached the handler: one result per command in pending results, none late.
-  assert.equal((await readAll(pending)).length, 51)
+  // The duplicate got no second outcome (one per request above) and nothing came late.
   assert.equal((await readAll(late)).length, 0)
   const deadLetters = await readAll(dlq)
   assert.deepEqual(deadLetters.map((r) => r.headers.get('weir.error.code')?.toString()).sort(), [

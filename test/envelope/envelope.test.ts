@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { MAX_BREADCRUMBS, createEnvelope, followUp, spanId, traceId } from '../../envelope/envelope.ts'
+import { MAX_BREADCRUMBS, createEnvelope, followUp, spanFrom, spanId, traceId } from '../../envelope/envelope.ts'
 
 test('createEnvelope fills id, requestId, createdAt, deadline from TTL and a W3C trace', () => {
   const envelope = createEnvelope({ kind: 'command', contextPath: 'orders', alias: 'place', payload: { sku: 'a' }, ttlMs: 5000, now: 1_000 })
@@ -60,4 +60,20 @@ test('breadcrumbs keep the newest MAX_BREADCRUMBS ancestors', () => {
     message.breadcrumbs.map((b) => b.id),
     ids.slice(-MAX_BREADCRUMBS - 1, -1),
   )
+})
+
+test('spanFrom continues a valid traceparent as a child span and starts a new trace otherwise', () => {
+  const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00'
+  const child = spanFrom(parent)
+  assert.equal(traceId(child), '0af7651916cd43dd8448eb211c80319c')
+  assert.notEqual(spanId(child), 'b7ad6b7169203331')
+  assert.match(child.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-00$/, 'flags kept')
+  const ids = new Set<string>()
+  for (const invalid of [undefined, 'nonsense', '00-00000000000000000000000000000000-b7ad6b7169203331-01']) {
+    const fresh = spanFrom(invalid)
+    assert.match(fresh.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    assert.notEqual(traceId(fresh), '00000000000000000000000000000000')
+    ids.add(traceId(fresh) as string)
+  }
+  assert.equal(ids.size, 3, 'each new trace has its own id')
 })

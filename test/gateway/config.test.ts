@@ -15,6 +15,8 @@ test('environment and flags make the options; flags win', () => {
   assert.equal(config.options.deadlines, 'off')
   assert.equal(config.options.fetchMaxWaitMs, 200)
   assert.equal(parseGatewayConfig(['--fetch-max-wait-ms', '20'], base).options.fetchMaxWaitMs, 20)
+  assert.equal(config.options.commandLingerMs, 0)
+  assert.equal(parseGatewayConfig([], { ...base, WEIR_GATEWAY_COMMAND_LINGER_MS: '5' }).options.commandLingerMs, 5)
   assert.equal(config.options.auth.hs256Secret, 'h'.repeat(32))
   assert.equal(config.publicKey, undefined)
   const keyed = parseGatewayConfig(['--jwt-public-key-file', '/k.pem', '--jwt-algorithm', 'ES256'], { ...base, WEIR_JWT_HS256_SECRET: '' })

@@ -14,6 +14,9 @@ import type { DriverOutput, TestDriver } from '../../topology/test-driver.ts'
 
 const topics = { commands: 'orders.commands', results: 'orders.results', events: 'orders.events' }
 
+/** Runs inside the handler (a test makes it slow with driver.elapse). */
+let duringHandle: (() => void) | undefined
+
 function service(failuresBeforeSuccess = 0): { service: CommandService; calls: () => number } {
   let calls = 0
   const registry = createCommandRegistry({
@@ -27,6 +30,7 @@ function service(failuresBeforeSuccess = 0): { service: CommandService; calls: (
         stores: ['orders'],
         async handle(ctx: { payload: { sku: string; qty: number }; store: (n: string) => { get(k: string): Promise<unknown>; put(k: string, v: unknown): Promise<void> }; emit(a: string, p: unknown): void; attempt: number }) {
           calls++
+          duringHandle?.()
           await ctx.store('orders').put(ctx.payload.sku, ctx.attempt)
           if (calls <= failuresBeforeSuccess) throw new Error(`transient ${calls}`)
           if (ctx.payload.sku === 'forbidden') throw new NonRetriableError('sku is forbidden')
@@ -150,6 +154,43 @@ test('the timeout is the outcome when no result came by the deadline; a late res
   const [kept] = values(driver.take(`${topics.results}.late`))
   assert.equal(kept?.status, 'ok')
   assert.equal(s.metrics.arbiter.lateResults, 1)
+})
+
+test('a handler that runs past the deadline loses to it: the timeout is the outcome though its timer had not fired', async (t) => {
+  const { service: s } = service()
+  const driver = await driverFor(s)
+  const cmd = command({ sku: 'slow', qty: 1 }, { now: driver.now(), ttlMs: 1000 })
+  await driver.pipe('deadlines', { key: 'slow', value: cmd })
+  duringHandle = () => driver.elapse(1500)
+  t.after(() => (duringHandle = undefined))
+  await driver.pipe('commands', { key: 'slow', value: cmd })
+  const [timeout, ...others] = values(driver.take(topics.results))
+  assert.equal(others.length, 0)
+  assert.equal(timeout?.status, 'timeout')
+  assert.equal((timeout?.payload as { deadline: number }).deadline, cmd.deadline)
+  const [late] = driver.take(`${topics.results}.late`)
+  assert.equal((late?.value as Envelope).status, 'ok')
+  assert.equal(late?.headers['weir.late'], 'timeout')
+  await driver.advanceTime(10_000)
+  assert.deepEqual(driver.take(topics.results), [], 'the timer does not fire a second outcome')
+})
+
+test('the deadline holds when the gateway\'s registration is still queued behind a slow command', async (t) => {
+  const { service: s } = service()
+  const driver = await driverFor(s)
+  const cmd = command({ sku: 'slow', qty: 1 }, { now: driver.now(), ttlMs: 1000 })
+  duringHandle = () => driver.elapse(1500)
+  t.after(() => (duringHandle = undefined))
+  await driver.pipe('commands', { key: 'slow', value: cmd })
+  const [timeout, ...others] = values(driver.take(topics.results))
+  assert.equal(others.length, 0)
+  assert.equal(timeout?.status, 'timeout', 'the router registered the deadline before running the handler')
+  assert.equal((driver.take(`${topics.results}.late`)[0]?.value as Envelope | undefined)?.status, 'ok')
+  // The gateway's registration arrives now: ignored.
+  await driver.pipe('deadlines', { key: 'slow', value: cmd })
+  await driver.advanceTime(10_000)
+  assert.deepEqual(driver.take(topics.results), [], 'one outcome')
+  assert.equal(s.metrics.arbiter.registered, 1)
 })
 
 test('transient failures are retried in order; the outcome and state come from the attempt that succeeded', async () => {

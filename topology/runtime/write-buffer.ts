@@ -3,8 +3,8 @@
 // last Kafka commit and is applied to the committed store only after that commit succeeded. So the local
 // store never holds anything Kafka does not.
 //
-// A key the committed store is known not to hold (a get found nothing there since the last flush, or the caller
-// vouches for it: markAbsent) needs no tombstone when it is deleted: a put and a delete of such a key in one
+// A key the committed store is known not to hold (a get with noteAbsent found nothing there since the last flush,
+// or the caller vouches for it: markAbsent) needs no tombstone when it is deleted: a put and a delete of such a key in one
 // commit interval leave nothing at all, in the local store or the changelog. Timers set and cancelled between two
 // commits (a command's deadline, cancelled by its result) cost no records.
 //
@@ -61,7 +61,8 @@ export class WriteBuffer {
     this.#stage = undefined
   }
 
-  async get(key: Buffer): Promise<Buffer | undefined> {
+  /** The merged view's value; with `noteAbsent`, a miss in the committed store is remembered until the next flush. */
+  async get(key: Buffer, noteAbsent = false): Promise<Buffer | undefined> {
     const k = str(key)
     const staged = this.#stage?.get(k)
     if (staged !== undefined) return staged ?? undefined
@@ -69,7 +70,7 @@ export class WriteBuffer {
     const pending = this.#pending.get(k)
     if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
     const committed = await this.base.get(key)
-    if (committed === undefined) this.#noteAbsent(k)
+    if (committed === undefined && noteAbsent) this.#noteAbsent(k)
     return committed
   }
 
