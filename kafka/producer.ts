@@ -1,11 +1,11 @@
-import { Producer, ProduceAcks, compatibilityPartitioner, murmur2 } from '@platformatic/kafka'
-import type { Message, MessageToProduce, PartitionerContext } from '@platformatic/kafka'
+import { Producer, ProduceAcks, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
+import type { MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
 import type { KafkaConsumer } from './consumer.ts'
 import { groupInternals } from './group.ts'
-import type { GroupMember } from './group.ts'
+import type { GroupGeneration, GroupMember } from './group.ts'
 import { chunkRecords } from './chunks.ts'
 import { baseClientOptions, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
@@ -110,7 +110,7 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         throw wrapKafkaError(error, 'beginTransaction')
       }
       publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
-      const transaction = createTransaction(tx, transactionalId, started, () => {
+      const transaction = createTransaction(producer, tx, transactionalId, started, () => {
         open = undefined
       })
       open = transaction
@@ -128,7 +128,13 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
 
 type PlatformaticTransaction = Awaited<ReturnType<Producer<Buffer, Buffer, Buffer, Buffer>['beginTransaction']>>
 
-function createTransaction(tx: PlatformaticTransaction, transactionalId: string, started: number, onEnd: () => void): KafkaTransaction {
+function createTransaction(
+  producer: Producer<Buffer, Buffer, Buffer, Buffer>,
+  tx: PlatformaticTransaction,
+  transactionalId: string,
+  started: number,
+  onEnd: () => void,
+): KafkaTransaction {
   let queue: Promise<unknown> = Promise.resolve()
   let ended = false
   let records = 0
@@ -208,18 +214,11 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
             await tx.addConsumer(group.client)
             addedGroups.add(groupId)
           }
-          for (const position of toCommit) {
-            // The client commits `message.offset + 1` with the group's generation and member id, which
-            // lets the broker fence a member that lost its partitions (KIP-447).
-            const marker = {
-              topic: position.topic,
-              partition: position.partition,
-              offset: position.offset - 1n,
-              metadata: { consumer: group.current() },
-            } as unknown as Message<Buffer, Buffer, Buffer, Buffer>
-            await tx.addOffset(marker)
-            offsets += 1
-          }
+          // One TxnOffsetCommit for every position (the client's addOffset sends one request per offset, in
+          // sequence: three round trips per commit for a task reading three topics). The group's generation
+          // and member id go with it, which lets the broker fence a member that lost its partitions (KIP-447).
+          await commitOffsetsInTransaction(producer, transactionalId, group.current(), toCommit)
+          offsets += toCommit.length
         } catch (error) {
           throw wrapKafkaError(error, `sendOffsets in transaction of ${transactionalId}`)
         }
@@ -229,6 +228,59 @@ function createTransaction(tx: PlatformaticTransaction, transactionalId: string,
     commit: () => end(true),
     abort: () => end(false),
   }
+}
+
+/** The client's internals the batched TxnOffsetCommit uses (exported by @platformatic/kafka, untyped here). */
+interface ProducerInternals {
+  producerId: bigint | undefined
+  producerEpoch: number | undefined
+  [kPerformWithRetry](operationId: string, operation: (callback: Callback<unknown>) => void, callback: Callback<unknown>): void
+  [kMetadata](options: { topics: string[] }, callback: Callback<ClusterMetadata>): void
+  [kGetConnection](broker: unknown, callback: Callback<unknown>): void
+  [kGetApi](name: string, callback: Callback<(...args: unknown[]) => void>): void
+}
+type Callback<T> = (error: Error | null, value?: T) => void
+interface ClusterMetadata {
+  brokers: Map<number, unknown>
+  topics: Map<string, { partitions: Array<{ leaderEpoch: number }> }>
+}
+
+/** Commits consumer offsets within the producer's open transaction, every position in one TxnOffsetCommit request. */
+function commitOffsetsInTransaction(
+  client: Producer<Buffer, Buffer, Buffer, Buffer>,
+  transactionalId: string,
+  generation: GroupGeneration,
+  positions: readonly TopicPartitionOffset[],
+): Promise<void> {
+  const internals = client as unknown as ProducerInternals
+  const byTopic = new Map<string, TopicPartitionOffset[]>()
+  for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p])
+  return new Promise<void>((resolve, reject) => {
+    const attempt = (done: Callback<unknown>) => {
+      internals[kMetadata]({ topics: [...byTopic.keys()] }, (error, metadata) => {
+        if (error || metadata === undefined) return done(error ?? new Error('no metadata'))
+        const coordinator = generation.coordinatorId === null ? undefined : metadata.brokers.get(generation.coordinatorId)
+        if (coordinator === undefined) return done(new Error(`group coordinator ${generation.coordinatorId} of ${generation.groupId} is unknown`))
+        internals[kGetConnection](coordinator, (error, connection) => {
+          if (error) return done(error)
+          internals[kGetApi]('TxnOffsetCommit', (error, api) => {
+            if (error || api === undefined) return done(error ?? new Error('no TxnOffsetCommit API'))
+            const topics = [...byTopic].map(([name, list]) => ({
+              name,
+              partitions: list.map((p) => ({
+                partitionIndex: p.partition,
+                // The position is the next offset to read: what a group commits.
+                committedOffset: p.offset,
+                committedLeaderEpoch: metadata.topics.get(name)?.partitions[p.partition]?.leaderEpoch ?? -1,
+              })),
+            }))
+            api(connection, transactionalId, generation.groupId, internals.producerId, internals.producerEpoch, generation.generationId, generation.memberId, null, topics, (error: Error | null) => done(error))
+          })
+        })
+      })
+    }
+    internals[kPerformWithRetry]('commit', attempt, (error) => (error ? reject(error) : resolve()))
+  })
 }
 
 /**

@@ -11,9 +11,9 @@ import { withTimeout } from '../helpers/wait.ts'
 after(closeAdmin)
 
 /** Joins a group on `topic` and returns the first `count` records together with the consumer. */
-async function readInputs(topic: string, groupId: string, count: number): Promise<{ consumer: KafkaConsumer; records: ConsumedRecord[] }> {
+async function readInputs(topic: string | string[], groupId: string, count: number): Promise<{ consumer: KafkaConsumer; records: ConsumedRecord[] }> {
   const consumer = createConsumer({ brokers: brokers(), groupId, maxWaitMs: 100 })
-  const stream = await consumer.subscribe({ topics: [topic], from: 'committed', fallback: 'earliest' })
+  const stream = await consumer.subscribe({ topics: Array.isArray(topic) ? topic : [topic], from: 'committed', fallback: 'earliest' })
   const records: ConsumedRecord[] = []
   await withTimeout(
     (async () => {
@@ -51,6 +51,38 @@ test('a committed transaction makes outputs and input offsets visible together',
   const outputs = await consume(output, { count: 3 })
   assert.deepEqual(outputs.map(text), ['out-in-1', 'out-in-2', 'out-in-3'])
   assert.deepEqual(await admin().committedOffsets(groupId, input), [{ topic: input, partition: 0, offset: 3n }])
+})
+
+test('offsets of several topics and partitions commit in one call, with the outputs', async (t) => {
+  const [a, b, output] = await createTopics(t, { prefix: 'txo-a', partitions: 2 }, { prefix: 'txo-b', partitions: 1 }, { prefix: 'txo-out', partitions: 1 })
+  assert.ok(a && b && output)
+  await produce([
+    { topic: a, partition: 0, value: 'a0' },
+    { topic: a, partition: 1, value: 'a1' },
+    { topic: a, partition: 1, value: 'a1-bis' },
+    { topic: b, partition: 0, value: 'b0' },
+  ])
+  const groupId = uniqueName('txo-group')
+  const { consumer, records } = await readInputs([a, b], groupId, 4)
+  t.after(() => consumer.close())
+  const producer = transactional(t)
+  const tx = await producer.beginTransaction()
+  await tx.send(records.map((r) => ({ topic: output, value: `out-${text(r)}` })))
+  await tx.sendOffsets(consumer, [
+    { topic: a, partition: 0, offset: 1n },
+    { topic: a, partition: 1, offset: 2n },
+    { topic: b, partition: 0, offset: 1n },
+  ])
+  await tx.commit()
+  assert.equal((await consume(output, { count: 4 })).length, 4)
+  assert.deepEqual(
+    (await admin().committedOffsets(groupId, a)).sort((x, y) => x.partition - y.partition),
+    [
+      { topic: a, partition: 0, offset: 1n },
+      { topic: a, partition: 1, offset: 2n },
+    ],
+  )
+  assert.deepEqual(await admin().committedOffsets(groupId, b), [{ topic: b, partition: 0, offset: 1n }])
 })
 
 test('an aborted transaction leaves neither outputs nor offsets behind', async (t) => {
