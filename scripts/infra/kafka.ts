@@ -124,8 +124,15 @@ async function freePort(): Promise<number> {
   })
 }
 
-function clusterId(): string {
-  return randomBytes(16).toString('base64url')
+/**
+ * A KRaft cluster id: base64url of 16 random bytes, never starting with '-' (1 in 64 would: the storage tool's
+ * argument parser then reads it as an option and formatting fails).
+ */
+export function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url')
+    if (!id.startsWith('-')) return id
+  }
 }
 
 async function startLocalBroker(progress: Progress): Promise<KafkaBroker> {
