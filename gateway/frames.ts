@@ -1,8 +1,7 @@
-// Server-side frame building: Kafka records to result/event frames, and command envelope ids and traces.
+// Server-side frame building: Kafka records to result/event frames, command envelope ids and keys.
 import { createHash } from 'node:crypto'
 
-import { spanFrom } from '../envelope/envelope.ts'
-import type { Envelope, TraceContext } from '../envelope/envelope.ts'
+import type { Envelope } from '../envelope/envelope.ts'
 import type { ConsumedRecord } from '../kafka/index.ts'
 import type { EventFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
 
@@ -40,14 +39,6 @@ export function commandId(sessionId: string, requestId: string): string {
   const h = createHash('sha256').update(sessionId).update('\u0000').update(requestId).digest('hex')
   const variant = ((parseInt(h[16] as string, 16) & 0x3) | 0x8).toString(16)
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`
-}
-
-/**
- * The command's trace: a child span of the client's traceparent when it sent a valid one, else a new trace
- * (ids from envelope's pooled random bytes: a randomBytes call per command cost about 19 µs here).
- */
-export function commandTrace(traceparent: string | undefined): TraceContext {
-  return spanFrom(traceparent)
 }
 
 /** The Kafka key of a command: the spec's keyField value when it is a string or number, else the requestId. */

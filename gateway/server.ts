@@ -14,7 +14,7 @@ import type { CommandSpec, TopicBinding } from '../commands/catalog.ts'
 import { channels as coreChannels, publish } from '../core/diagnostics.ts'
 import { WeirError, isWeirError } from '../core/errors.ts'
 import { createEnvelopeCodec } from '../envelope/codec.ts'
-import { createEnvelope } from '../envelope/envelope.ts'
+import { createEnvelope, spanFrom } from '../envelope/envelope.ts'
 import type { Envelope } from '../envelope/envelope.ts'
 import { createAdmin, createPartitionReader, createProducer } from '../kafka/index.ts'
 import type { ConsumedRecord, KafkaAdmin, KafkaProducer, PartitionBatch, PartitionReader, TopicPartitionOffset } from '../kafka/index.ts'
@@ -24,7 +24,7 @@ import { describeCode } from './errors.ts'
 import type { WireErrorCode } from './errors.ts'
 import { createCommandWriter } from './command-writer.ts'
 import type { CommandWriter } from './command-writer.ts'
-import { commandId, commandKey, commandTrace, eventFrame, resultFrame } from './frames.ts'
+import { commandId, commandKey, eventFrame, resultFrame } from './frames.ts'
 import { createLiveStream } from './live-stream.ts'
 import type { LiveStream } from './live-stream.ts'
 import { createGatewayMetrics } from './metrics.ts'
@@ -554,7 +554,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       alias: spec.alias,
       payload: frame.payload,
       ttlMs,
-      trace: commandTrace(frame.traceparent),
+      // A child span of the client's traceparent when it sent a valid one, else a new trace.
+      trace: spanFrom(frame.traceparent),
     })
     const encoded = codec.encode(envelope)
     const key = commandKey(frame.payload, spec.keyField, frame.requestId)

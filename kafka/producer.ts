@@ -254,7 +254,11 @@ function commitOffsetsInTransaction(
 ): Promise<void> {
   const internals = client as unknown as ProducerInternals
   const byTopic = new Map<string, TopicPartitionOffset[]>()
-  for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p])
+  for (const p of positions) {
+    const list = byTopic.get(p.topic)
+    if (list === undefined) byTopic.set(p.topic, [p])
+    else list.push(p)
+  }
   return new Promise<void>((resolve, reject) => {
     const attempt = (done: Callback<unknown>) => {
       internals[kMetadata]({ topics: [...byTopic.keys()] }, (error, metadata) => {
