@@ -84,11 +84,14 @@ export function validateClientOptions(component: string, options: KafkaClientOpt
 
 // Errors the broker reports while a previous transaction's markers are still being written, or while a
 // coordinator moves: retried quickly (the Java client uses a short backoff here too), everything else
-// backs off exponentially.
+// backs off exponentially. The quick steps double from 2 ms (2, 4, 8 ... 256: 510 ms over the 8 retries):
+// the next transaction's AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS in about one commit of eight here,
+// and the markers are usually written a few milliseconds later, so a first wait of 10 ms (the steps until
+// 2026-12) put 10 ms on those commits (a transaction probe: send p90 13 ms -> 5 ms).
 const QUICK_RETRY = new Set(['CONCURRENT_TRANSACTIONS', 'COORDINATOR_LOAD_IN_PROGRESS', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE'])
 
 export function retryDelayMs(_client: unknown, _operation: string, attempt: number, _retries: number, error: Error): number {
-  if (findProtocolIds(error).some((id) => QUICK_RETRY.has(id))) return 10 * attempt
+  if (findProtocolIds(error).some((id) => QUICK_RETRY.has(id))) return 2 ** Math.min(attempt, 10)
   return Math.min(100 * 2 ** (attempt - 1), 2000) + Math.floor(Math.random() * 50)
 }
 

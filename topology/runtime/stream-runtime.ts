@@ -1,9 +1,11 @@
 // Runs a topology on Kafka: one task per input partition, exactly-once per task.
 //
-// One loop per worker process, so processing, timers, punctuations and commits never interleave:
-//   fetch (own positions, read_committed) -> task.process -> fire due timers -> punctuate -> commit
+// One loop per worker process, so processing, timers and punctuations never interleave:
+//   fetch (own positions, read_committed) -> task.process -> fire due timers -> punctuate -> start commits
 // Every commit interval each task with work commits one Kafka transaction holding its outputs, its store
 // writes (changelog records) and its input offsets; only then are the store writes applied to the local store.
+// A commit runs beside the loop: the task hands over what it has (its write buffers seal that layer) and goes
+// on processing into the next one while the transaction is in flight; one commit per task at a time.
 // Each task has its own transactional producer (id `<applicationId>-<partition>`): the next owner of a
 // partition fences the previous one and aborts its open transaction before reading offsets and changelogs.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -98,6 +100,12 @@ interface LiveTask {
   stores: Map<string, OpenedStore>
   dir: string
   checkpoints: Record<string, string>
+  /** The commit in flight (settles, never rejects), if any. */
+  committing: Promise<void> | undefined
+  /** Why the last commit failed: the loop closes the task and opens it again from Kafka. */
+  failure: { error: unknown } | undefined
+  /** When this task commits next while records keep coming (ms, the runtime clock). */
+  nextCommit: number
 }
 
 export function changelogTopic(applicationId: string, store: string): string {
@@ -258,7 +266,17 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       const transaction = await producer.beginTransaction()
       const dir = join(options.stateDir, applicationId, String(partition))
       await mkdir(dir, { recursive: true })
-      const live: LiveTask = { task: undefined as unknown as Task, producer, transaction, stores, dir, checkpoints: await readCheckpoints(dir) }
+      const live: LiveTask = {
+        task: undefined as unknown as Task,
+        producer,
+        transaction,
+        stores,
+        dir,
+        checkpoints: await readCheckpoints(dir),
+        committing: undefined,
+        failure: undefined,
+        nextCommit: now() + commitIntervalMs,
+      }
       for (const [name, spec] of Object.entries(topology.stores)) {
         stores.set(name, await options.openStore({ name, backend: spec.backend, path: join(dir, name) }))
       }
@@ -302,6 +320,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const live = tasks.get(partition)
     if (live === undefined) return
     tasks.delete(partition)
+    await live.committing
     retire(live.task)
     await live.task.close()
     await live.transaction?.abort().catch(() => {})
@@ -372,37 +391,67 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     return { outputs: plan.outputs.length, changelog: changelog.length }
   }
 
-  async function commitAll(): Promise<void> {
-    const dirty = [...tasks.values()].filter((live) => live.task.dirty)
-    if (dirty.length === 0) return
+  // Signals the loop when a commit settles (it may be waiting for records while a task wants to commit again).
+  let commitSettled = Promise.withResolvers<void>()
+
+  /** Starts a commit for every task that has work, has no commit in flight and for which `due` says so. */
+  function startCommits(due: (live: LiveTask) => boolean): void {
+    const batch = [...tasks.values()].filter((live) => live.committing === undefined && live.failure === undefined && live.task.dirty && due(live))
+    if (batch.length === 0) return
     const started = performance.now()
-    const results = await Promise.allSettled(dirty.map((live) => commitTask(live)))
-    let outputs = 0
-    let changelogRecords = 0
-    const failed: Array<{ live: LiveTask; error: unknown }> = []
-    results.forEach((result, i) => {
-      if (result.status === 'fulfilled') {
-        outputs += result.value.outputs
-        changelogRecords += result.value.changelog
-      } else {
-        failed.push({ live: dirty[i] as LiveTask, error: result.reason })
+    const settled = batch.map((live) => {
+      live.nextCommit = now() + commitIntervalMs
+      const outcome = commitTask(live).then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      )
+      live.committing = outcome.then((result) => {
+        if (!result.ok) live.failure = { error: result.error }
+        live.committing = undefined
+        commitSettled.resolve()
+        commitSettled = Promise.withResolvers<void>()
+      })
+      return outcome
+    })
+    void Promise.all(settled).then((results) => {
+      let outputs = 0
+      let changelogRecords = 0
+      let firstError: unknown
+      let failed = 0
+      for (const result of results) {
+        if (result.ok) {
+          outputs += result.value.outputs
+          changelogRecords += result.value.changelog
+        } else {
+          failed++
+          firstError ??= result.error
+        }
       }
+      totals.commits += results.length - failed
+      totals.failedCommits += failed
+      totals.lastCommitMs = performance.now() - started
+      publish(channels.commit, {
+        applicationId,
+        tasks: results.length,
+        outputs,
+        changelogRecords,
+        durationMs: totals.lastCommitMs,
+        ...(failed > 0 ? { error: firstError } : {}),
+      })
     })
-    totals.commits += dirty.length - failed.length
-    totals.failedCommits += failed.length
-    totals.lastCommitMs = performance.now() - started
-    publish(channels.commit, {
-      applicationId,
-      tasks: dirty.length,
-      outputs,
-      changelogRecords,
-      durationMs: totals.lastCommitMs,
-      ...(failed.length > 0 ? { error: failed[0]?.error } : {}),
-    })
-    // A failed task is closed (its transaction aborted, its uncommitted work dropped) and opened again from
-    // what Kafka holds: committed offsets and changelogs. Fenced means another worker owns it now; the
-    // coming rebalance tells us.
-    for (const { live, error } of failed) {
+  }
+
+  async function commitsSettled(): Promise<void> {
+    await Promise.all([...tasks.values()].map((live) => live.committing))
+  }
+
+  // A task whose commit failed is closed (its transaction aborted, its uncommitted work dropped, including what it
+  // processed while the commit was in flight) and opened again from what Kafka holds: committed offsets and
+  // changelogs. Fenced means another worker owns it now; the coming rebalance tells us.
+  async function handleFailedCommits(): Promise<void> {
+    for (const live of [...tasks.values()]) {
+      if (live.failure === undefined) continue
+      const { error } = live.failure
       publish(channels.runtimeError, { applicationId, error, fatal: false })
       live.task.rollback()
       await closeTask(live.task.partition, true)
@@ -438,20 +487,18 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   }
 
   async function runLoop(): Promise<void> {
-    let nextCommit = now() + commitIntervalMs
     let nextTimerCheck = now()
     let fetchFailures = 0
-    // Due at the interval, when a task asks, or (commitWhenIdle) when every fetched record has been processed.
-    const commitDue = () => {
-      if (now() >= nextCommit) return true
+    // A task commits at its interval, when it asks, or (commitWhenIdle) when every fetched record has been
+    // processed; not while its previous commit is in flight (then as soon as that one settles, if still due).
+    const commitIfDue = () => {
+      const time = now()
       const idle = commitWhenIdle && queues.size === 0
-      return [...tasks.values()].some((live) => live.task.commitRequested || (idle && live.task.dirty))
+      startCommits((live) => idle || live.task.commitRequested || time >= live.nextCommit)
     }
-    const commitNow = async () => {
-      await commitAll()
-      nextCommit = now() + commitIntervalMs
-    }
+    const anyFailed = () => [...tasks.values()].some((live) => live.failure !== undefined)
     while (!stopRequested) {
+      await handleFailedCommits()
       if (pendingAssignment !== undefined) {
         const assignment = pendingAssignment
         pendingAssignment = undefined
@@ -475,12 +522,25 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         let wait = 0
         if (queues.size === 0) {
           let due = Infinity
-          for (const live of tasks.values()) due = Math.min(due, await live.task.nextDue())
-          wait = Math.max(0, Math.min(idleWaitMs, nextCommit - now(), due - now()))
+          for (const live of tasks.values()) {
+            due = Math.min(due, await live.task.nextDue())
+            // A dirty task waiting for its interval (commitWhenIdle off); one with a commit in flight wakes the
+            // loop when that commit settles (below).
+            if (live.task.dirty && live.committing === undefined && live.failure === undefined) due = Math.min(due, live.nextCommit)
+          }
+          wait = Math.max(0, Math.min(idleWaitMs, due - now()))
         }
         let batches: Awaited<ReturnType<PartitionReader['fetch']>> = []
         try {
-          batches = await (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
+          const fetching = (reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
+          // Waiting for records while commits are in flight: when one settles, commit what its task processed
+          // meanwhile (the loop is idle), then keep waiting.
+          while (wait > 0 && [...tasks.values()].some((live) => live.committing !== undefined)) {
+            const fetched = await Promise.race([fetching.then(() => true, () => true), commitSettled.promise.then(() => false)])
+            if (fetched) break
+            commitIfDue()
+          }
+          batches = await fetching
           fetchFailures = 0
         } catch (error) {
           // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
@@ -516,23 +576,23 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
           await fireDue()
           nextTimerCheck = now() + timerCheckMs
         }
-        if (commitDue()) {
-          await commitNow()
-          // A failed commit re-created tasks: their queues are stale.
-          for (const [key, queue] of queues) if (tasks.get(queue.live.task.partition) !== queue.live) queues.delete(key)
-        }
+        commitIfDue()
+        // A failed commit: close and re-open that task before going on (its queues become stale).
+        if (anyFailed()) break
       }
       if (now() >= nextTimerCheck || queues.size === 0) {
         await fireDue()
         nextTimerCheck = now() + timerCheckMs
       }
-      if (commitDue()) await commitNow()
+      commitIfDue()
     }
   }
 
   async function shutdown(): Promise<void> {
     queues.clear()
-    await commitAll().catch(() => {})
+    await commitsSettled()
+    startCommits(() => true)
+    await commitsSettled()
     await member?.leave()
     for (const partition of [...tasks.keys()]) await closeTask(partition, true)
     await reader?.close()

@@ -95,6 +95,8 @@ export class Task {
   readonly #sources = new Map<string, { name: string; key: Serde<unknown>; value: Serde<unknown> }>()
   readonly #positions: Map<string, bigint>
   readonly #committedPositions: Map<string, bigint>
+  /** Positions the commit in flight carries (undefined: no commit in flight). */
+  #committingPositions: Map<string, bigint> | undefined
   #outputs: OutgoingRecord[] = []
   /** While a record or timer is being handled: where its outputs start in #outputs (-1 otherwise). */
   #stageMark = -1
@@ -252,20 +254,37 @@ export class Task {
     await this.#punctuate('wall-clock', now)
   }
 
-  /** Everything since the last commit; the caller commits it to Kafka, then calls committed(). */
-  commitPlan(): CommitPlan {
-    const storeWrites = new Map<string, BatchOperation[]>()
-    for (const [name, buffer] of this.#buffers) storeWrites.set(name, buffer.pendingOperations())
-    return { outputs: [...this.#outputs], storeWrites, positions: new Map(this.#positions) }
+  /** True between commitPlan() and committed() (or rollback()). */
+  get committing(): boolean {
+    return this.#committingPositions !== undefined
   }
 
-  /** The Kafka commit succeeded: make store writes durable locally and start a new commit interval. */
-  async committed(): Promise<void> {
-    for (const buffer of this.#buffers.values()) await buffer.flushToBase()
+  /**
+   * Everything since the last commit plan, handed over for a commit, and a new commit interval: the task may
+   * go on processing while the caller commits the plan to Kafka; it then calls committed() (or rollback()).
+   * Called between records and timers, never while one is being handled; one plan at a time.
+   */
+  commitPlan(): CommitPlan {
+    if (this.#committingPositions !== undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: the previous commit plan is still in flight`)
+    if (this.#stageMark >= 0) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: cannot plan a commit while a record is being processed`)
+    const storeWrites = new Map<string, BatchOperation[]>()
+    for (const [name, buffer] of this.#buffers) storeWrites.set(name, buffer.seal())
+    const positions = new Map(this.#positions)
+    const outputs = this.#outputs
     this.#outputs = []
-    for (const [topic, offset] of this.#positions) this.#committedPositions.set(topic, offset)
+    this.#committingPositions = positions
     this.#commitRequested = false
     this.#dirty = false
+    return { outputs, storeWrites, positions: new Map(positions) }
+  }
+
+  /** The plan's Kafka commit succeeded: make its store writes durable locally. */
+  async committed(): Promise<void> {
+    const positions = this.#committingPositions
+    if (positions === undefined) return
+    for (const buffer of this.#buffers.values()) await buffer.flushSealed()
+    for (const [topic, offset] of positions) this.#committedPositions.set(topic, offset)
+    this.#committingPositions = undefined
   }
 
   /** The commit failed: forget everything since the last commit (the caller re-creates or rewinds the task). */
@@ -274,6 +293,7 @@ export class Task {
     for (const timers of this.#timers.values()) timers.reset()
     this.#outputs = []
     this.#stageMark = -1
+    this.#committingPositions = undefined
     this.#positions.clear()
     for (const [topic, offset] of this.#committedPositions) this.#positions.set(topic, offset)
     this.#dirty = false

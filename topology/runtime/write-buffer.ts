@@ -3,6 +3,10 @@
 // last Kafka commit and is applied to the committed store only after that commit succeeded. So the local
 // store never holds anything Kafka does not.
 //
+// A commit runs while the task goes on processing: `seal()` freezes the pending layer (its operations are what
+// the transaction carries) and starts a new one over it; `flushSealed()` applies the sealed layer to the
+// committed store once the transaction committed. Reads see stage over pending over sealed over committed.
+//
 // A key the committed store is known not to hold (a get with noteAbsent found nothing there since the last flush,
 // or the caller vouches for it: markAbsent) needs no tombstone when it is deleted: a put and a delete of such a key in one
 // commit interval leave nothing at all, in the local store or the changelog. Timers set and cancelled between two
@@ -11,6 +15,7 @@
 // The pending layer is kept in key order (state/sorted-map.ts), so a range scan merges it with the committed
 // store in O(log n + k): timers scan for due entries every few milliseconds while thousands of writes wait
 // for the next commit, and copying and sorting the pending writes on every scan made firing quadratic.
+import { WeirError } from '../../core/errors.ts'
 import { SortedMap } from '../../state/sorted-map.ts'
 import type { Bound, ScanBounds } from '../../state/sorted-map.ts'
 import type { BaseStore, BatchOperation, RangeOptions } from './base-store.ts'
@@ -32,9 +37,12 @@ const bytes = (k: string) => Buffer.from(k, 'latin1')
 export class WriteBuffer {
   readonly base: BaseStore
   #pending = new SortedMap()
+  /** The layer a commit in flight carries (frozen), between seal() and flushSealed(). */
+  #sealed: SortedMap | undefined
+  #sealedOperations: BatchOperation[] = []
   #stage: Map<string, Buffer | null> | undefined
   #staging = false
-  /** Keys the committed store does not hold (valid until the next flush). */
+  /** Keys neither the committed store nor the sealed layer holds (cleared when a layer is sealed). */
   #absent = new Set<string>()
 
   constructor(base: BaseStore) {
@@ -42,7 +50,7 @@ export class WriteBuffer {
   }
 
   get size(): number {
-    return this.#pending.size + (this.#stage?.size ?? 0)
+    return this.#pending.size + (this.#sealed?.size ?? 0) + (this.#stage?.size ?? 0)
   }
 
   beginStage(): void {
@@ -69,6 +77,8 @@ export class WriteBuffer {
     if (this.#stage?.has(k) === true) return undefined
     const pending = this.#pending.get(k)
     if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
+    const sealed = this.#sealed?.get(k)
+    if (sealed !== undefined) return sealed === TOMBSTONE ? undefined : sealed
     const committed = await this.base.get(key)
     if (committed === undefined && noteAbsent) this.#noteAbsent(k)
     return committed
@@ -157,7 +167,7 @@ export class WriteBuffer {
     const upper: Bound | undefined = bounds.lt !== undefined ? { k: str(bounds.lt), inclusive: false } : bounds.lte !== undefined ? { k: str(bounds.lte), inclusive: true } : undefined
     if (lower !== undefined) scan.lower = lower
     if (upper !== undefined) scan.upper = upper
-    const pending = this.#pending.scan(scan)
+    const pending = overlay(entries(this.#pending.scan(scan)), entries(this.#sealed?.scan(scan)), reverse)
     const staged: LocalEntry[] = []
     if (this.#stage !== undefined) {
       for (const [k, value] of this.#stage) if (inBounds(k, lower, upper)) staged.push({ k, value })
@@ -172,34 +182,94 @@ export class WriteBuffer {
         yield staged[i++] as LocalEntry
         continue
       }
-      yield { k: item.k, value: item.value === TOMBSTONE ? null : item.value }
+      yield item
     }
     while (i < staged.length) yield staged[i++] as LocalEntry
   }
 
   /** The pending writes, one final operation per key (what the changelog and the local store receive). */
   pendingOperations(): BatchOperation[] {
-    const operations: BatchOperation[] = []
-    for (const { k, value } of this.#pending.scan({})) {
-      operations.push(value === TOMBSTONE ? { type: 'delete', key: bytes(k) } : { type: 'put', key: bytes(k), value })
-    }
-    return operations
+    return operationsOf(this.#pending)
   }
 
-  /** After the Kafka commit: make the pending writes durable locally. */
-  async flushToBase(): Promise<void> {
-    const operations = this.pendingOperations()
-    if (operations.length > 0) await this.base.write(operations)
-    this.#pending.clear()
+  /** True between seal() and flushSealed() (a commit of this store's writes is in flight). */
+  get sealed(): boolean {
+    return this.#sealed !== undefined
+  }
+
+  /**
+   * Freezes the pending writes for a commit and returns them (one final operation per key); later writes go to a
+   * new pending layer over them. Called between records, never while a stage is open.
+   */
+  seal(): BatchOperation[] {
+    if (this.#sealed !== undefined) throw new WeirError('WEIR_ERR_STATE_STORE', 'write buffer: a sealed layer is still waiting for its commit')
+    if (this.#staging) throw new WeirError('WEIR_ERR_STATE_STORE', 'write buffer: cannot seal while a record is being processed')
+    this.#sealedOperations = operationsOf(this.#pending)
+    this.#sealed = this.#pending
+    this.#pending = new SortedMap()
+    // A key noted absent may have been written since and sealed: its delete now needs a tombstone. Keys noted
+    // absent from here on are absent from the sealed layer too, so they stay valid after flushSealed().
     this.#absent.clear()
+    return this.#sealedOperations
+  }
+
+  /** After the sealed writes' Kafka commit: make them durable locally. */
+  async flushSealed(): Promise<void> {
+    if (this.#sealed === undefined) return
+    const operations = this.#sealedOperations
+    if (operations.length > 0) await this.base.write(operations)
+    // Not cleared: a range scan that started before may still read it (it is frozen, so that is harmless).
+    this.#sealed = undefined
+    this.#sealedOperations = []
+  }
+
+  /** Seal and flush in one step (a commit nothing else overlaps: the test driver, tests). */
+  async flushToBase(): Promise<void> {
+    this.seal()
+    await this.flushSealed()
   }
 
   /** After a failed commit: forget everything not committed. */
   clear(): void {
     this.#pending.clear()
+    this.#sealed = undefined
+    this.#sealedOperations = []
     this.#absent.clear()
     this.#stage = undefined
     this.#staging = false
+  }
+}
+
+function operationsOf(layer: SortedMap): BatchOperation[] {
+  const operations: BatchOperation[] = []
+  for (const { k, value } of layer.scan({})) {
+    operations.push(value === TOMBSTONE ? { type: 'delete', key: bytes(k) } : { type: 'put', key: bytes(k), value })
+  }
+  return operations
+}
+
+function* entries(scan: Iterable<{ k: string; value: Buffer }> | undefined): Generator<LocalEntry, void, undefined> {
+  if (scan === undefined) return
+  for (const item of scan) yield { k: item.k, value: item.value === TOMBSTONE ? null : item.value }
+}
+
+/** Two layers in scan order, the upper one winning on equal keys. */
+function* overlay(upper: Iterator<LocalEntry>, lower: Iterator<LocalEntry>, reverse: boolean): Generator<LocalEntry, void, undefined> {
+  const before = (a: string, b: string) => (reverse ? a > b : a < b)
+  let u = upper.next()
+  let l = lower.next()
+  while (!u.done || !l.done) {
+    if (l.done || (!u.done && before(u.value.k, l.value.k))) {
+      yield (u as IteratorYieldResult<LocalEntry>).value
+      u = upper.next()
+    } else if (u.done || before(l.value.k, u.value.k)) {
+      yield l.value
+      l = lower.next()
+    } else {
+      yield u.value
+      u = upper.next()
+      l = lower.next()
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import { StreamRecord } from '../../../topology/record.ts'
 import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
 import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
+import { createProducer } from '../../../kafka/index.ts'
 import { openStore } from '../../../state/open-store.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
@@ -210,6 +211,29 @@ test('with commitWhenIdle (the default) a task commits as soon as it has process
   // Stopping commits what was processed.
   await lazy.runtime.stop()
   assert.deepEqual((await consume(output2, { count: 3 })).map(text), ['k=1', 'k=2', 'k=3'])
+})
+
+test('a commit that fails (the producer was fenced) drops what the task did since its last commit; the next owner redoes it exactly once', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'rt-fenced-in', partitions: 1 }, { prefix: 'rt-fenced-out', partitions: 1 })
+  assert.ok(input && output)
+  const applicationId = uniqueName('fenced')
+  const topology = countingTopology(input, output)
+  await produce(Array.from({ length: 5 }, (_, i) => ({ topic: input, key: 'k', value: `first-${i}` })))
+  const first = await startRuntime(t, { applicationId, topology })
+  await consume(output, { count: 5, timeoutMs: 30_000 })
+  // Another producer takes the task's transactional id: the runtime's next transaction is fenced (a zombie).
+  const usurper = createProducer({ brokers: brokers(), transactionalId: `${applicationId}-0` })
+  await usurper.beginTransaction()
+  await usurper.close()
+  await produce(Array.from({ length: 5 }, (_, i) => ({ topic: input, key: 'k', value: `second-${i}` })))
+  await waitFor(async () => (await first.runtime.metrics()).failedCommits >= 1, { what: 'a failed commit', timeoutMs: 30_000 })
+  assert.equal(first.runtime.state(), 'running', 'a failed commit is not fatal')
+  // A second worker joins: the rebalance gives the partition an owner again (either worker), which resumes
+  // from the last committed offsets and state.
+  await startRuntime(t, { applicationId, topology })
+  const outputs = await consume(output, { count: 10, timeoutMs: 60_000 })
+  assert.deepEqual(outputs.map(text), Array.from({ length: 10 }, (_, i) => `k=${i + 1}`), 'no output of the fenced transaction, none twice')
+  await assert.rejects(consume(output, { count: 11, timeoutMs: 2000 }), /read 10 record/)
 })
 
 test('commitWhenIdle must be a boolean', () => {

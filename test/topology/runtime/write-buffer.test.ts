@@ -1,5 +1,5 @@
-// The write buffer's merged view (stage over pending over the committed store) against a plain model, under
-// random writes, deletes, stage commits and discards, flushes and range queries.
+// The write buffer's merged view (stage over pending over sealed over the committed store) against a plain
+// model, under random writes, deletes, stage commits and discards, seals, flushes and range queries.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
@@ -16,17 +16,34 @@ function rng(seed: number): () => number {
 
 const key = (n: number) => Buffer.from(`k${String(n).padStart(3, '0')}`)
 
-test('range, get, stage and flush agree with a model of committed, pending and staged writes', async () => {
+test('range, get, stage, seal and flush agree with a model of committed, sealed, pending and staged writes', async () => {
   const random = rng(42)
   const base = createMemoryStore()
   await base.open()
   const buffer = new WriteBuffer(base)
   let committed = new Map<string, string>()
+  let sealed: Map<string, string | null> | undefined
   let pending = new Map<string, string | null>()
   let stage: Map<string, string | null> | undefined
+  const apply = (into: Map<string, string>, layers: Array<Map<string, string | null> | undefined>) => {
+    const merged = new Map(into)
+    for (const layer of layers) {
+      for (const [k, v] of layer ?? []) {
+        if (v === null) merged.delete(k)
+        else merged.set(k, v)
+      }
+    }
+    return merged
+  }
+  const checkCommitted = async (step: number) => {
+    // Deletes that left no tombstone (keys the committed store did not hold) leave it exactly as the model.
+    const stored: Array<[string, string]> = []
+    for await (const [bk, bv] of base.range({})) stored.push([bk.toString(), bv.toString()])
+    assert.deepEqual(stored, [...committed].sort(([x], [y]) => (x < y ? -1 : 1)), `committed store at step ${step}`)
+  }
   const view = () => {
     const merged = new Map(committed)
-    for (const layer of [pending, stage ?? new Map<string, string | null>()]) {
+    for (const layer of [sealed ?? new Map<string, string | null>(), pending, stage ?? new Map<string, string | null>()]) {
       for (const [k, v] of layer) {
         if (v === null) merged.delete(k)
         else merged.set(k, v)
@@ -54,14 +71,23 @@ test('range, get, stage and flush agree with a model of committed, pending and s
     } else if (r < 0.63 && stage !== undefined) {
       buffer.discardStage()
       stage = undefined
-    } else if (r < 0.65 && stage === undefined) {
+    } else if (r < 0.64 && stage === undefined && sealed === undefined) {
       await buffer.flushToBase()
-      committed = view()
+      committed = apply(committed, [pending])
       pending = new Map()
-      // Deletes that left no tombstone (keys the committed store did not hold) leave it exactly as the model.
-      const stored: Array<[string, string]> = []
-      for await (const [bk, bv] of base.range({})) stored.push([bk.toString(), bv.toString()])
-      assert.deepEqual(stored, [...committed].sort(([x], [y]) => (x < y ? -1 : 1)), `committed store at step ${step}`)
+      await checkCommitted(step)
+    } else if (r < 0.66 && stage === undefined && sealed === undefined) {
+      // A commit starts: what it carries is exactly the pending layer.
+      const carried = buffer.seal().map((op) => [op.key.toString(), op.type === 'put' ? op.value.toString() : null])
+      sealed = pending
+      pending = new Map()
+      assert.deepEqual(apply(committed, [new Map(carried as Array<[string, string | null]>)]), apply(committed, [sealed]), `sealed operations at step ${step}`)
+    } else if (r < 0.68 && sealed !== undefined) {
+      // The commit succeeded (possibly in the middle of a record's stage: the commit runs beside processing).
+      await buffer.flushSealed()
+      committed = apply(committed, [sealed])
+      sealed = undefined
+      await checkCommitted(step)
     } else if (r < 0.8) {
       assert.equal((await buffer.get(k, random() < 0.5))?.toString(), view().get(k.toString()), `get ${k} at step ${step}`)
     } else {
