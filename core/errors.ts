@@ -36,6 +36,7 @@ export const errorCodes = {
   WEIR_ERR_UNKNOWN_TOPIC: 'A subscribe, unsubscribe or resume names a topic alias or Kafka topic the gateway does not serve.',
   WEIR_ERR_HANDSHAKE_INVALID: 'The WebSocket upgrade request is malformed (bad session nonce, unsupported encoding or subprotocol).',
   WEIR_ERR_DECRYPT: 'An encrypted result could not be decrypted with the session key (wrong key or tampered frame).',
+  WEIR_ERR_CALLBACK: 'A callback the application gave the client SDK (onAck, onResult, onGap, onStateChange, an event handler) threw; `cause` holds what it threw.',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -218,7 +218,25 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
   function setState(next: ClientState): void {
     if (state === next) return
     state = next
-    options.onStateChange?.(next)
+    notify('onStateChange', options.onStateChange, next)
+  }
+
+  /** Runs an application callback; what it throws goes to onError, never into the client's own bookkeeping. */
+  function notify<A extends unknown[]>(name: string, callback: ((...args: A) => void) | undefined, ...args: A): void {
+    if (callback === undefined) return
+    try {
+      callback(...args)
+    } catch (cause) {
+      tellError(gatewayError('WEIR_ERR_CALLBACK', `the ${name} callback threw: ${cause instanceof Error ? cause.message : String(cause)}`, { cause }))
+    }
+  }
+
+  function tellError(error: WeirError): void {
+    try {
+      options.onError?.(error)
+    } catch {
+      // onError itself threw: there is nobody left to tell.
+    }
   }
 
   function advance(topic: string, partition: number, next: bigint): void {
@@ -277,7 +295,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
       const frame = typeof data === 'string' ? parseServerFrame(data, false) : parseServerFrame(new Uint8Array(data), true)
       if (frame === undefined) return
       // Sealed results are decrypted asynchronously; the chain keeps every frame in arrival order.
-      inbox = inbox.then(() => onFrame(connection, frame)).catch((error: unknown) => options.onError?.(error as WeirError))
+      inbox = inbox.then(() => onFrame(connection, frame)).catch((error: unknown) => tellError(error as WeirError))
     }
     ws.onclose = (event: CloseEvent) => {
       if (socket !== ws) return
@@ -359,7 +377,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         const p = pending.get(frame.requestId)
         if (p === undefined || p.acked) return
         p.acked = true
-        p.onAck?.(frame)
+        notify('onAck', p.onAck, frame)
         if (frame.deadline !== undefined) guard(p, frame.deadline - Date.now() + outcomeGraceMs)
         return
       }
@@ -368,7 +386,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         if (!accept(frame)) return
         const p = pending.get(frame.requestId)
         if (p === undefined) {
-          options.onResult?.(frame)
+          notify('onResult', options.onResult, frame)
           return
         }
         settle(p)
@@ -391,19 +409,19 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         if (!accept(frame)) return
         for (const [alias, set] of handlers) {
           const topic = eventsTopics.get(alias)
-          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set) handler(frame)
+          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set) notify('event handler', handler, frame)
         }
         return
       }
       case 'gap':
         advance(frame.topic, frame.partition, BigInt(frame.to))
-        options.onGap?.(frame)
+        notify('onGap', options.onGap, frame)
         return
       case 'error': {
         const error = gatewayError(frame.code, frame.message, frame.details === undefined ? {} : { details: frame.details })
         const p = frame.requestId === undefined ? undefined : pending.get(frame.requestId)
         if (p === undefined) {
-          options.onError?.(error)
+          tellError(error)
           return
         }
         if (RESEND_CODES.has(frame.code)) return // sent again after the reconnect
@@ -437,7 +455,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
     if (expiresAt === undefined || typeof options.token === 'string') return
     const delay = Math.max(1000, expiresAt - Date.now() - refreshBeforeExpiryMs)
     refreshTimer = setTimeout(() => {
-      api.refreshToken().catch((error: unknown) => options.onError?.(error as WeirError))
+      api.refreshToken().catch((error: unknown) => tellError(error as WeirError))
     }, delay)
   }
 

@@ -58,6 +58,49 @@ test('send resolves with the result, rejects with coded errors and timeouts; sub
   )
 })
 
+test('callbacks that throw go to onError as WEIR_ERR_CALLBACK; the client goes on (the send settles, other handlers run)', async (t) => {
+  const topics = await createGatewayTopics(t)
+  const worker = await startTestWorker(t, topics)
+  const gateway = await startGateway(t, { catalog: testCatalog(topics) })
+  const errors: unknown[] = []
+  const states: string[] = []
+  const client = await connect({
+    url: `ws://127.0.0.1:${gateway.port}/ws`,
+    token: await token({ sub: 'alice' }),
+    onError: (error) => errors.push(error),
+    onStateChange: (state) => {
+      states.push(state)
+      throw new Error(`state handler broke on ${state}`)
+    },
+  })
+  t.after(() => client.close())
+  const received: EventFrame[] = []
+  client.subscribe('orders', () => {
+    throw new Error('first handler broke')
+  })
+  client.subscribe('orders', (event) => received.push(event))
+
+  const placed = client.send('orders/sales/place', { orderId: 'o-cb', qty: 1 }, {
+    requestId: 'c-cb',
+    onAck: () => {
+      throw new Error('ack handler broke')
+    },
+  })
+  await worker.reply(await worker.command((c) => c.requestId === 'c-cb'), { placed: 'o-cb' })
+  assert.deepEqual((await placed).payload, { placed: 'o-cb' })
+  await produceEvents(topics.events, [{ e: 1 }])
+  await waitFor(() => received.length === 1, { what: 'the second handler got the event' })
+
+  // The reconnect still works although onStateChange throws on every change.
+  client.reconnect()
+  await waitFor(() => client.state === 'open' && states.filter((s) => s === 'open').length >= 2, { what: 'open again after reconnect' })
+  const messages = errors.map((e) => (isWeirError(e, 'WEIR_ERR_CALLBACK') ? e.message : `unexpected: ${String(e)}`))
+  assert.ok(messages.includes('the onAck callback threw: ack handler broke'), messages.join('; '))
+  assert.ok(messages.includes('the event handler callback threw: first handler broke'), messages.join('; '))
+  assert.ok(messages.some((m) => m.startsWith('the onStateChange callback threw: state handler broke on')), messages.join('; '))
+  assert.ok(errors.every((e) => isWeirError(e, 'WEIR_ERR_CALLBACK')), messages.join('; '))
+})
+
 test('no outcome by the deadline plus the grace period rejects with WEIR_ERR_TIMEOUT', async (t) => {
   const topics = await createGatewayTopics(t)
   const gateway = await startGateway(t, { catalog: testCatalog(topics) })
