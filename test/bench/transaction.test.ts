@@ -1,0 +1,52 @@
+// `npm run bench:transaction` end to end on the real broker (a tiny run of both probes), and its option checks.
+import assert from 'node:assert/strict'
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { test } from 'node:test'
+import { promisify } from 'node:util'
+
+import { KAFKA_STREAMS_PROJECT } from '../../bench/baselines/kafka-streams.ts'
+import { brokers } from '../helpers/kafka.ts'
+
+const run = promisify(execFile)
+const script = resolve(import.meta.dirname, '../../bench/transaction.ts')
+
+function hasMaven(): boolean {
+  try {
+    execFileSync('mvn', ['-v'], { stdio: 'ignore', timeout: 60_000 })
+    return true
+  } catch {
+    return false
+  }
+}
+
+test('bad options are all reported at once, exit 2', async () => {
+  const failed = await run(process.execPath, [script, '--transactions', '3', '--topics', '0', '--skip', 'redis']).then(
+    () => undefined,
+    (error: { code?: number; stderr?: string }) => error,
+  )
+  assert.equal(failed?.code, 2)
+  assert.match(failed?.stderr ?? '', /--transactions must be an integer >= 10; --topics must be an integer from 1 to 100; --skip: unknown redis/)
+})
+
+test('both probes run their transactions and the JSON line has every step and the ratio', { timeout: 240_000 }, async () => {
+  const withJava = existsSync(join(KAFKA_STREAMS_PROJECT, 'target', 'weir-streams-baseline.jar')) || hasMaven()
+  const { stdout } = await run(
+    process.execPath,
+    [script, '--transactions', '20', '--warmup', '2', '--topics', '2', '--runs', '1', '--json', ...(withJava ? [] : ['--skip', 'java'])],
+    { env: { ...process.env, KAFKA_BOOTSTRAP_SERVERS: brokers().join(',') }, timeout: 230_000 },
+  )
+  const result = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+    weir: Record<string, { p50: number; p99: number }>
+    java: Record<string, { p50: number; p99: number }> | null
+    ratios: { totalP50: number | null }
+  }
+  for (const step of ['send', 'offsets', 'commit', 'visible', 'total']) {
+    assert.ok((result.weir[step]?.p50 ?? 0) > 0, `weir ${step}`)
+    if (withJava) assert.ok((result.java?.[step]?.p50 ?? 0) > 0, `java ${step}`)
+  }
+  assert.ok((result.weir.total?.p50 ?? 0) >= (result.weir.send?.p50 ?? Infinity), 'a transaction takes at least its send')
+  if (withJava) assert.ok((result.ratios.totalP50 ?? 0) > 0)
+  assert.match(stdout, /\| total \| [\d.]+ \/ [\d.]+ \|/)
+})
