@@ -2,30 +2,19 @@
 // input with its outputs checked, and the broker-ceiling parsers on a real ProducerPerformance/ConsumerPerformance
 // run. The Maven build runs only when the jar is missing or its sources changed (the first build takes minutes).
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { measureBrokerCeiling, parseConsumerPerformance, parseProducerPerformance } from '../../bench/baselines/broker-ceiling.ts'
-import { KAFKA_STREAMS_PROJECT, buildKafkaStreamsBaseline, runKafkaStreams } from '../../bench/baselines/kafka-streams.ts'
+import { buildKafkaStreamsBaseline, runKafkaStreams } from '../../bench/baselines/kafka-streams.ts'
 import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
 import { createEnvelope } from '../../envelope/envelope.ts'
 import type { Envelope } from '../../envelope/envelope.ts'
 import type { OutgoingRecord } from '../../kafka/index.ts'
 import { schedulerRequestSerde } from '../../processors/scheduler.ts'
 import { admin, brokers, closeAdmin, createTopics, produce, readAll, uniqueName } from '../helpers/kafka.ts'
+import { javaBaselineBuildable } from '../helpers/maven.ts'
 
-function hasMaven(): boolean {
-  try {
-    execFileSync('mvn', ['-v'], { stdio: 'ignore', timeout: 60_000 })
-    return true
-  } catch {
-    return false
-  }
-}
-
-const buildable = existsSync(join(KAFKA_STREAMS_PROJECT, 'target', 'weir-streams-baseline.jar')) || hasMaven()
+const buildable = javaBaselineBuildable()
 const skip = buildable ? false : 'mvn is missing: cannot build the Kafka Streams baseline (apt-get install maven)'
 const quiet = { step: () => {}, done: () => {} }
 let classpath = ''

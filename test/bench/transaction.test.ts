@@ -1,25 +1,15 @@
 // `npm run bench:transaction` end to end on the real broker (a tiny run of both probes), and its option checks.
 import assert from 'node:assert/strict'
-import { execFile, execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { execFile } from 'node:child_process'
+import { resolve } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 
-import { KAFKA_STREAMS_PROJECT } from '../../bench/baselines/kafka-streams.ts'
 import { brokers } from '../helpers/kafka.ts'
+import { javaBaselineBuildable } from '../helpers/maven.ts'
 
 const run = promisify(execFile)
 const script = resolve(import.meta.dirname, '../../bench/transaction.ts')
-
-function hasMaven(): boolean {
-  try {
-    execFileSync('mvn', ['-v'], { stdio: 'ignore', timeout: 60_000 })
-    return true
-  } catch {
-    return false
-  }
-}
 
 test('bad options are all reported at once, exit 2', async () => {
   const failed = await run(process.execPath, [script, '--transactions', '3', '--topics', '0', '--skip', 'redis']).then(
@@ -31,7 +21,7 @@ test('bad options are all reported at once, exit 2', async () => {
 })
 
 test('both probes run their transactions and the JSON line has every step and the ratio', { timeout: 240_000 }, async () => {
-  const withJava = existsSync(join(KAFKA_STREAMS_PROJECT, 'target', 'weir-streams-baseline.jar')) || hasMaven()
+  const withJava = javaBaselineBuildable()
   const { stdout } = await run(
     process.execPath,
     [script, '--transactions', '20', '--warmup', '2', '--topics', '2', '--runs', '1', '--json', ...(withJava ? [] : ['--skip', 'java'])],
