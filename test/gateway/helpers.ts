@@ -403,13 +403,24 @@ export interface RawSocket {
   readonly socket: Socket
   readonly frames: ServerFrame[]
   sendText(text: string): void
-  /** Waits until `count` frames arrived. */
-  frameCount(count: number): Promise<void>
+  /** Waits until `count` frames arrived; rejects if the socket closes first or after `timeoutMs` (15 s). */
+  frameCount(count: number, timeoutMs?: number): Promise<void>
   /** Stops reading: the kernel buffers fill, then the gateway's send buffer. */
   pause(): void
 }
 
+/** Opens a raw socket and waits for its welcome and a moment more; reconnects like openSocket (the uWS defect). */
 export async function openRawSocket(t: Cleanup, port: number, tokenValue: string): Promise<RawSocket> {
+  for (let attempt = 1; ; attempt++) {
+    const raw = await openRawSocketOnce(t, port, tokenValue)
+    const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+    await Promise.race([raw.frameCount(1).catch(() => undefined), closed])
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    if (!raw.socket.closed || attempt === 3) return raw
+  }
+}
+
+async function openRawSocketOnce(t: Cleanup, port: number, tokenValue: string): Promise<RawSocket> {
   const socket = connectTcp(port, '127.0.0.1')
   t.after(() => socket.destroy())
   await new Promise<void>((resolve, reject) => {
@@ -483,16 +494,24 @@ export async function openRawSocket(t: Cleanup, port: number, tokenValue: string
       const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] as number)))
       socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]))
     },
-    frameCount(count) {
-      return new Promise((resolve) => {
-        const check = () => {
-          if (frames.length >= count) {
-            listeners.delete(check)
-            resolve()
-          }
+    frameCount(count, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const finish = (error?: Error) => {
+          listeners.delete(check)
+          socket.removeListener('close', onClose)
+          clearTimeout(timer)
+          if (error === undefined) resolve()
+          else reject(error)
         }
+        const check = () => {
+          if (frames.length >= count) finish()
+        }
+        const onClose = () => finish(new WeirError('WEIR_ERR_CLOSED', `the socket closed after ${frames.length} of ${count} frames`))
+        const timer = setTimeout(() => finish(new WeirError('WEIR_ERR_TIMEOUT', `${frames.length} of ${count} frames within ${timeoutMs} ms`)), timeoutMs)
         listeners.add(check)
+        socket.once('close', onClose)
         check()
+        if (socket.closed && frames.length < count) onClose()
       })
     },
     pause() {
