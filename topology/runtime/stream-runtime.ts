@@ -15,9 +15,11 @@ import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
 import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
 import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
+import { TIMER_STORE_SUFFIX } from '../define.ts'
 import type { Topology } from '../define.ts'
 import type { BaseStore, BatchOperation } from './base-store.ts'
 import { Task } from './task.ts'
+import { isKeyIndexKey, rebuildKeyIndex } from './timers.ts'
 import type { ErrorPolicy } from './task.ts'
 
 export interface OpenedStore extends BaseStore {
@@ -141,6 +143,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const changelogStores = Object.entries(topology.stores)
     .filter(([, spec]) => spec.changelog)
     .map(([name]) => name)
+  // Timer stores changelog only their time space; the key index is rebuilt after a restore (timers.ts).
+  const timerStores = new Set(Object.keys(topology.stores).filter((name) => name.endsWith(TIMER_STORE_SUFFIX)))
 
   let state: RuntimeState = 'created'
   let member: GroupMember | undefined
@@ -245,6 +249,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       }
     }
     live.checkpoints[name] = String(position)
+    if (restored > 0 && timerStores.has(name)) await rebuildKeyIndex(store)
     return restored
   }
 
@@ -363,7 +368,9 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const plan = live.task.commitPlan()
     const changelog: OutgoingRecord[] = []
     for (const name of changelogStores) {
+      const timers = timerStores.has(name)
       for (const op of plan.storeWrites.get(name) ?? []) {
+        if (timers && isKeyIndexKey(op.key)) continue
         changelog.push({
           topic: changelogTopic(applicationId, name),
           partition: live.task.partition,

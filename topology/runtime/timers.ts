@@ -1,11 +1,14 @@
-// Durable per-key timers over a key-value store: two key spaces in one store, both in the changelog.
+// Durable per-key timers over a key-value store: two key spaces in one store.
 //   'k' + key            -> due time (8 bytes, big-endian ms)
 //   't' + due + key      -> payload (msgpack)
 // The 't' space is ordered by due time, so firing is a range scan from the start to "now"; nothing is held in
-// the JS heap, however many timers are pending.
+// the JS heap, however many timers are pending. Only the 't' space goes to the changelog: the 'k' space is an
+// index of it (one entry per 't' entry), rebuilt from the 't' space after a restore (rebuildKeyIndex), so a timer
+// costs one changelog record when set and one when it fires or is cancelled instead of two each.
 import { Packr } from 'msgpackr'
 
 import type { TimerService } from '../processor.ts'
+import type { BaseStore, BatchOperation } from './base-store.ts'
 import type { WriteBuffer } from './write-buffer.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -26,6 +29,41 @@ function encodeTime(at: number): Buffer {
 
 function byTime(at: number, key: string): Buffer {
   return Buffer.concat([Buffer.from([T]), encodeTime(at), Buffer.from(key, 'utf8')])
+}
+
+/** True for keys of the 'k' space (the index): the runtime leaves them out of the changelog. */
+export function isKeyIndexKey(key: Buffer): boolean {
+  return key[0] === K
+}
+
+const REBUILD_BATCH = 10_000
+
+/**
+ * Makes the 'k' space of a timer store match its 't' space (after the 't' space was restored from the
+ * changelog): stale index entries are deleted, one entry per timer is written. Returns the number of timers.
+ */
+export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
+  let batch: BatchOperation[] = []
+  const flush = async () => {
+    if (batch.length > 0) await store.write(batch)
+    batch = []
+  }
+  // Deletes first, collected before writing (a scan does not see its own writes either way).
+  const stale: Buffer[] = []
+  for await (const [key] of store.range({ gte: Buffer.from([K]), lt: Buffer.from([K + 1]) })) stale.push(key)
+  for (const key of stale) {
+    batch.push({ type: 'delete', key })
+    if (batch.length >= REBUILD_BATCH) await flush()
+  }
+  await flush()
+  let timers = 0
+  for await (const [timeKey] of store.range({ gte: Buffer.from([T]), lt: Buffer.from([T + 1]) })) {
+    batch.push({ type: 'put', key: Buffer.concat([Buffer.from([K]), timeKey.subarray(9)]), value: Buffer.from(timeKey.subarray(1, 9)) })
+    timers++
+    if (batch.length >= REBUILD_BATCH) await flush()
+  }
+  await flush()
+  return timers
 }
 
 export interface DueTimer {

@@ -9,9 +9,9 @@ import type { TestContext } from 'node:test'
 import { defineTopology } from '../../../topology/define.ts'
 import type { FiredTimer, ProcessorContext } from '../../../topology/processor.ts'
 import { StreamRecord } from '../../../topology/record.ts'
-import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
+import { changelogTopic, createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
-import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
+import { brokers, closeAdmin, consume, createTopics, produce, readAll, text, uniqueName } from '../../helpers/kafka.ts'
 import { createProducer } from '../../../kafka/index.ts'
 import { openStore } from '../../../state/open-store.ts'
 import { waitFor } from '../../helpers/wait.ts'
@@ -159,6 +159,71 @@ test('timers survive a restart and fire exactly once', async (t) => {
   await produce([{ topic: input, key: 'end', value: 'marker' }])
   const all = await consume(output, { until: (r) => text(r) === 'end=1', timeoutMs: 30_000 })
   assert.equal(all.map(text).filter((v) => v.startsWith('fired:')).length, 3)
+})
+
+function reminderTopology(input: string, output: string) {
+  // "set:<delay ms>" sets (or moves) the key's timer, "cancel" cancels it; every record is acknowledged.
+  return defineTopology({
+    sources: { input: { topic: input, keySerde: 'string', valueSerde: 'string' } },
+    processors: {
+      remind: {
+        from: ['input'],
+        timers: true,
+        use: () => {
+          let context: ProcessorContext
+          return {
+            init(c) {
+              context = c
+            },
+            async process(record: StreamRecord<string, string>) {
+              let ack = record.value
+              if (record.value.startsWith('set:')) await context.timers.set(record.key, context.now() + Number(record.value.slice(4)))
+              if (record.value === 'cancel') ack = `cancelled=${await context.timers.cancel(record.key)}`
+              await context.forward(record.withValue(`${record.key}:${ack}`))
+            },
+            async onTimer(timer: FiredTimer) {
+              await context.forward(new StreamRecord(timer.key, `${timer.key}:fired`, timer.at))
+            },
+          }
+        },
+      },
+    },
+    sinks: { out: { from: ['remind'], topic: output, keySerde: 'string', valueSerde: 'string' } },
+  })
+}
+
+test('a timer store changelogs only its time entries; after a restore from it, timers are cancelled and moved by key', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'tk-in', partitions: 1 }, { prefix: 'tk-out', partitions: 1 })
+  assert.ok(input && output)
+  const applicationId = uniqueName('timer-index')
+  const topology = reminderTopology(input, output)
+  await produce([
+    { topic: input, key: 'moved', value: 'set:60000' },
+    { topic: input, key: 'cancelled', value: 'set:60000' },
+    { topic: input, key: 'kept', value: 'set:2000' },
+  ])
+  const first = await startRuntime(t, { applicationId, topology })
+  await consume(output, { count: 3, timeoutMs: 30_000 })
+  await first.runtime.stop()
+  const changelog = await readAll(changelogTopic(applicationId, 'remind__timers'))
+  assert.equal(changelog.length, 3, 'one record per timer set')
+  assert.ok(changelog.every((r) => r.key?.[0] === 0x74), 'time entries only: no key-index records')
+
+  // A new worker with an empty state folder restores the time entries and rebuilds the index from them.
+  await startRuntime(t, { applicationId, topology })
+  await produce([
+    { topic: input, key: 'moved', value: 'set:500' },
+    { topic: input, key: 'cancelled', value: 'cancel' },
+  ])
+  const outputs = await consume(output, { until: (_r, all) => all.filter((r) => text(r).endsWith(':fired')).length >= 2, timeoutMs: 30_000 })
+  assert.ok(outputs.map(text).includes('cancelled:cancelled=true'), outputs.map(text).join(', '))
+  assert.deepEqual(outputs.map(text).filter((v) => v.endsWith(':fired')).sort(), ['kept:fired', 'moved:fired'])
+  // Moving 'moved' deleted its first time entry: the changelog now ends with that tombstone among the others.
+  const after = await readAll(changelogTopic(applicationId, 'remind__timers'))
+  assert.ok(after.every((r) => r.key?.[0] === 0x74))
+  const live = new Map<string, boolean>()
+  for (const r of after) live.set(r.key?.toString('latin1') ?? '', r.value !== undefined)
+  assert.equal([...live.values()].filter(Boolean).length, 0, 'every timer fired or was cancelled: no time entry left')
 })
 
 test('a partition that moved away has its state folder removed; when it comes back its state is restored from the changelog', async (t) => {

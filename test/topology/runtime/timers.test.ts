@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import { createMemoryStore } from '../../../state/memory-store.ts'
-import { DurableTimers } from '../../../topology/runtime/timers.ts'
+import { DurableTimers, isKeyIndexKey, rebuildKeyIndex } from '../../../topology/runtime/timers.ts'
 import { WriteBuffer } from '../../../topology/runtime/write-buffer.ts'
 
 async function timers(): Promise<{ timers: DurableTimers; buffer: WriteBuffer }> {
@@ -70,4 +70,31 @@ test('a timer set and cancelled (or fired) between two commits leaves no operati
   await buffer.flushToBase()
   assert.deepEqual(await t.get('moved'), { at: 4_000, payload: null })
   assert.deepEqual((await t.due(10_000, 10)).map((d) => [d.key, d.at]), [['moved', 4_000]])
+})
+
+test('rebuildKeyIndex derives the key index from the time space: stale entries go, cancel and replace work again', async () => {
+  const base = createMemoryStore()
+  await base.open()
+  const buffer = new WriteBuffer(base)
+  const t = new DurableTimers(buffer)
+  await t.set('a', 2_000, { n: 1 })
+  await t.set('b', 3_000)
+  await t.set('c', 4_000)
+  await buffer.flushToBase()
+  // What a restore from the changelog leaves: the time space only, plus an index entry that no timer backs.
+  const index: Buffer[] = []
+  for await (const [key] of base.range({})) if (isKeyIndexKey(key)) index.push(key)
+  assert.equal(index.length, 3)
+  await base.write([...index.map((key) => ({ type: 'delete' as const, key })), { type: 'put', key: Buffer.from('kstale'), value: Buffer.alloc(8) }])
+
+  assert.equal(await rebuildKeyIndex(base), 3)
+  const rebuilt: string[] = []
+  for await (const [key, value] of base.range({ gte: Buffer.from('k'), lt: Buffer.from('l') })) rebuilt.push(`${key.subarray(1)}@${value.readBigUInt64BE(0)}`)
+  assert.deepEqual(rebuilt, ['a@2000', 'b@3000', 'c@4000'])
+
+  const fresh = new DurableTimers(new WriteBuffer(base))
+  assert.deepEqual(await fresh.get('a'), { at: 2_000, payload: { n: 1 } })
+  assert.equal(await fresh.cancel('b'), true)
+  await fresh.set('c', 1_000) // replaces c's timer: the old time entry goes
+  assert.deepEqual((await fresh.due(10_000, 10)).map((d) => `${d.key}@${d.at}`), ['c@1000', 'a@2000'])
 })
