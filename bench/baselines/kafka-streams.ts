@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -21,6 +21,10 @@ export const KAFKA_STREAMS_PROJECT = resolve(import.meta.dirname, 'kafka-streams
 const TARGET = join(KAFKA_STREAMS_PROJECT, 'target')
 const JAR = join(TARGET, 'weir-streams-baseline.jar')
 const STAMP = join(TARGET, '.weir-sources.sha256')
+/** Held (a folder: mkdir is atomic) while one process builds, so two processes never run Maven on one project at once. */
+const BUILD_LOCK = join(TARGET, '.weir-build.lock')
+/** A lock older than this was left by a process that died while building. */
+const STALE_LOCK_MS = 20 * 60_000
 
 export type KafkaStreamsMode = 'counting' | 'command-service' | 'delayed'
 
@@ -52,24 +56,52 @@ async function sourceHash(): Promise<string> {
 export async function buildKafkaStreamsBaseline(progress: Progress): Promise<string> {
   const classpath = `${JAR}:${join(TARGET, 'lib', '*')}`
   const hash = await sourceHash()
-  const stamp = await readFile(STAMP, 'utf8').catch(() => '')
-  if (existsSync(JAR) && stamp.trim() === hash) return classpath
+  const built = async () => existsSync(JAR) && (await readFile(STAMP, 'utf8').catch(() => '')).trim() === hash
+  if (await built()) return classpath
+  await acquireBuildLock(progress)
   try {
-    await run('mvn', ['-v'], { timeout: 60_000 })
-  } catch {
-    throw new InfraUnavailable('the Kafka Streams baseline needs Apache Maven (apt-get install maven) and a Java 17+ JDK to build')
+    // Another process may have built it while this one waited for the lock.
+    if (await built()) return classpath
+    try {
+      await run('mvn', ['-v'], { timeout: 60_000 })
+    } catch {
+      throw new InfraUnavailable('the Kafka Streams baseline needs Apache Maven (apt-get install maven) and a Java 17+ JDK to build')
+    }
+    progress.step(`Kafka Streams baseline: building with Maven (${relative(process.cwd(), KAFKA_STREAMS_PROJECT) || '.'}; the first build downloads Kafka Streams)`)
+    const started = performance.now()
+    try {
+      await run('mvn', ['-q', '-B', 'package'], { cwd: KAFKA_STREAMS_PROJECT, timeout: 15 * 60_000, maxBuffer: 64 * 1024 * 1024 })
+    } catch (error) {
+      const e = error as { stdout?: string; stderr?: string }
+      throw new InfraUnavailable(`Maven could not build the Kafka Streams baseline:\n${`${e.stdout ?? ''}${e.stderr ?? ''}`.slice(-4000) || String(error)}`)
+    }
+    await writeFile(STAMP, `${hash}\n`)
+    progress.done(`Kafka Streams baseline built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    return classpath
+  } finally {
+    await rm(BUILD_LOCK, { recursive: true, force: true })
   }
-  progress.step(`Kafka Streams baseline: building with Maven (${relative(process.cwd(), KAFKA_STREAMS_PROJECT) || '.'}; the first build downloads Kafka Streams)`)
-  const started = performance.now()
-  try {
-    await run('mvn', ['-q', '-B', 'package'], { cwd: KAFKA_STREAMS_PROJECT, timeout: 15 * 60_000, maxBuffer: 64 * 1024 * 1024 })
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string }
-    throw new InfraUnavailable(`Maven could not build the Kafka Streams baseline:\n${`${e.stdout ?? ''}${e.stderr ?? ''}`.slice(-4000) || String(error)}`)
+}
+
+async function acquireBuildLock(progress: Progress): Promise<void> {
+  let told = false
+  await mkdir(TARGET, { recursive: true })
+  for (;;) {
+    try {
+      await mkdir(BUILD_LOCK)
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    const since = await stat(BUILD_LOCK).then((s) => s.mtimeMs, () => Date.now())
+    if (Date.now() - since > STALE_LOCK_MS) {
+      await rm(BUILD_LOCK, { recursive: true, force: true })
+      continue
+    }
+    if (!told) progress.step('Kafka Streams baseline: another process is building it; waiting')
+    told = true
+    await new Promise((resolve) => setTimeout(resolve, 500))
   }
-  await writeFile(STAMP, `${hash}\n`)
-  progress.done(`Kafka Streams baseline built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-  return classpath
 }
 
 export interface KafkaStreamsRunOptions {
