@@ -480,6 +480,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   }
   const queues = new Map<string, RecordQueue>()
   const queueKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
+  /** Outputs and store writes a task gathers while its commit is in flight before it waits for that commit. */
+  const MAX_UNCOMMITTED = 20_000
   /** How often timers and punctuations are checked between records (ms). */
   const timerCheckMs = Math.min(10, commitIntervalMs)
   /** Longest fetch wait: below the client's request timeout however long the commit interval is. */
@@ -572,6 +574,9 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       let drained = false
       while (queues.size > 0 && !drained && !stopRequested) {
         for (const [key, queue] of queues) {
+          // Processing goes on while a commit is in flight, but not without bound: a task that gathered this much
+          // for its next commit waits for the one in flight (memory stays at about two commits' worth).
+          if (queue.live.committing !== undefined && queue.live.task.uncommitted >= MAX_UNCOMMITTED) await queue.live.committing
           await queue.live.task.process(queue.records[queue.index++] as ConsumedRecord)
           if (queue.index >= queue.records.length) {
             queue.live.task.advance(queue.topic, queue.nextOffset)

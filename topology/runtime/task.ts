@@ -254,6 +254,13 @@ export class Task {
     await this.#punctuate('wall-clock', now)
   }
 
+  /** Outputs and store writes waiting for the next commit plan (what processing during a commit adds up). */
+  get uncommitted(): number {
+    let writes = 0
+    for (const buffer of this.#buffers.values()) writes += buffer.pendingSize
+    return this.#outputs.length + writes
+  }
+
   /** True between commitPlan() and committed() (or rollback()). */
   get committing(): boolean {
     return this.#committingPositions !== undefined

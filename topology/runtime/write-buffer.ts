@@ -49,6 +49,11 @@ export class WriteBuffer {
     this.base = base
   }
 
+  /** Writes in the pending layer (not the sealed one): what the next seal() will carry. */
+  get pendingSize(): number {
+    return this.#pending.size
+  }
+
   get size(): number {
     return this.#pending.size + (this.#sealed?.size ?? 0) + (this.#stage?.size ?? 0)
   }

@@ -78,9 +78,11 @@ test('records processed while a commit is in flight read its writes and go into 
   assert.equal(task.committing, true)
   assert.equal(task.dirty, false, 'a new commit interval started')
 
+  assert.equal(task.uncommitted, 0, 'the plan took everything')
   await pipe('a') // reads a=2 from the sealed layer
   await pipe('b')
   assert.equal(task.dirty, true)
+  assert.equal(task.uncommitted, 4, 'two outputs and two store writes wait for the next plan (what bounds processing during a commit)')
   assert.throws(() => task.commitPlan(), (e: unknown) => isWeirError(e, 'WEIR_ERR_STATE_STORE'), 'one plan at a time')
 
   await task.committed()
