@@ -76,6 +76,11 @@ export class DurableTimers implements TimerService {
   readonly buffer: WriteBuffer
   /** Everything at or before this 't' key has fired (in this task's lifetime): scans start after it. */
   #firedUpTo: Buffer | undefined
+  /**
+   * No pending timer is due before this time (ms; Infinity: none pending; undefined: unknown). A lower bound: set()
+   * lowers it, cancel and firing leave it, so a check before it needs no scan (the runtime checks every 10 ms).
+   */
+  #earliest: number | undefined
 
   constructor(buffer: WriteBuffer) {
     this.buffer = buffer
@@ -93,6 +98,7 @@ export class DurableTimers implements TimerService {
     if (previous === undefined && this.buffer.knownAbsent(keyIndex)) this.buffer.markAbsent(timeKey)
     this.buffer.put(keyIndex, encodeTime(at))
     this.buffer.put(timeKey, packr.pack(payload))
+    if (this.#earliest !== undefined && at < this.#earliest) this.#earliest = at
     if (this.#firedUpTo !== undefined && Buffer.compare(timeKey, this.#firedUpTo) <= 0) this.#firedUpTo = undefined
   }
 
@@ -114,6 +120,7 @@ export class DurableTimers implements TimerService {
 
   /** Up to `limit` timers due at or before `now`, oldest first (not yet removed). */
   async due(now: number, limit: number): Promise<DueTimer[]> {
+    if (this.#earliest !== undefined && now < this.#earliest) return []
     const found: DueTimer[] = []
     const upper = Buffer.concat([Buffer.from([T]), encodeTime(now + 1)])
     const lower = this.#firedUpTo === undefined ? { gte: Buffer.from([T]) } : { gt: this.#firedUpTo }
@@ -124,12 +131,22 @@ export class DurableTimers implements TimerService {
         payload: payload.length === 0 ? null : packr.unpack(payload),
       })
     }
+    // Nothing else is due now: until the earliest pending timer (or a set() before it), no scan is needed.
+    if (found.length < limit) this.#earliest = (await this.#scanNextAt(found.at(-1))) ?? Infinity
     return found
   }
 
   /** When the earliest pending timer is due (ms since the epoch), or undefined when none is pending. */
   async nextAt(): Promise<number | undefined> {
-    const lower = this.#firedUpTo === undefined ? { gte: Buffer.from([T]) } : { gt: this.#firedUpTo }
+    const at = await this.#scanNextAt(undefined)
+    this.#earliest = at ?? Infinity
+    return at
+  }
+
+  /** The earliest timer after `after` (a timer just returned as due, not yet removed) or after what fired. */
+  async #scanNextAt(after: DueTimer | undefined): Promise<number | undefined> {
+    const from = after === undefined ? this.#firedUpTo : byTime(after.at, after.key)
+    const lower = from === undefined ? { gte: Buffer.from([T]) } : { gt: from }
     for await (const [timeKey] of this.buffer.range({ ...lower, lt: Buffer.from([T + 1]), limit: 1 })) return Number(timeKey.readBigUInt64BE(1))
     return undefined
   }
@@ -142,9 +159,10 @@ export class DurableTimers implements TimerService {
     this.#firedUpTo = timeKey
   }
 
-  /** Forget the scan position (after a rollback the removed timers are pending again). */
+  /** Forget the scan position and the earliest time (after a rollback the removed timers are pending again). */
   reset(): void {
     this.#firedUpTo = undefined
+    this.#earliest = undefined
   }
 
   /**

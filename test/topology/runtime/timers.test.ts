@@ -98,3 +98,42 @@ test('rebuildKeyIndex derives the key index from the time space: stale entries g
   await fresh.set('c', 1_000) // replaces c's timer: the old time entry goes
   assert.deepEqual((await fresh.due(10_000, 10)).map((d) => `${d.key}@${d.at}`), ['c@1000', 'a@2000'])
 })
+
+test('due() scans the store only when a timer can be due: it remembers how long nothing is, and set() or reset() undoes that', async () => {
+  const base = createMemoryStore()
+  await base.open()
+  let scans = 0
+  const counting = new Proxy(base, {
+    get(target, property, receiver) {
+      if (property === 'range') {
+        return (...args: Parameters<typeof base.range>) => {
+          scans++
+          return target.range(...args)
+        }
+      }
+      const value = Reflect.get(target, property, receiver) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    },
+  })
+  const buffer = new WriteBuffer(counting)
+  const t = new DurableTimers(buffer)
+  await t.set('late', 5_000)
+  await buffer.flushToBase()
+  assert.deepEqual(await t.due(1_000, 10), [])
+  const afterFirst = scans
+  assert.ok(afterFirst >= 1)
+  for (const now of [1_500, 2_000, 4_999]) assert.deepEqual(await t.due(now, 10), [])
+  assert.equal(scans, afterFirst, 'nothing can be due before 5,000: no scan')
+
+  await t.set('early', 1_200) // before the remembered time: the next check scans and finds it
+  assert.deepEqual((await t.due(2_000, 10)).map((d) => d.key), ['early'])
+  t.remove({ key: 'early', at: 1_200, payload: null })
+  const settled = scans
+  assert.deepEqual(await t.due(3_000, 10), [])
+  assert.equal(scans, settled, 'after firing what was due, the next pending timer (5,000) is known')
+
+  t.reset() // a rollback: what fired is pending again, the remembered time is forgotten
+  assert.deepEqual(await t.due(3_000, 10), [])
+  assert.ok(scans > settled)
+  assert.deepEqual((await t.due(5_000, 10)).map((d) => d.key), ['late'])
+})
