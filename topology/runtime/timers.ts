@@ -16,6 +16,10 @@ const packr = new Packr({ useRecords: false, moreTypes: false })
 const EXACT_COUNT_UP_TO = 5000
 const K = 0x6b // 'k'
 const T = 0x74 // 't'
+/** Range bounds of the two key spaces. */
+const K_SPACE = { gte: Buffer.from([K]), lt: Buffer.from([K + 1]) }
+const T_START = Buffer.from([T])
+const T_END = Buffer.from([T + 1])
 
 function byKey(key: string): Buffer {
   return Buffer.concat([Buffer.from([K]), Buffer.from(key, 'utf8')])
@@ -50,14 +54,14 @@ export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
   }
   // Deletes first, collected before writing (a scan does not see its own writes either way).
   const stale: Buffer[] = []
-  for await (const [key] of store.range({ gte: Buffer.from([K]), lt: Buffer.from([K + 1]) })) stale.push(key)
+  for await (const [key] of store.range(K_SPACE)) stale.push(key)
   for (const key of stale) {
     batch.push({ type: 'delete', key })
     if (batch.length >= REBUILD_BATCH) await flush()
   }
   await flush()
   let timers = 0
-  for await (const [timeKey] of store.range({ gte: Buffer.from([T]), lt: Buffer.from([T + 1]) })) {
+  for await (const [timeKey] of store.range({ gte: T_START, lt: T_END })) {
     batch.push({ type: 'put', key: Buffer.concat([Buffer.from([K]), timeKey.subarray(9)]), value: Buffer.from(timeKey.subarray(1, 9)) })
     timers++
     if (batch.length >= REBUILD_BATCH) await flush()
@@ -122,33 +126,32 @@ export class DurableTimers implements TimerService {
   async due(now: number, limit: number): Promise<DueTimer[]> {
     if (this.#earliest !== undefined && now < this.#earliest) return []
     const found: DueTimer[] = []
-    const upper = Buffer.concat([Buffer.from([T]), encodeTime(now + 1)])
-    const lower = this.#firedUpTo === undefined ? { gte: Buffer.from([T]) } : { gt: this.#firedUpTo }
-    for await (const [timeKey, payload] of this.buffer.range({ ...lower, lt: upper, limit })) {
-      found.push({
-        at: Number(timeKey.readBigUInt64BE(1)),
-        key: timeKey.subarray(9).toString('utf8'),
-        payload: payload.length === 0 ? null : packr.unpack(payload),
-      })
+    // One entry past the due ones tells when the next timer is due.
+    let next: number | undefined
+    for await (const [timeKey, payload] of this.buffer.range({ ...this.#pendingFrom(), lt: T_END, limit: limit + 1 })) {
+      const at = Number(timeKey.readBigUInt64BE(1))
+      if (at > now || found.length === limit) {
+        next = at
+        break
+      }
+      found.push({ at, key: timeKey.subarray(9).toString('utf8'), payload: payload.length === 0 ? null : packr.unpack(payload) })
     }
-    // Nothing else is due now: until the earliest pending timer (or a set() before it), no scan is needed.
-    if (found.length < limit) this.#earliest = (await this.#scanNextAt(found.at(-1))) ?? Infinity
+    // Nothing else is due now: until the next timer (or a set() before it), no scan is needed.
+    if (found.length < limit) this.#earliest = next ?? Infinity
     return found
   }
 
   /** When the earliest pending timer is due (ms since the epoch), or undefined when none is pending. */
   async nextAt(): Promise<number | undefined> {
-    const at = await this.#scanNextAt(undefined)
+    let at: number | undefined
+    for await (const [timeKey] of this.buffer.range({ ...this.#pendingFrom(), lt: T_END, limit: 1 })) at = Number(timeKey.readBigUInt64BE(1))
     this.#earliest = at ?? Infinity
     return at
   }
 
-  /** The earliest timer after `after` (a timer just returned as due, not yet removed) or after what fired. */
-  async #scanNextAt(after: DueTimer | undefined): Promise<number | undefined> {
-    const from = after === undefined ? this.#firedUpTo : byTime(after.at, after.key)
-    const lower = from === undefined ? { gte: Buffer.from([T]) } : { gt: from }
-    for await (const [timeKey] of this.buffer.range({ ...lower, lt: Buffer.from([T + 1]), limit: 1 })) return Number(timeKey.readBigUInt64BE(1))
-    return undefined
+  /** Where pending timers start in the 't' space: after what already fired in this task's lifetime. */
+  #pendingFrom(): { gte: Buffer } | { gt: Buffer } {
+    return this.#firedUpTo === undefined ? { gte: T_START } : { gt: this.#firedUpTo }
   }
 
   /** Removes a due timer; called in the same stage as its onTimer, so both commit or neither does. */
@@ -174,7 +177,7 @@ export class DurableTimers implements TimerService {
     const estimate = Math.round((await this.buffer.base.approximateCount()) / 2)
     if (estimate > EXACT_COUNT_UP_TO) return estimate
     let count = 0
-    for await (const _ of this.buffer.range({ gte: Buffer.from([T]), lt: Buffer.from([T + 1]) })) count++
+    for await (const _ of this.buffer.range({ gte: T_START, lt: T_END })) count++
     return count
   }
 }

@@ -179,20 +179,10 @@ export class WriteBuffer {
       staged.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
       if (reverse) staged.reverse()
     }
-    const before = (a: string, b: string) => (reverse ? a > b : a < b)
-    let i = 0
-    for (const item of pending) {
-      while (i < staged.length && before((staged[i] as LocalEntry).k, item.k)) yield staged[i++] as LocalEntry
-      if (i < staged.length && (staged[i] as LocalEntry).k === item.k) {
-        yield staged[i++] as LocalEntry
-        continue
-      }
-      yield item
-    }
-    while (i < staged.length) yield staged[i++] as LocalEntry
+    yield* overlay(staged[Symbol.iterator](), pending, reverse)
   }
 
-  /** The pending writes, one final operation per key (what the changelog and the local store receive). */
+  /** The pending writes, one final operation per key (what the next seal() hands to the changelog). */
   pendingOperations(): BatchOperation[] {
     return operationsOf(this.#pending)
   }
