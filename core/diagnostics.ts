@@ -71,6 +71,8 @@ export interface GatewayConnectionMessage {
   code?: number
   /** rejected: the error code (WEIR_ERR_UNAUTHENTICATED, ...); close: why (backpressure, token expired, shutdown). */
   reason?: string
+  /** open: the upgrade completed inside uWS's upgrade handler (sync: the token was accepted without waiting) or later. */
+  upgrade?: 'sync' | 'async'
 }
 
 export interface GatewayCommandMessage {

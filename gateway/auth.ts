@@ -1,6 +1,6 @@
 // Who is on the other end of a socket: JWT verification (jose) and the binding of client sessions to
 // authenticated subjects.
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, importSPKI, jwtVerify } from 'jose'
 import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyGetKey, KeyObject } from 'jose'
@@ -44,6 +44,13 @@ export interface Identity {
 export interface TokenVerifier {
   /** Resolves the identity, or rejects with WEIR_ERR_UNAUTHENTICATED / WEIR_ERR_TOKEN_EXPIRED. */
   verify(token: string): Promise<Identity>
+  /**
+   * The identity of a token `verify` would accept, decided without waiting: an HS256 token in the usual compact
+   * form whose signature and claims pass. Undefined in every other case (any other algorithm, an unusual header,
+   * any failure): only `verify` gives the verdict and the error then. The gateway upgrades a socket inside uWS's
+   * upgrade handler when this answers, which avoids the uWS defect of asynchronous upgrades (docs/gateway.md).
+   */
+  acceptSync(token: string): Identity | undefined
 }
 
 const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
@@ -89,7 +96,30 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
     throw new joseErrors.JOSEAlgNotAllowed(`algorithm ${header.alg} is not accepted`)
   }
 
+  const toIdentity = (payload: JWTPayload): Identity => {
+    const subject = payload.sub
+    if (typeof subject !== 'string' || subject.length === 0) throw gatewayError('WEIR_ERR_UNAUTHENTICATED', 'the token has no subject (sub)')
+    return Object.freeze({
+      subject,
+      roles: Object.freeze(rolesOf(payload[rolesClaim])),
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+      claims: Object.freeze({ ...payload }),
+    })
+  }
+  const claimRules: ClaimRules = {
+    issuers: auth.issuer === undefined ? undefined : typeof auth.issuer === 'string' ? [auth.issuer] : auth.issuer,
+    audiences: auth.audience === undefined ? undefined : typeof auth.audience === 'string' ? [auth.audience] : auth.audience,
+    toleranceSec: auth.clockToleranceSec ?? 5,
+    requireExpiry,
+  }
+
   return {
+    acceptSync(token) {
+      if (secret === undefined || typeof token !== 'string') return undefined
+      const payload = acceptHs256(token, secret, claimRules)
+      return payload === undefined ? undefined : toIdentity(payload)
+    },
+
     async verify(token) {
       if (typeof token !== 'string' || token.length === 0) throw gatewayError('WEIR_ERR_UNAUTHENTICATED', 'no token')
       try {
@@ -109,16 +139,62 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
       } catch (cause) {
         throw verificationError(cause)
       }
-      const subject = payload.sub
-      if (typeof subject !== 'string' || subject.length === 0) throw gatewayError('WEIR_ERR_UNAUTHENTICATED', 'the token has no subject (sub)')
-      return Object.freeze({
-        subject,
-        roles: Object.freeze(rolesOf(payload[rolesClaim])),
-        expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
-        claims: Object.freeze({ ...payload }),
-      })
+      return toIdentity(payload)
     },
   }
+}
+
+interface ClaimRules {
+  issuers: readonly string[] | undefined
+  audiences: readonly string[] | undefined
+  toleranceSec: number
+  requireExpiry: boolean
+}
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A JSON object from a canonical base64url segment, or undefined. */
+function jsonSegment(segment: string): Record<string, unknown> | undefined {
+  if (!SEGMENT.test(segment)) return undefined
+  const bytes = Buffer.from(segment, 'base64url')
+  if (bytes.toString('base64url') !== segment) return undefined
+  try {
+    const value: unknown = JSON.parse(strictUtf8.decode(bytes))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The claims of an HS256 compact JWS when jose's jwtVerify (with the options `verify` passes) would accept it,
+ * else undefined. Never accepts more than jose: whatever is unusual (crit, b64, non-canonical base64url, a
+ * claim of the wrong type) is left to jose, whose verdict and error message then apply.
+ */
+function acceptHs256(token: string, secret: Uint8Array, rules: ClaimRules): JWTPayload | undefined {
+  const parts = token.split('.')
+  if (parts.length !== 3) return undefined
+  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
+  const header = jsonSegment(headerPart)
+  if (header === undefined || header.alg !== 'HS256' || 'crit' in header || 'b64' in header) return undefined
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${headerPart}.${payloadPart}`).digest('base64url'))
+  const given = Buffer.from(signaturePart)
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+  const claims = jsonSegment(payloadPart)
+  if (claims === undefined) return undefined
+  const now = Math.floor(Date.now() / 1000)
+  const { exp, nbf, iat, sub, iss, aud } = claims
+  if (exp === undefined ? rules.requireExpiry : typeof exp !== 'number' || exp <= now - rules.toleranceSec) return undefined
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + rules.toleranceSec)) return undefined
+  if (iat !== undefined && typeof iat !== 'number') return undefined
+  if (typeof sub !== 'string' || sub.length === 0) return undefined
+  if (rules.issuers !== undefined && !(typeof iss === 'string' && rules.issuers.includes(iss))) return undefined
+  if (rules.audiences !== undefined) {
+    const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+    if (!rules.audiences.some((a) => audiences.includes(a))) return undefined
+  }
+  return claims as JWTPayload
 }
 
 function verificationError(cause: unknown): WeirError {

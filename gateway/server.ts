@@ -87,6 +87,8 @@ interface SocketState {
   closeReason: string | undefined
   /** Set when the client registered a public key: its results are sealed for this socket alone. */
   readonly sealer: Sealer | undefined
+  /** How the upgrade completed: inside uWS's upgrade handler, or after an asynchronous token check. */
+  readonly upgrade: 'sync' | 'async'
 }
 
 type Socket = WebSocket<SocketState>
@@ -616,6 +618,13 @@ export function createGateway(options: GatewayOptions): Gateway {
         rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '))
         return
       }
+      // Upgrade now when the token can be accepted without waiting (HS256): an upgrade completed after an await
+      // runs in res.cork, where this uWS build sometimes closes the new socket (docs/gateway.md, known defect).
+      const accepted = verifier.acceptSync(token)
+      if (accepted !== undefined) {
+        completeUpgrade(accepted, false)
+        return
+      }
       verifier.verify(token).then(
         (identity: Identity) => {
           if (aborted) return
@@ -623,35 +632,7 @@ export function createGateway(options: GatewayOptions): Gateway {
             rejectUpgrade(res, '503 Service Unavailable', 'WEIR_ERR_CLOSED', 'the gateway is not accepting connections')
             return
           }
-          const sessionNonce = nonce ?? newSessionNonce()
-          const sessionId = sessionIdOf(config.sessionSecret, identity.subject, sessionNonce)
-          let sealer: Sealer | undefined
-          try {
-            sealer = clientKey === undefined ? undefined : createSealer(fromBase64Url(clientKey), sessionId)
-          } catch (error) {
-            rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', (error as Error).message)
-            return
-          }
-          const socketState: SocketState = {
-            connectionId: ++connectionIds,
-            subject: identity.subject,
-            roles: identity.roles,
-            expiresAt: identity.expiresAt,
-            sessionId,
-            sessionNonce,
-            encoding: encoding as Encoding,
-            bucket: createTokenBucket(config.rateLimit.ratePerSecond, config.rateLimit.burst, Date.now()),
-            closed: false,
-            results: 'idle',
-            events: new Map(),
-            resumeOffsets: new Map(),
-            drainWaiters: [],
-            closeReason: undefined,
-            sealer,
-          }
-          res.cork(() => {
-            res.upgrade(socketState, key, offered.length > 0 ? SUBPROTOCOL : '', extensions, context)
-          })
+          completeUpgrade(identity, true)
         },
         (error: unknown) => {
           if (aborted) return
@@ -659,6 +640,40 @@ export function createGateway(options: GatewayOptions): Gateway {
           rejectUpgrade(res, '401 Unauthorized', code, error instanceof Error ? error.message : describeCode(code))
         },
       )
+
+      function completeUpgrade(identity: Identity, later: boolean): void {
+        const sessionNonce = nonce ?? newSessionNonce()
+        const sessionId = sessionIdOf(config.sessionSecret, identity.subject, sessionNonce)
+        let sealer: Sealer | undefined
+        try {
+          sealer = clientKey === undefined ? undefined : createSealer(fromBase64Url(clientKey), sessionId)
+        } catch (error) {
+          rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', (error as Error).message)
+          return
+        }
+        const socketState: SocketState = {
+          connectionId: ++connectionIds,
+          subject: identity.subject,
+          roles: identity.roles,
+          expiresAt: identity.expiresAt,
+          sessionId,
+          sessionNonce,
+          encoding: encoding as Encoding,
+          bucket: createTokenBucket(config.rateLimit.ratePerSecond, config.rateLimit.burst, Date.now()),
+          closed: false,
+          results: 'idle',
+          events: new Map(),
+          resumeOffsets: new Map(),
+          drainWaiters: [],
+          closeReason: undefined,
+          sealer,
+          upgrade: later ? 'async' : 'sync',
+        }
+        // Inside the upgrade handler uWS has corked the response already; after an await it must be corked here.
+        const upgrade = () => res.upgrade(socketState, key, offered.length > 0 ? SUBPROTOCOL : '', extensions, context)
+        if (later) res.cork(upgrade)
+        else upgrade()
+      }
     },
 
     open(ws) {
@@ -667,7 +682,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       metrics.connections.inc()
       metrics.connectionsOpened.inc()
       ws.subscribe(withEncoding(ALL_TOPIC, s.encoding))
-      publish(coreChannels.gatewayConnection, { instanceId, event: 'open', subject: s.subject, sessionId: s.sessionId })
+      publish(coreChannels.gatewayConnection, { instanceId, event: 'open', subject: s.subject, sessionId: s.sessionId, upgrade: s.upgrade })
       send(ws, s, {
         type: 'welcome',
         protocol: PROTOCOL_VERSION,

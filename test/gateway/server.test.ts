@@ -1,7 +1,13 @@
 // The gateway against a real broker and real WebSocket clients: commands in, results and events out,
 // validation, authentication, authorization and session isolation.
 import assert from 'node:assert/strict'
+import diagnostics from 'node:diagnostics_channel'
 import { after, before, test } from 'node:test'
+
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose'
+
+import { channelNames } from '../../core/diagnostics.ts'
+import type { GatewayConnectionMessage } from '../../core/diagnostics.ts'
 
 import { decodeEnvelope } from '../../envelope/codec.ts'
 import { pack } from 'msgpackr'
@@ -177,6 +183,31 @@ test('invalid, expired and missing tokens are refused at upgrade with 401 and a 
   const badNonce = await rejectedUpgrade(gateway.port, { authorization: `Bearer ${await token()}` }, '?session=short')
   assert.equal(badNonce.status, 400)
   assert.equal(badNonce.body.code, 'WEIR_ERR_HANDSHAKE_INVALID')
+})
+
+test('an HS256 token upgrades inside the upgrade handler, an asymmetric one after its asynchronous check; both connect', async (t) => {
+  const es = await generateKeyPair('ES256')
+  const both = await startGateway(t, {
+    catalog: testCatalog(topics),
+    auth: { hs256Secret: HS256_SECRET, publicKeys: [{ key: await exportSPKI(es.publicKey), algorithm: 'ES256' }] },
+  })
+  const opened: GatewayConnectionMessage[] = []
+  const listener = (message: unknown) => {
+    const m = message as GatewayConnectionMessage
+    if (m.instanceId === both.instanceId && m.event === 'open') opened.push(m)
+  }
+  diagnostics.subscribe(channelNames.gatewayConnection, listener)
+  t.after(() => diagnostics.unsubscribe(channelNames.gatewayConnection, listener))
+  const hs = await openSocket(t, both.port, { token: await token({ sub: 'hs-user' }) })
+  assert.equal((await hs.expect('welcome')).subject, 'hs-user')
+  const now = Math.floor(Date.now() / 1000)
+  const esToken = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject('es-user').setExpirationTime(now + 600).sign(es.privateKey)
+  const asym = await openSocket(t, both.port, { token: esToken })
+  assert.equal((await asym.expect('welcome')).subject, 'es-user')
+  // (The asymmetric socket may have been opened twice: openSocket reconnects after the uWS defect.)
+  const ways = (subject: string) => [...new Set(opened.filter((m) => m.subject === subject).map((m) => m.upgrade))]
+  assert.deepEqual(ways('hs-user'), ['sync'])
+  assert.deepEqual(ways('es-user'), ['async'])
 })
 
 test('a session id is bound to its subject: the same nonce under another subject is another session', async (t) => {
