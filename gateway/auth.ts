@@ -1,6 +1,7 @@
 // Who is on the other end of a socket: JWT verification (jose) and the binding of client sessions to
 // authenticated subjects.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
+import type { JsonWebKey } from 'node:crypto'
 
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, importSPKI, jwtVerify } from 'jose'
 import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyGetKey, KeyObject } from 'jose'
@@ -8,6 +9,8 @@ import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyGetKey, KeyObject }
 import { invalidOptions } from '../core/errors.ts'
 import type { WeirError } from '../core/errors.ts'
 import { gatewayError } from './errors.ts'
+import { acceptCompact, jwksKeyFinder, toKeyObject } from './token-fast-path.ts'
+import type { ClaimRules, FastKey } from './token-fast-path.ts'
 
 export interface PublicKeyOption {
   /** A CryptoKey or KeyObject, or an SPKI PEM string. */
@@ -45,9 +48,11 @@ export interface TokenVerifier {
   /** Resolves the identity, or rejects with WEIR_ERR_UNAUTHENTICATED / WEIR_ERR_TOKEN_EXPIRED. */
   verify(token: string): Promise<Identity>
   /**
-   * The identity of a token `verify` would accept, decided without waiting: an HS256 token in the usual compact
-   * form whose signature and claims pass. Undefined in every other case (any other algorithm, an unusual header,
-   * any failure): only `verify` gives the verdict and the error then. The gateway upgrades a socket inside uWS's
+   * The identity of a token `verify` would accept, decided without waiting (node:crypto): a token in the usual
+   * compact form, signed with the HS256 secret, a configured public key (PEM or KeyObject), or a key of the
+   * JWKS matched exactly by kid (a remote set only while jose's cached copy is fresh), whose claims pass.
+   * Undefined in every other case (an unusual header or key, any failure): only `verify` gives the verdict and
+   * the error then. The gateway upgrades a socket inside uWS's
    * upgrade handler when this answers, which avoids the uWS defect of asynchronous upgrades (docs/gateway.md).
    */
   acceptSync(token: string): Identity | undefined
@@ -81,8 +86,20 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
   const secret = auth.hs256Secret === undefined ? undefined : typeof auth.hs256Secret === 'string' ? new TextEncoder().encode(auth.hs256Secret) : auth.hs256Secret
   const jwks = auth.jwks === undefined ? undefined : auth.jwks instanceof URL ? createRemoteJWKSet(auth.jwks) : createLocalJWKSet(auth.jwks)
   const keys = new Map<string, Promise<CryptoKey | KeyObject>>()
+  const syncKeys = new Map<string, FastKey | undefined>()
   for (const { key, algorithm } of auth.publicKeys ?? []) {
     keys.set(algorithm, typeof key === 'string' ? importSPKI(key, algorithm) : Promise.resolve(key))
+    const publicKey = toKeyObject(key)
+    syncKeys.set(algorithm, publicKey === undefined ? undefined : { publicKey })
+  }
+  const jwksKey = jwksKeyFinder()
+  // The key jose's getKey (below) would choose, when it can be had without waiting.
+  const syncKeyFor = (header: Record<string, unknown>): FastKey | undefined => {
+    if (header.alg === 'HS256') return secret === undefined ? undefined : { secret }
+    if (syncKeys.has(header.alg as string)) return syncKeys.get(header.alg as string)
+    if (jwks === undefined || ('fresh' in jwks && !jwks.fresh)) return undefined
+    const publicKey = jwksKey(jwks.jwks()?.keys as JsonWebKey[] | undefined, header)
+    return publicKey === undefined ? undefined : { publicKey }
   }
   const algorithms = [...(secret === undefined ? [] : ['HS256']), ...keys.keys(), ...(jwks === undefined ? [] : [...ASYMMETRIC])]
   const rolesClaim = auth.rolesClaim ?? 'roles'
@@ -115,8 +132,8 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
 
   return {
     acceptSync(token) {
-      if (secret === undefined || typeof token !== 'string') return undefined
-      const payload = acceptHs256(token, secret, claimRules)
+      if (typeof token !== 'string') return undefined
+      const payload = acceptCompact(token, syncKeyFor, claimRules)
       return payload === undefined ? undefined : toIdentity(payload)
     },
 
@@ -142,59 +159,6 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
       return toIdentity(payload)
     },
   }
-}
-
-interface ClaimRules {
-  issuers: readonly string[] | undefined
-  audiences: readonly string[] | undefined
-  toleranceSec: number
-  requireExpiry: boolean
-}
-
-const SEGMENT = /^[A-Za-z0-9_-]+$/
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** A JSON object from a canonical base64url segment, or undefined. */
-function jsonSegment(segment: string): Record<string, unknown> | undefined {
-  if (!SEGMENT.test(segment)) return undefined
-  const bytes = Buffer.from(segment, 'base64url')
-  if (bytes.toString('base64url') !== segment) return undefined
-  try {
-    const value: unknown = JSON.parse(strictUtf8.decode(bytes))
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * The claims of an HS256 compact JWS when jose's jwtVerify (with the options `verify` passes) would accept it,
- * else undefined. Never accepts more than jose: whatever is unusual (crit, b64, non-canonical base64url, a
- * claim of the wrong type) is left to jose, whose verdict and error message then apply.
- */
-function acceptHs256(token: string, secret: Uint8Array, rules: ClaimRules): JWTPayload | undefined {
-  const parts = token.split('.')
-  if (parts.length !== 3) return undefined
-  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
-  const header = jsonSegment(headerPart)
-  if (header === undefined || header.alg !== 'HS256' || 'crit' in header || 'b64' in header) return undefined
-  const expected = Buffer.from(createHmac('sha256', secret).update(`${headerPart}.${payloadPart}`).digest('base64url'))
-  const given = Buffer.from(signaturePart)
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
-  const claims = jsonSegment(payloadPart)
-  if (claims === undefined) return undefined
-  const now = Math.floor(Date.now() / 1000)
-  const { exp, nbf, iat, sub, iss, aud } = claims
-  if (exp === undefined ? rules.requireExpiry : typeof exp !== 'number' || exp <= now - rules.toleranceSec) return undefined
-  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + rules.toleranceSec)) return undefined
-  if (iat !== undefined && typeof iat !== 'number') return undefined
-  if (typeof sub !== 'string' || sub.length === 0) return undefined
-  if (rules.issuers !== undefined && !(typeof iss === 'string' && rules.issuers.includes(iss))) return undefined
-  if (rules.audiences !== undefined) {
-    const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
-    if (!rules.audiences.some((a) => audiences.includes(a))) return undefined
-  }
-  return claims as JWTPayload
 }
 
 function verificationError(cause: unknown): WeirError {

@@ -1,9 +1,12 @@
 // Token verification (HS256, asymmetric keys, JWKS) and the binding of sessions to subjects.
 import assert from 'node:assert/strict'
-import { createHmac } from 'node:crypto'
+import { createHmac, createPublicKey } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose'
+import type { CryptoKey } from 'jose'
 
 import { isWeirError } from '../../core/errors.ts'
 import { allowed, createTokenVerifier, sessionIdOf } from '../../gateway/auth.ts'
@@ -105,14 +108,15 @@ test('acceptSync accepts only what verify accepts, with the same identity; ordin
   corpus['issuer and audience'] = await sign(claims().setIssuer('https://idp.example/').setAudience(['other', 'weir']))
   corpus['wrong audience'] = await sign(claims().setIssuer('https://idp.example/').setAudience('other'))
   corpus['wrong issuer'] = await sign(claims().setIssuer('https://evil.example/').setAudience('weir'))
-  let accepted = 0
   for (const [verifierName, verifier] of Object.entries(verifiers)) {
     for (const [name, token] of Object.entries(corpus)) {
       const fast = verifier.acceptSync(token)
       const slow = await verifier.verify(token).then((identity) => identity, () => undefined)
-      if (slow !== undefined) accepted++
-      // Never more than verify; and none of these tokens is unusual enough to be left to verify alone.
-      assert.equal(fast !== undefined, slow !== undefined, `${verifierName}: "${name}": acceptSync ${fast === undefined ? 'refuses' : 'accepts'}, verify does not`)
+      // Never more than verify. And none of the named tokens is unusual enough to be left to verify alone; a
+      // changed last character can be a non-canonical encoding of the same signature, which jose accepts and
+      // acceptSync leaves to it.
+      if (fast !== undefined) assert.ok(slow !== undefined, `${verifierName}: acceptSync accepts "${name}", verify does not`)
+      else if (!name.startsWith('character')) assert.equal(slow, undefined, `${verifierName}: acceptSync refuses "${name}", verify does not`)
       if (fast !== undefined) assert.deepEqual(fast, slow, `${verifierName}: "${name}" gives another identity`)
     }
   }
@@ -131,13 +135,83 @@ test('acceptSync accepts only what verify accepts, with the same identity; ordin
   for (const [verifierName, name, accepted] of expectations) {
     assert.equal(verifiers[verifierName].acceptSync(corpus[name] as string) !== undefined, accepted, `${verifierName}: "${name}"`)
   }
-  assert.equal(accepted, 18)
-  // Only HS256 is decided without waiting: a verifier without a secret leaves every token to verify.
-  const es = await generateKeyPair('ES256')
-  const asymmetric = createTokenVerifier({ publicKeys: [{ key: await exportSPKI(es.publicKey), algorithm: 'ES256' }] })
-  const esToken = await claims().setProtectedHeader({ alg: 'ES256' }).sign(es.privateKey)
-  assert.equal(asymmetric.acceptSync(esToken), undefined)
-  assert.equal((await asymmetric.verify(esToken)).subject, 'alice')
+})
+
+test('acceptSync with public keys and JSON Web Key Sets: never more than verify; ordinary tokens without waiting', async (t) => {
+  const pair = (alg: string, options?: { crv?: string; modulusLength?: number }) => generateKeyPair(alg, { extractable: true, ...options })
+  const [es, ps, ed, es384, rs, rsNoAlg, other] = await Promise.all([
+    pair('ES256'),
+    pair('PS256'),
+    pair('EdDSA', { crv: 'Ed25519' }),
+    pair('ES384'),
+    pair('RS256'),
+    pair('RS256'),
+    pair('ES256'),
+  ])
+  const jwk = async (key: CryptoKey, extra: Record<string, unknown>) => ({ ...(await exportJWK(key)), ...extra })
+  const keySet = {
+    keys: [
+      await jwk(rs.publicKey, { kid: 'k1', alg: 'RS256', use: 'sig' }),
+      await jwk(rsNoAlg.publicKey, { kid: 'k2' }),
+      await jwk(rsNoAlg.publicKey, { kid: 'dup', alg: 'RS256' }),
+      await jwk(rs.publicKey, { kid: 'dup', alg: 'RS256' }),
+    ],
+  }
+  // A remote set: jose fetches it on first use; until then (and whenever jose's copy is stale) only verify decides.
+  const server = createServer((_, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [keySet.keys[0]] })))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const remote = createTokenVerifier({ jwks: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`) })
+  const verifier = createTokenVerifier({
+    publicKeys: [
+      { key: await exportSPKI(es.publicKey), algorithm: 'ES256' },
+      { key: createPublicKey(await exportSPKI(ps.publicKey)), algorithm: 'PS256' },
+      { key: await exportSPKI(ed.publicKey), algorithm: 'EdDSA' },
+      { key: es384.publicKey, algorithm: 'ES384' },
+    ],
+    jwks: keySet,
+  })
+  const sign = (alg: string, key: CryptoKey, header: Record<string, unknown> = {}, builder = claims()) => builder.setProtectedHeader({ alg, ...header }).sign(key)
+  const corpus: Record<string, string> = {
+    'ES256 PEM': await sign('ES256', es.privateKey),
+    'PS256 KeyObject': await sign('PS256', ps.privateKey),
+    'EdDSA PEM': await sign('EdDSA', ed.privateKey),
+    'ES384 CryptoKey': await sign('ES384', es384.privateKey),
+    'RS256 JWKS kid k1': await sign('RS256', rs.privateKey, { kid: 'k1' }),
+    'RS256 JWKS member without alg': await sign('RS256', rsNoAlg.privateKey, { kid: 'k2' }),
+    'RS256 JWKS duplicate kid': await sign('RS256', rs.privateKey, { kid: 'dup' }),
+    'RS256 JWKS no kid': await sign('RS256', rs.privateKey),
+    'RS256 JWKS unknown kid': await sign('RS256', rs.privateKey, { kid: 'k9' }),
+    'RS256 signed by another key': await sign('RS256', rsNoAlg.privateKey, { kid: 'k1' }),
+    'ES256 signed by another key': await sign('ES256', other.privateKey),
+    'ES256 expired': await sign('ES256', es.privateKey, {}, new SignJWT({}).setSubject('alice').setExpirationTime(now() - 60)),
+    'PS256 as RS256': (await sign('PS256', ps.privateKey)).replace(/^[^.]+/, Buffer.from(JSON.stringify({ alg: 'RS256', kid: 'k1' })).toString('base64url')),
+  }
+  for (const name of ['ES256 PEM', 'PS256 KeyObject', 'RS256 JWKS kid k1']) {
+    const valid = corpus[name] as string
+    for (let i = 0; i < valid.length; i += 3) {
+      if (valid[i] !== '.') corpus[`${name}, character ${i} changed`] = `${valid.slice(0, i)}${valid[i] === 'A' ? 'B' : 'A'}${valid.slice(i + 1)}`
+    }
+  }
+  const acceptedSync = new Set<string>()
+  for (const [name, token] of Object.entries(corpus)) {
+    const fast = verifier.acceptSync(token)
+    const slow = await verifier.verify(token).then((identity) => identity, () => undefined)
+    if (fast === undefined) continue
+    acceptedSync.add(name)
+    assert.ok(slow !== undefined, `acceptSync accepts "${name}", verify does not`)
+    assert.deepEqual(fast, slow, `"${name}" gives another identity`)
+  }
+  // Without waiting: PEM and KeyObject keys, a JWKS member matched exactly. Left to verify (which accepts
+  // them): a CryptoKey, a JWKS member without alg. (A kid two members share is left to it too; it refuses.)
+  assert.deepEqual([...acceptedSync].sort(), ['ES256 PEM', 'EdDSA PEM', 'PS256 KeyObject', 'RS256 JWKS kid k1'])
+  for (const name of ['ES384 CryptoKey', 'RS256 JWKS member without alg']) assert.equal((await verifier.verify(corpus[name] as string)).subject, 'alice', name)
+
+  const remoteToken = corpus['RS256 JWKS kid k1'] as string
+  assert.equal(remote.acceptSync(remoteToken), undefined, 'before jose fetched the remote set')
+  assert.equal((await remote.verify(remoteToken)).subject, 'alice')
+  assert.equal(remote.acceptSync(remoteToken)?.subject, 'alice', 'with a fresh copy of the remote set')
+  assert.equal(remote.acceptSync(corpus['RS256 signed by another key'] as string), undefined)
 })
 
 test('roles: absent or empty means any subject; otherwise one must match', () => {

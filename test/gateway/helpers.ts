@@ -155,8 +155,8 @@ export interface OpenOptions {
 
 /**
  * Opens a socket and waits for its welcome and a moment more. The uWS build sometimes drops a socket right after
- * an asynchronous upgrade (close 1006 just after `welcome`: docs/gateway.md, "Known uWS defect"; HS256 tokens, which
- * these tests use, now upgrade synchronously, asymmetric ones do not); the SDK
+ * an asynchronous upgrade (close 1006 just after `welcome`: docs/gateway.md, "Known uWS defect"; the HS256 tokens
+ * of these tests upgrade synchronously now, tokens left to jose do not); the SDK
  * reconnects and resumes, and these raw test sockets do the same, at most twice (a socket that keeps being
  * dropped still fails the test).
  */

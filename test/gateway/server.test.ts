@@ -5,6 +5,7 @@ import diagnostics from 'node:diagnostics_channel'
 import { after, before, test } from 'node:test'
 
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose'
+import type { CryptoKey } from 'jose'
 
 import { channelNames } from '../../core/diagnostics.ts'
 import type { GatewayConnectionMessage } from '../../core/diagnostics.ts'
@@ -185,29 +186,43 @@ test('invalid, expired and missing tokens are refused at upgrade with 401 and a 
   assert.equal(badNonce.body.code, 'WEIR_ERR_HANDSHAKE_INVALID')
 })
 
-test('an HS256 token upgrades inside the upgrade handler, an asymmetric one after its asynchronous check; both connect', async (t) => {
+test('tokens checked without waiting upgrade inside the upgrade handler, others after their asynchronous check; all connect', async (t) => {
   const es = await generateKeyPair('ES256')
-  const both = await startGateway(t, {
+  const es384 = await generateKeyPair('ES384')
+  const gatewayWithKeys = await startGateway(t, {
     catalog: testCatalog(topics),
-    auth: { hs256Secret: HS256_SECRET, publicKeys: [{ key: await exportSPKI(es.publicKey), algorithm: 'ES256' }] },
+    auth: {
+      hs256Secret: HS256_SECRET,
+      publicKeys: [
+        { key: await exportSPKI(es.publicKey), algorithm: 'ES256' },
+        // A CryptoKey is left to jose (asynchronous).
+        { key: es384.publicKey, algorithm: 'ES384' },
+      ],
+    },
   })
   const opened: GatewayConnectionMessage[] = []
   const listener = (message: unknown) => {
     const m = message as GatewayConnectionMessage
-    if (m.instanceId === both.instanceId && m.event === 'open') opened.push(m)
+    if (m.instanceId === gatewayWithKeys.instanceId && m.event === 'open') opened.push(m)
   }
   diagnostics.subscribe(channelNames.gatewayConnection, listener)
   t.after(() => diagnostics.unsubscribe(channelNames.gatewayConnection, listener))
-  const hs = await openSocket(t, both.port, { token: await token({ sub: 'hs-user' }) })
-  assert.equal((await hs.expect('welcome')).subject, 'hs-user')
   const now = Math.floor(Date.now() / 1000)
-  const esToken = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject('es-user').setExpirationTime(now + 600).sign(es.privateKey)
-  const asym = await openSocket(t, both.port, { token: esToken })
-  assert.equal((await asym.expect('welcome')).subject, 'es-user')
-  // (The asymmetric socket may have been opened twice: openSocket reconnects after the uWS defect.)
+  const signed = (alg: string, subject: string, key: CryptoKey) => new SignJWT({}).setProtectedHeader({ alg }).setSubject(subject).setExpirationTime(now + 600).sign(key)
+  const tokens = {
+    'hs-user': await token({ sub: 'hs-user' }),
+    'es-user': await signed('ES256', 'es-user', es.privateKey),
+    'es384-user': await signed('ES384', 'es384-user', es384.privateKey),
+  }
+  for (const [subject, value] of Object.entries(tokens)) {
+    const socket = await openSocket(t, gatewayWithKeys.port, { token: value })
+    assert.equal((await socket.expect('welcome')).subject, subject)
+  }
+  // (A socket upgraded asynchronously may have been opened twice: openSocket reconnects after the uWS defect.)
   const ways = (subject: string) => [...new Set(opened.filter((m) => m.subject === subject).map((m) => m.upgrade))]
   assert.deepEqual(ways('hs-user'), ['sync'])
-  assert.deepEqual(ways('es-user'), ['async'])
+  assert.deepEqual(ways('es-user'), ['sync'])
+  assert.deepEqual(ways('es384-user'), ['async'])
 })
 
 test('a session id is bound to its subject: the same nonce under another subject is another session', async (t) => {
