@@ -20,6 +20,8 @@ const run = promisify(execFile)
 
 export const KAFKA_VERSION = '4.3.1'
 const ROOT = resolve(import.meta.dirname, '../..')
+/** The local broker's JVM options (WEIR_KAFKA_JVM_OPTS replaces them, space-separated, for experiments). */
+const BROKER_JVM_OPTIONS = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC']
 
 export interface KafkaBroker {
   readonly brokers: string[]
@@ -195,9 +197,7 @@ async function startLocalBroker(progress: Progress): Promise<KafkaBroker> {
   const java = spawn(
     'java',
     [
-      '-Xms256m',
-      '-Xmx768m',
-      '-XX:+UseG1GC',
+      ...(process.env.WEIR_KAFKA_JVM_OPTS?.trim().split(/\s+/) ?? BROKER_JVM_OPTIONS),
       '-Djava.awt.headless=true',
       `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`,
       '-cp',
