@@ -36,6 +36,8 @@ export interface CommandServiceOptions {
   retry?: CommandRouterOptions['retry']
   /** Out-of-order retry policy for commands flagged `retry.outOfOrder`. */
   outOfOrder?: Omit<NonNullable<CommandRouterOptions['outOfOrder']>, 'schedulerTopic'>
+  /** The scheduler's memory of delivered ids, ms (default 0: none; see SchedulerOptions.rememberDeliveredMs). */
+  rememberDeliveredMs?: number
   /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
   deadLetterTopic?: (sourceTopic: string) => string
   sleep?: (ms: number) => Promise<void>
@@ -90,7 +92,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     registrations: 'arbiter',
   })
   const arbiterFactory = deadlineArbiter({ store: 'decisions', ...(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs }) })
-  const schedulerFactory = scheduler()
+  const schedulerFactory = scheduler(options.rememberDeliveredMs === undefined ? {} : { rememberDeliveredMs: options.rememberDeliveredMs })
   const envelopeKey = { keySerde: 'string' as const, valueSerde: 'envelope' as const }
   const topology = defineTopology({
     sources: {

@@ -38,6 +38,8 @@ export interface SchedulerMetrics {
   cancelled: number
   delivered: number
   invalid: number
+  /** Schedule requests dropped because their id was delivered within `rememberDeliveredMs`. */
+  duplicates: number
   /** Recent delivery lateness samples (fired - due), ms: a ring of the last 10,000, in no particular order. */
   lateness: number[]
 }
@@ -84,12 +86,34 @@ export function validateRequest(value: unknown): string[] {
 export interface SchedulerOptions {
   /** Topics the scheduler may produce to; anything else is dead-lettered (default: any). */
   allowedTopics?: readonly string[]
+  /**
+   * How long the id of a delivered envelope is remembered, ms (default 0: not remembered, and scheduling a
+   * delivered id again delivers again). While it is remembered, a schedule request with that id is dropped and
+   * counted in `metrics.duplicates`, and a cancel of it does nothing: a request re-sent or re-imported after its
+   * delivery (`weir import-redis` re-run after a crash) is not delivered twice. The memory is a marker timer
+   * under the id, written in the delivery's transaction: one more changelog record per delivery, and one when
+   * the marker expires.
+   */
+  rememberDeliveredMs?: number
 }
 
+/** The payload of the marker timer that remembers a delivered id (no schedule payload has `deliveredAt`). */
+interface DeliveredMarker {
+  deliveredAt: number
+}
+const isDeliveredMarker = (payload: unknown): payload is DeliveredMarker =>
+  typeof payload === 'object' && payload !== null && typeof (payload as Partial<DeliveredMarker>).deliveredAt === 'number'
+
 export function scheduler(options: SchedulerOptions = {}): SchedulerFactory {
-  if (options.allowedTopics !== undefined && !Array.isArray(options.allowedTopics)) throw invalidOptions('scheduler', ['allowedTopics must be an array'])
+  const violations: string[] = []
+  if (options.allowedTopics !== undefined && !Array.isArray(options.allowedTopics)) violations.push('allowedTopics must be an array')
+  const remember = options.rememberDeliveredMs ?? 0
+  if (!(Number.isInteger(remember) && remember >= 0)) violations.push('rememberDeliveredMs must be an integer >= 0')
+  if (violations.length > 0) throw invalidOptions('scheduler', violations)
   const allowed = options.allowedTopics === undefined ? undefined : new Set(options.allowedTopics)
-  const metrics: SchedulerMetrics = { scheduled: 0, cancelled: 0, delivered: 0, invalid: 0, lateness: [] }
+  const metrics: SchedulerMetrics = { scheduled: 0, cancelled: 0, delivered: 0, invalid: 0, duplicates: 0, lateness: [] }
+  // Whether `id` was delivered within the remembered window (one timer lookup; none when nothing is remembered).
+  const delivered = async (context: ProcessorContext, id: string) => remember > 0 && isDeliveredMarker((await context.timers.get(id))?.payload)
 
   const factory = (): Processor<unknown, SchedulerRequest> => {
     let context: ProcessorContext
@@ -99,6 +123,10 @@ export function scheduler(options: SchedulerOptions = {}): SchedulerFactory {
       },
       async process(record: StreamRecord<unknown, SchedulerRequest>) {
         const request = record.value
+        if (await delivered(context, request.id)) {
+          if (request.op === 'schedule') metrics.duplicates++
+          return
+        }
         if (request.op === 'cancel') {
           if (await context.timers.cancel(request.id)) metrics.cancelled++
           return
@@ -116,6 +144,8 @@ export function scheduler(options: SchedulerOptions = {}): SchedulerFactory {
         })
       },
       async onTimer(timer) {
+        // A marker that expired: the id may be scheduled again.
+        if (isDeliveredMarker(timer.payload)) return
         const due = timer.payload as { topic: string; key: Uint8Array | null; value: Uint8Array | null; headers: Record<string, Uint8Array | string> }
         const headers = new Map<string, Buffer>()
         for (const [name, value] of Object.entries(due.headers)) headers.set(name, Buffer.from(value))
@@ -127,6 +157,7 @@ export function scheduler(options: SchedulerOptions = {}): SchedulerFactory {
         metrics.delivered++
         const delivery: DueDelivery = { topic: due.topic, value: due.value === null ? null : Buffer.from(due.value) }
         await context.forward(new StreamRecord(due.key === null ? null : Buffer.from(due.key), delivery, timer.firedAt, headers))
+        if (remember > 0) await context.timers.set(timer.key, timer.firedAt + remember, { deliveredAt: timer.firedAt } satisfies DeliveredMarker)
         // A due envelope is visible only once its transaction commits: ask for that now, not at the end of the
         // commit interval (the runtime commits after the current round, carrying every delivery of the round).
         context.commit()

@@ -1,6 +1,7 @@
 // Migration from the Redis schedule into weir's scheduler, on real Redis and the real broker: the scheduler
 // topic receives one schedule request per envelope, Redis is emptied only after Kafka acknowledged, a re-import
-// is harmless, and the scheduler topology (createStreamRuntime) delivers each envelope once.
+// is harmless, and the scheduler topology (createStreamRuntime) delivers each envelope once (with the scheduler
+// remembering delivered ids, also when already delivered envelopes are imported again).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -123,4 +124,37 @@ test('the CLI rejects missing arguments with exit code 2 and usage', () => {
   assert.match(run.stderr, /--topic is required/)
   assert.match(run.stderr, /--brokers/)
   assert.match(run.stderr, /Usage: weir import-redis/)
+})
+
+test('with rememberDeliveredMs, re-importing envelopes that were already delivered delivers nothing twice', async (t) => {
+  const [requests, output] = await createTopics(t, { prefix: 'imp-again', partitions: 2 }, { prefix: 'imp-again-out', partitions: 2 })
+  assert.ok(requests && output)
+  const { redis, prefix } = await redisForTest(t)
+  const due = envelopes(output, 12, (i) => Date.now() - 1000 + i, 'due')
+  const schedulerFactory = scheduler({ rememberDeliveredMs: 10 * 60_000 })
+  const topology = defineTopology({
+    sources: { schedule: { topic: requests, keySerde: 'string', valueSerde: schedulerRequestSerde } },
+    processors: { scheduler: { from: ['schedule'], timers: true, use: schedulerFactory } },
+    sinks: {
+      deliveries: { from: ['scheduler'], topic: (record: StreamRecord) => (record.value as { topic: string }).topic, keySerde: 'buffer', valueSerde: dueDeliverySerde },
+    },
+  })
+  const stateDir = await mkdtemp(join(tmpdir(), 'weir-import-'))
+  const runtime = createStreamRuntime({ applicationId: uniqueName('import-again'), topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  t.after(async () => {
+    await runtime.stop()
+    await rm(stateDir, { recursive: true, force: true })
+  })
+  await runtime.start()
+  await scheduleInRedis(redis, prefix, due)
+  assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 12)
+  await waitFor(async () => ((await readAll(output)).length >= 12 ? true : undefined), { what: 'the first deliveries committed', timeoutMs: 30_000 })
+  // The crash case: the envelopes are still in Redis after their delivery, and the importer runs again.
+  await scheduleInRedis(redis, prefix, due)
+  assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 12)
+  await waitFor(async () => schedulerFactory.metrics.duplicates === 12, { what: 'the re-imported requests dropped', timeoutMs: 30_000 })
+  const delivered = (await readAll(output)).map((r) => r.headers.get('weir.scheduled.id')?.toString())
+  assert.equal(delivered.length, 12, 'each envelope delivered once')
+  assert.deepEqual([...new Set(delivered)].sort(), due.map((e) => e.id).sort())
+  assert.equal(schedulerFactory.metrics.delivered, 12)
 })
