@@ -54,6 +54,8 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
                             cannot spare)
   --partitions <n>          partitions of the orders topics (default 3, as the demo)
   --events <n>              events for the broadcast scenario (default 2000)
+  --keep-logs               keep the worker and gateway logs (the folder is printed at the end; start the run
+                            with WEIR_LOG_LEVEL=debug to have the worker log every commit with its duration)
   --json                    print one JSON line last
 
 Kafka: KAFKA_BOOTSTRAP_SERVERS when set, else a broker is started (docs/development.md).
@@ -72,6 +74,7 @@ const { values } = parseArgs({
     'commit-when-idle': { type: 'string', default: 'true' },
     breakdown: { type: 'string', default: 'false' },
     'command-linger-ms': { type: 'string', default: '0' },
+    'keep-logs': { type: 'boolean', default: false },
     workers: { type: 'string', default: '1' },
     partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
@@ -566,7 +569,8 @@ async function main(): Promise<Results> {
     const mine = (await admin.listTopics().catch(() => [] as string[])).filter((t) => t.startsWith(prefix))
     await admin.deleteTopics(mine).catch(() => {})
     await admin.close()
-    await rm(dir, { recursive: true, force: true })
+    if (values['keep-logs']) progress.step(`logs kept in ${dir}`)
+    else await rm(dir, { recursive: true, force: true })
     await infra.stop()
   }
 }
