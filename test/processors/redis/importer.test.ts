@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
+import type { TestContext } from 'node:test'
 
 import { importFromRedis } from '../../../processors/redis/importer.ts'
 import { createRedisScheduleStore, scheduleInRedis } from '../../../processors/redis/store.ts'
 import { dueDeliverySerde, scheduler, schedulerRequestSerde } from '../../../processors/scheduler.ts'
-import type { ScheduleRequest } from '../../../processors/scheduler.ts'
+import type { ScheduleRequest, SchedulerOptions } from '../../../processors/scheduler.ts'
 import { openStore } from '../../../state/open-store.ts'
 import { defineTopology } from '../../../topology/define.ts'
 import type { StreamRecord } from '../../../topology/record.ts'
@@ -23,6 +24,26 @@ import { waitFor } from '../../helpers/wait.ts'
 import { envelopes, redisForTest, redisUrl } from './helpers.ts'
 
 after(closeAdmin)
+
+/** The scheduler topology on `requests` in a stream runtime (stopped and its state removed after the test). */
+async function startScheduler(t: TestContext, requests: string, options: SchedulerOptions = {}) {
+  const schedulerFactory = scheduler(options)
+  const topology = defineTopology({
+    sources: { schedule: { topic: requests, keySerde: 'string', valueSerde: schedulerRequestSerde } },
+    processors: { scheduler: { from: ['schedule'], timers: true, use: schedulerFactory } },
+    sinks: {
+      deliveries: { from: ['scheduler'], topic: (record: StreamRecord) => (record.value as { topic: string }).topic, keySerde: 'buffer', valueSerde: dueDeliverySerde },
+    },
+  })
+  const stateDir = await mkdtemp(join(tmpdir(), 'weir-import-'))
+  const runtime = createStreamRuntime({ applicationId: uniqueName('import'), topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  t.after(async () => {
+    await runtime.stop()
+    await rm(stateDir, { recursive: true, force: true })
+  })
+  await runtime.start()
+  return { schedulerFactory, runtime }
+}
 
 const cli = fileURLToPath(new URL('../../../processors/redis/cli.ts', import.meta.url))
 
@@ -77,21 +98,7 @@ test('import moves every envelope into the scheduler; Redis ends empty; re-impor
   assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 20)
   assert.equal((await readAll(requests)).length, 50)
 
-  const schedulerFactory = scheduler()
-  const topology = defineTopology({
-    sources: { schedule: { topic: requests, keySerde: 'string', valueSerde: schedulerRequestSerde } },
-    processors: { scheduler: { from: ['schedule'], timers: true, use: schedulerFactory } },
-    sinks: {
-      deliveries: { from: ['scheduler'], topic: (record: StreamRecord) => (record.value as { topic: string }).topic, keySerde: 'buffer', valueSerde: dueDeliverySerde },
-    },
-  })
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-import-'))
-  const runtime = createStreamRuntime({ applicationId: uniqueName('import'), topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
+  const { schedulerFactory, runtime } = await startScheduler(t, requests)
   await waitFor(async () => schedulerFactory.metrics.scheduled === 50 && schedulerFactory.metrics.delivered === 30 && (await runtime.metrics()).timersPending === 0, {
     what: 'every envelope delivered and no timer left',
     timeoutMs: 30_000,
@@ -131,21 +138,7 @@ test('with rememberDeliveredMs, re-importing envelopes that were already deliver
   assert.ok(requests && output)
   const { redis, prefix } = await redisForTest(t)
   const due = envelopes(output, 12, (i) => Date.now() - 1000 + i, 'due')
-  const schedulerFactory = scheduler({ rememberDeliveredMs: 10 * 60_000 })
-  const topology = defineTopology({
-    sources: { schedule: { topic: requests, keySerde: 'string', valueSerde: schedulerRequestSerde } },
-    processors: { scheduler: { from: ['schedule'], timers: true, use: schedulerFactory } },
-    sinks: {
-      deliveries: { from: ['scheduler'], topic: (record: StreamRecord) => (record.value as { topic: string }).topic, keySerde: 'buffer', valueSerde: dueDeliverySerde },
-    },
-  })
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-import-'))
-  const runtime = createStreamRuntime({ applicationId: uniqueName('import-again'), topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
+  const { schedulerFactory } = await startScheduler(t, requests, { rememberDeliveredMs: 10 * 60_000 })
   await scheduleInRedis(redis, prefix, due)
   assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 12)
   await waitFor(async () => ((await readAll(output)).length >= 12 ? true : undefined), { what: 'the first deliveries committed', timeoutMs: 30_000 })
