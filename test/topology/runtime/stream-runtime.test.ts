@@ -262,7 +262,9 @@ test('with commitWhenIdle (the default) a task commits as soon as it has process
   await produce([1, 2, 3].map((i) => ({ topic: input, key: 'k', value: `v${i}` })))
   const outputs = await consume(output, { count: 3, timeoutMs: 20_000 })
   assert.deepEqual(outputs.map(text), ['k=1', 'k=2', 'k=3'])
-  assert.ok((await eager.runtime.metrics()).commits >= 1)
+  // Outputs are visible once the transaction commits; the commit is counted a moment later (after the local
+  // stores and checkpoints are written), so wait for the count rather than read it at once.
+  await waitFor(async () => (await eager.runtime.metrics()).commits >= 1, { what: 'the idle commit counted', timeoutMs: 5000 })
   await eager.runtime.stop()
 
   const [input2, output2] = await createTopics(t, { prefix: 'rt-interval-in', partitions: 1 }, { prefix: 'rt-interval-out', partitions: 1 })
