@@ -1,4 +1,4 @@
-import { Producer, ProduceAcks, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
+import { Producer, ProduceAcks, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
 import type { MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
@@ -15,7 +15,15 @@ export interface KafkaProducerOptions extends KafkaClientOptions {
   transactionalId?: string
   /** Idempotent delivery (no duplicates from retries). Default true; forced on with transactionalId. */
   idempotent?: boolean
+  /**
+   * How long the broker lets a transaction stay open before it aborts it, ms (default 10,000, Kafka Streams'
+   * default under exactly-once; at most the broker's transaction.max.timeout.ms). @platformatic/kafka would send
+   * its request timeout (5 s by default) instead, and a commit that carries a backlog can take longer.
+   */
+  transactionTimeoutMs?: number
 }
+
+const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000
 
 export interface KafkaProducer {
   readonly transactionalId: string | undefined
@@ -54,6 +62,10 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
   }
   if (options.transactionalId !== undefined && options.idempotent === false) {
     violations.push('a transactional producer is always idempotent: drop idempotent: false')
+  }
+  if (options.transactionTimeoutMs !== undefined) {
+    if (options.transactionalId === undefined) violations.push('transactionTimeoutMs needs a transactionalId')
+    if (!(Number.isInteger(options.transactionTimeoutMs) && options.transactionTimeoutMs > 0)) violations.push('transactionTimeoutMs must be a positive integer')
   }
   validateClientOptions('KafkaProducer', options, violations)
 
@@ -105,7 +117,16 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         // the broker reads that as a stale producer and answers PRODUCER_FENCED whenever the transactional
         // id already has state (every restart). -1/-1 means "new producer": the broker aborts any open
         // transaction of the previous instance, bumps the epoch, and fences that instance.
-        tx = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })
+        // The first begin sends InitProducerId, whose transaction timeout the client takes from its request
+        // timeout option: that option holds the transaction timeout while the begin runs.
+        const clientOptions = (producer as unknown as Record<symbol, { timeout?: number }>)[kOptions] as { timeout?: number }
+        const requestTimeout = clientOptions.timeout
+        clientOptions.timeout = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS
+        try {
+          tx = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })
+        } finally {
+          clientOptions.timeout = requestTimeout
+        }
       } catch (error) {
         throw wrapKafkaError(error, 'beginTransaction')
       }

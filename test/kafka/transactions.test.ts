@@ -1,5 +1,6 @@
 // The Kafka adapter's transactional guarantees, on the real broker.
 import assert from 'node:assert/strict'
+import { inspect } from 'node:util'
 import { after, test } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
@@ -191,4 +192,22 @@ test('a send larger than the broker\'s max.message.bytes for one partition is sp
   t.after(() => plain.close())
   await plain.send(records.slice(0, 1500))
   assert.equal((await consume(output, { count: 4500 })).length, 4500)
+})
+
+test('the transaction timeout reaches the broker with InitProducerId, apart from the request timeout', async (t) => {
+  // The broker refuses a timeout above its transaction.max.timeout.ms (15 min by default): that it refuses
+  // this one shows the value is sent, not the client's 5 s request timeout.
+  const tooLong = createProducer({ brokers: brokers(), transactionalId: uniqueName('tx-timeout-long'), transactionTimeoutMs: 16 * 60_000 })
+  t.after(() => tooLong.close())
+  await assert.rejects(tooLong.beginTransaction(), (e) => isWeirError(e) && inspect(e, { depth: 8 }).includes('INVALID_TRANSACTION_TIMEOUT'))
+  const [topic] = await createTopics(t, { prefix: 'tx-timeout', partitions: 1 })
+  assert.ok(topic)
+  const producer = createProducer({ brokers: brokers(), transactionalId: uniqueName('tx-timeout'), transactionTimeoutMs: 60_000, requestTimeoutMs: 2000 })
+  t.after(() => producer.close())
+  const tx = await producer.beginTransaction()
+  await tx.send([{ topic, key: 'k', value: 'v' }])
+  await tx.commit()
+  assert.deepEqual((await consume(topic, { count: 1 })).map(text), ['v'])
+  assert.throws(() => createProducer({ brokers: brokers(), transactionTimeoutMs: 1000 }), (e) => isWeirError(e) && e.code === 'WEIR_ERR_INVALID_OPTIONS')
+  assert.throws(() => createProducer({ brokers: brokers(), transactionalId: 'x', transactionTimeoutMs: 0 }), (e) => isWeirError(e) && e.code === 'WEIR_ERR_INVALID_OPTIONS')
 })
