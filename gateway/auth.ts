@@ -26,6 +26,8 @@ export interface AuthOptions {
   publicKeys?: readonly PublicKeyOption[]
   /** A JSON Web Key Set, given inline or as the URL the identity provider publishes it at. */
   jwks?: JSONWebKeySet | URL
+  /** How long a JWKS fetched from its URL is used before it is fetched again, ms (default 600,000: jose's). */
+  jwksCacheMaxAgeMs?: number
   issuer?: string | readonly string[]
   audience?: string | readonly string[]
   /** Allowed clock skew, seconds (default 5). */
@@ -74,6 +76,9 @@ export function validateAuthOptions(auth: AuthOptions | undefined, violations: s
     if (!ASYMMETRIC.has(entry?.algorithm)) violations.push(`auth.publicKeys[${i}].algorithm must be one of ${[...ASYMMETRIC].join(', ')}`)
     if (entry?.key === undefined) violations.push(`auth.publicKeys[${i}].key is required`)
   }
+  if (auth.jwksCacheMaxAgeMs !== undefined && !(Number.isInteger(auth.jwksCacheMaxAgeMs) && auth.jwksCacheMaxAgeMs >= 0)) {
+    violations.push('auth.jwksCacheMaxAgeMs must be an integer >= 0')
+  }
   if (auth.clockToleranceSec !== undefined && !(Number.isInteger(auth.clockToleranceSec) && auth.clockToleranceSec >= 0)) {
     violations.push('auth.clockToleranceSec must be an integer >= 0')
   }
@@ -84,7 +89,7 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
   validateAuthOptions(auth, violations)
   if (violations.length > 0) throw invalidOptions('TokenVerifier', violations)
   const secret = auth.hs256Secret === undefined ? undefined : typeof auth.hs256Secret === 'string' ? new TextEncoder().encode(auth.hs256Secret) : auth.hs256Secret
-  const jwks = auth.jwks === undefined ? undefined : auth.jwks instanceof URL ? createRemoteJWKSet(auth.jwks) : createLocalJWKSet(auth.jwks)
+  const jwks = auth.jwks === undefined ? undefined : auth.jwks instanceof URL ? createRemoteJWKSet(auth.jwks, auth.jwksCacheMaxAgeMs === undefined ? {} : { cacheMaxAge: auth.jwksCacheMaxAgeMs }) : createLocalJWKSet(auth.jwks)
   const keys = new Map<string, Promise<CryptoKey | KeyObject>>()
   const syncKeys = new Map<string, FastKey | undefined>()
   for (const { key, algorithm } of auth.publicKeys ?? []) {

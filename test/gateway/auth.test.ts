@@ -10,6 +10,7 @@ import type { CryptoKey } from 'jose'
 
 import { isWeirError } from '../../core/errors.ts'
 import { allowed, createTokenVerifier, sessionIdOf } from '../../gateway/auth.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const SECRET = 'a-secret-of-at-least-32-bytes-0123456789'
 const now = () => Math.floor(Date.now() / 1000)
@@ -158,10 +159,11 @@ test('acceptSync with public keys and JSON Web Key Sets: never more than verify;
     ],
   }
   // A remote set: jose fetches it on first use; until then (and whenever jose's copy is stale) only verify decides.
-  const server = createServer((_, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [keySet.keys[0]] })))
+  let published = [keySet.keys[0]]
+  const server = createServer((_, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(() => server.close())
-  const remote = createTokenVerifier({ jwks: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`) })
+  const remote = createTokenVerifier({ jwks: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`), jwksCacheMaxAgeMs: 300 })
   const verifier = createTokenVerifier({
     publicKeys: [
       { key: await exportSPKI(es.publicKey), algorithm: 'ES256' },
@@ -212,6 +214,12 @@ test('acceptSync with public keys and JSON Web Key Sets: never more than verify;
   assert.equal((await remote.verify(remoteToken)).subject, 'alice')
   assert.equal(remote.acceptSync(remoteToken)?.subject, 'alice', 'with a fresh copy of the remote set')
   assert.equal(remote.acceptSync(corpus['RS256 signed by another key'] as string), undefined)
+  // The identity provider rotates k1 out. Once jose's copy is stale, acceptSync no longer uses it; verify
+  // fetches the set again and refuses the token.
+  published = []
+  await waitFor(() => remote.acceptSync(remoteToken) === undefined, { what: "jose's copy of the remote set going stale", timeoutMs: 5000 })
+  await assert.rejects(remote.verify(remoteToken), (e) => isWeirError(e) && e.code === 'WEIR_ERR_UNAUTHENTICATED')
+  assert.equal(remote.acceptSync(remoteToken), undefined, 'after the key left the set')
 })
 
 test('roles: absent or empty means any subject; otherwise one must match', () => {
