@@ -54,8 +54,8 @@ export interface TokenVerifier {
    * compact form, signed with the HS256 secret, a configured public key (PEM or KeyObject), or a key of the
    * JWKS matched exactly by kid (a remote set only while jose's cached copy is fresh), whose claims pass.
    * Undefined in every other case (an unusual header or key, any failure): only `verify` gives the verdict and
-   * the error then. The gateway upgrades a socket inside uWS's
-   * upgrade handler when this answers, which avoids the uWS defect of asynchronous upgrades (docs/gateway.md).
+   * the error then. The gateway upgrades a socket inside uWS's upgrade handler when this answers, which avoids
+   * the uWS defect of asynchronous upgrades (docs/gateway.md).
    */
   acceptSync(token: string): Identity | undefined
 }
@@ -98,12 +98,14 @@ export function createTokenVerifier(auth: AuthOptions): TokenVerifier {
     syncKeys.set(algorithm, publicKey === undefined ? undefined : { publicKey })
   }
   const jwksKey = jwksKeyFinder()
+  const inlineKeys = auth.jwks === undefined || auth.jwks instanceof URL ? undefined : structuredClone(auth.jwks.keys)
   // The key jose's getKey (below) would choose, when it can be had without waiting.
   const syncKeyFor = (header: Record<string, unknown>): FastKey | undefined => {
     if (header.alg === 'HS256') return secret === undefined ? undefined : { secret }
     if (syncKeys.has(header.alg as string)) return syncKeys.get(header.alg as string)
     if (jwks === undefined || ('fresh' in jwks && !jwks.fresh)) return undefined
-    const publicKey = jwksKey(jwks.jwks()?.keys as JsonWebKey[] | undefined, header)
+    // jose hands out a copy of its set on every call: an inline one is copied once, here, as jose did.
+    const publicKey = jwksKey((inlineKeys ?? jwks.jwks()?.keys) as JsonWebKey[] | undefined, header)
     return publicKey === undefined ? undefined : { publicKey }
   }
   const algorithms = [...(secret === undefined ? [] : ['HS256']), ...keys.keys(), ...(jwks === undefined ? [] : [...ASYMMETRIC])]

@@ -618,8 +618,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '))
         return
       }
-      // Upgrade now when the token can be accepted without waiting (HS256): an upgrade completed after an await
-      // runs in res.cork, where this uWS build sometimes closes the new socket (docs/gateway.md, known defect).
+      // Upgrade now when the token can be accepted without waiting (TokenVerifier.acceptSync): an upgrade completed
+      // after an await runs in res.cork, where this uWS build sometimes closes the new socket (docs/gateway.md).
       const accepted = verifier.acceptSync(token)
       if (accepted !== undefined) {
         completeUpgrade(accepted, false)
