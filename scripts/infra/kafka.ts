@@ -108,8 +108,19 @@ export async function kafkaLibs(progress: Progress): Promise<string> {
   } catch (error) {
     throw new InfraUnavailable(`Maven could not fetch the Kafka ${KAFKA_VERSION} jars: ${(error as { stderr?: string }).stderr ?? String(error)}`)
   }
+  // Another weir command may have fetched the same jars meanwhile: its complete copy wins, ours goes.
+  if (existsSync(join(dir, '.complete'))) {
+    await rm(staging, { recursive: true, force: true })
+    return libs
+  }
   await rm(libs, { recursive: true, force: true })
-  await rename(staging, libs)
+  try {
+    await rename(staging, libs)
+  } catch (error) {
+    if (!existsSync(join(dir, '.complete'))) throw error
+    await rm(staging, { recursive: true, force: true })
+    return libs
+  }
   await writeFile(join(dir, '.complete'), `${(await readdir(libs)).length} jars\n`)
   return libs
 }
