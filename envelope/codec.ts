@@ -61,6 +61,10 @@ export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_ENVELO
   for (const [key, value] of Object.entries(envelope)) {
     if (value !== undefined) wire[key] = value
   }
+  wire.createdAt = wideInt(envelope.createdAt)
+  if (envelope.deadline !== undefined) wire.deadline = wideInt(envelope.deadline)
+  if (envelope.retry !== undefined) wire.retry = { ...envelope.retry, count: wideInt(envelope.retry.count) }
+  if (envelope.breadcrumbs.length > 0) wire.breadcrumbs = envelope.breadcrumbs.map((crumb) => ({ ...crumb, at: wideInt(crumb.at) }))
   const bytes = packr.pack(wire)
   if (bytes.byteLength > maxBytes) {
     throw new EnvelopeError(
@@ -115,6 +119,14 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
     throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', raw, `invalid envelope: ${violations.join('; ')}`, { details: { violations } })
   }
   return fields as unknown as Envelope
+}
+
+/**
+ * msgpackr writes a number beyond 32 bits as a float64; as a BigInt it becomes an int64, which readers that
+ * decode into integer types (Java's msgpack-core, Go's typed decoders) accept where they refuse a float.
+ */
+function wideInt(value: number): number | bigint {
+  return value > 0xffffffff ? BigInt(value) : value
 }
 
 /** Every way `value` fails to be an envelope; empty when it is one. */
