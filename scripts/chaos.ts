@@ -201,7 +201,8 @@ async function main(): Promise<ChaosRunReport> {
     // Until everything expected is there (or the time is up: what is missing then fails the verdict)...
     const deadline = Date.now() + 240_000
     for (await absorb(); !(topology.complete() && service.complete()) && Date.now() < deadline; await absorb()) await sleep(2000)
-    progress.step(`${topology.complete() && service.complete() ? 'everything expected is there' : 'time is up with outputs missing'}; reading to the end offsets again after a pause`)
+    const waiting = [...(topology.complete() ? [] : ['chaos topology outputs']), ...(service.complete() ? [] : ['command service records'])]
+    progress.step(`${waiting.length === 0 ? 'everything expected is there' : `time is up, still missing: ${waiting.join(', ')}`}; reading to the end offsets again after a pause`)
     // ...then, after a pause, every partition again up to its end offset, so a late duplicate or a second
     // outcome on any partition is counted too.
     await sleep(3000)
@@ -233,10 +234,16 @@ async function main(): Promise<ChaosRunReport> {
 /**
  * Feeds the command service for `seconds`: commands with a deadline (and their registration on the
  * deadlines topic, as the gateway does) and delayed envelopes for the scheduler. Commands, by i % 5:
- * 0-2 race their deadline (20-300 ms TTL, 0-40 ms of work: ok or timeout), 3 have time (30 s TTL: ok),
+ * 0-2 race their deadline (20-300 ms TTL, 0-40 ms of work: ok or timeout), 3 have time (HAS_TIME_TTL_MS: ok),
  * 4 have time too and are flagged for out-of-order retries; they fail 0-4 times (4 exhausts the 4
  * deliveries: an error outcome; fewer: ok). Each request is recorded with the outcome it must end as.
  */
+/**
+ * The TTL of the commands that must not time out: far beyond any stall a run can have (a partition waits for
+ * a killed worker's session to time out, then for its state to be restored, on a loaded machine).
+ */
+const HAS_TIME_TTL_MS = 120_000
+
 async function feedCommandService(producer: KafkaProducer, cs: CommandServiceTopics, delivered: string, seconds: number, sent: ChaosRequest[], envelopeIds: string[]): Promise<void> {
   const rounds = Math.max(1, Math.ceil((seconds * 1000) / 50))
   let sentRequests = 0
@@ -252,7 +259,7 @@ async function feedCommandService(producer: KafkaProducer, cs: CommandServiceTop
         kind: 'command',
         ...chaosCommand,
         payload: work,
-        ttlMs: race ? random(20, 300) : 30_000,
+        ttlMs: race ? random(20, 300) : HAS_TIME_TTL_MS,
         ...(outOfOrder ? { retry: { outOfOrder: true, count: 0 } } : {}),
       })
       sent.push({ requestId: command.requestId, commandId: command.id, ...chaosRequestPlan(work, race) })
@@ -275,7 +282,7 @@ async function feedCommandService(producer: KafkaProducer, cs: CommandServiceTop
 main().then(
   (report) => {
     const failed = chaosVerdict(report)
-    const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${v}`)
+    const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     process.stderr.write(`\nchaos ${failed.length === 0 ? 'PASSED' : `FAILED (${failed.join(', ')})`}\n${table.join('\n')}\n`)
     if (options.json) process.stdout.write(`${JSON.stringify({ ...report, passed: failed.length === 0, failedChecks: failed })}\n`)
     process.exit(failed.length === 0 ? 0 : 1)

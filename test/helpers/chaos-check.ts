@@ -229,6 +229,8 @@ export interface CommandServiceChaosReport {
   unexpectedOutcomes: number
   /** Of those: timeouts with no trace of the command (no late result, no expiry dead letter): a lost command. */
   timeoutsWithoutTrace: number
+  /** The unexpected ones by `<class> -> <statuses> (<late headers>; <dead-letter codes>)`, for diagnosis. */
+  unexpectedKinds: Record<string, number>
   /** Outcomes, late results and dead letters for request ids nobody sent, or not envelopes at all. */
   unknownRequestRecords: number
   /** Results that lost to their timeout (kept on the late topic). */
@@ -325,9 +327,13 @@ export class CommandServiceChaosTracker {
     push(this.#deadLetters, command.requestId, record.headers.get('weir.error.code')?.toString() ?? 'none')
   }
 
-  /** Nothing more is expected to arrive: every id scheduled and delivered, every request decided with its traces. */
+  /**
+   * Nothing more is expected to arrive: every envelope of the feed scheduled, every scheduled id delivered,
+   * every request decided with its traces. (A request's retries are written before its outcome, so a retry
+   * still missing once the outcome is visible will never come: it is not waited for.)
+   */
   complete(): boolean {
-    for (const id of this.#expectedIds) if (!this.#scheduled.has(id)) return false
+    for (const id of this.#expectedIds) if (!this.#retryIds.has(id) && !this.#scheduled.has(id)) return false
     for (const id of this.#scheduled.keys()) if (!this.#deliveries.has(id)) return false
     for (const request of this.#requests.values()) {
       const outcome = this.#outcomes.get(request.requestId)?.[0]
@@ -373,6 +379,7 @@ export class CommandServiceChaosTracker {
     let without = 0
     let unexpected = 0
     let untraced = 0
+    const kinds: Record<string, number> = {}
     const statuses = { ok: 0, error: 0, timeout: 0 }
     for (const request of this.#requests.values()) {
       const outcomes = this.#outcomes.get(request.requestId) ?? []
@@ -381,7 +388,11 @@ export class CommandServiceChaosTracker {
       const late = this.#late.get(request.requestId) ?? []
       const dead = this.#deadLetters.get(request.requestId) ?? []
       if (outcomes.some((outcome) => outcome.status === 'timeout') && late.length + dead.length === 0) untraced++
-      if (outcomes.length > 0 && !outcomes.every((outcome) => allowed(request.expect, outcome, late, dead))) unexpected++
+      if (outcomes.length > 0 && !outcomes.every((outcome) => allowed(request.expect, outcome, late, dead))) {
+        unexpected++
+        const kind = `${request.expect} -> ${outcomes.map((o) => o.status).join('+')} (${late.join('+')}; ${dead.join('+')})`
+        kinds[kind] = (kinds[kind] ?? 0) + 1
+      }
     }
     let unknown = this.#records.unreadable
     let lateDuplicated = 0
@@ -419,6 +430,7 @@ export class CommandServiceChaosTracker {
       requestsWithoutOutcome: without,
       unexpectedOutcomes: unexpected,
       timeoutsWithoutTrace: untraced,
+      unexpectedKinds: kinds,
       unknownRequestRecords: unknown,
       lateResults: this.#records.late,
       lateResultsDuplicated: lateDuplicated,
