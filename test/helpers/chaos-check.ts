@@ -37,8 +37,12 @@ export interface ChaosReport {
   timersFiredAfterCancel: number
   /** Fired timers visible to the reader before their due time. */
   timersEarly: number
+  /** Fire time minus due time, by the worker's clock. */
   timerLatenessP50Ms: number
   timerLatenessP99Ms: number
+  /** Visible to the reader minus due time (with the commit and the read). */
+  timerVisibleLatenessP50Ms: number
+  timerVisibleLatenessP99Ms: number
 }
 
 type Output =
@@ -63,6 +67,7 @@ export class ChaosTracker {
   #firedTotal = 0
   #early = 0
   #lateness: number[] = []
+  #visibleLateness: number[] = []
 
   constructor(records: number) {
     this.records = records
@@ -96,7 +101,9 @@ export class ChaosTracker {
       this.#firedTotal++
       this.#lateness.push(value.lateMs)
       // The worker stamps the record with its fire time; fire time minus lateness is the due time.
-      if (visibleAt !== undefined && visibleAt < Number(record.timestamp) - value.lateMs) this.#early++
+      const due = Number(record.timestamp) - value.lateMs
+      if (visibleAt !== undefined) this.#visibleLateness.push(visibleAt - due)
+      if (visibleAt !== undefined && visibleAt < due) this.#early++
     }
   }
 
@@ -154,6 +161,8 @@ export class ChaosTracker {
       timersEarly: this.#early,
       timerLatenessP50Ms: percentile(this.#lateness, 50),
       timerLatenessP99Ms: percentile(this.#lateness, 99),
+      timerVisibleLatenessP50Ms: percentile(this.#visibleLateness, 50),
+      timerVisibleLatenessP99Ms: percentile(this.#visibleLateness, 99),
     }
   }
 
@@ -214,8 +223,12 @@ export interface CommandServiceChaosReport {
   /** Deliveries visible to the reader before their deliverAt. */
   envelopesEarly: number
   envelopesMissing: number
+  /** Visible to the reader minus deliverAt. */
   envelopeLatenessP50Ms: number
   envelopeLatenessP99Ms: number
+  /** Fire time (the delivery's timestamp, by the worker's clock) minus deliverAt. */
+  envelopeFireLatenessP50Ms: number
+  envelopeFireLatenessP99Ms: number
   retriesExpected: number
   retriesScheduled: number
   requests: number
@@ -259,6 +272,7 @@ export class CommandServiceChaosTracker {
   #scheduled = new Map<string, number[]>()
   #scheduleUnknown = 0
   #deliveries = new Map<string, number[]>()
+  #fired = new Map<string, number[]>()
   #outcomes = new Map<string, Outcome[]>()
   #late = new Map<string, string[]>()
   #deadLetters = new Map<string, string[]>()
@@ -291,6 +305,7 @@ export class CommandServiceChaosTracker {
     const times = this.#deliveries.get(id) ?? []
     times.push(visibleAt ?? Number(record.timestamp))
     this.#deliveries.set(id, times)
+    push(this.#fired, id, Number(record.timestamp))
   }
 
   /** A record of the outcomes (results) topic. */
@@ -356,6 +371,7 @@ export class CommandServiceChaosTracker {
     let early = 0
     let missing = 0
     const lateness: number[] = []
+    const fireLateness: number[] = []
     for (const [id, requested] of this.#scheduled) {
       // Scheduling an id again replaces it: the last request's time is the one that counts.
       const deliverAt = requested[requested.length - 1] as number
@@ -370,6 +386,7 @@ export class CommandServiceChaosTracker {
         if (at < deliverAt) early++
         lateness.push(at - deliverAt)
       }
+      for (const at of this.#fired.get(id) ?? []) fireLateness.push(at - deliverAt)
     }
     // Deliveries of ids that were never (visibly) scheduled are duplicates of nothing: count them as such.
     for (const [id, times] of this.#deliveries) if (!this.#scheduled.has(id)) duplicated += times.length
@@ -419,6 +436,8 @@ export class CommandServiceChaosTracker {
       envelopesMissing: missing,
       envelopeLatenessP50Ms: percentile(lateness, 50),
       envelopeLatenessP99Ms: percentile(lateness, 99),
+      envelopeFireLatenessP50Ms: percentile(fireLateness, 50),
+      envelopeFireLatenessP99Ms: percentile(fireLateness, 99),
       retriesExpected: this.#retryIds.size,
       retriesScheduled,
       requests: this.#requests.size,
