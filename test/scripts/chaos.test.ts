@@ -1,0 +1,36 @@
+// `npm run chaos` refuses options that would make a run prove nothing (no kills, no records, not a number),
+// with a coded error listing every violation, before it starts anything.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { resolve } from 'node:path'
+import { test } from 'node:test'
+
+const SCRIPT = resolve(import.meta.dirname, '../../scripts/chaos.ts')
+
+function chaos(...args: string[]) {
+  // No broker is reachable at this address: a run that got past validation would fail differently.
+  return spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8', env: { ...process.env, KAFKA_BOOTSTRAP_SERVERS: '127.0.0.1:1' }, timeout: 60_000 })
+}
+
+test('--kills 0 is refused with WEIR_ERR_INVALID_OPTIONS', () => {
+  const result = chaos('--kills', '0')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.match(result.stderr, /--kills must be an integer >= 1, got "0"/)
+})
+
+test('every violation is reported at once: zero, not a number, a fraction, an exponent, empty', () => {
+  const result = chaos('--records', '0', '--workers', 'NaN', '--partitions', '1.5', '--kills', '1e3', '--requests', '', '--cs-workers=-1')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  for (const [name, value] of [['records', '0'], ['workers', 'NaN'], ['partitions', '1.5'], ['kills', '1e3'], ['requests', ''], ['cs-workers', '-1']]) {
+    assert.ok(result.stderr.includes(`--${name} must be an integer >= 1, got "${value}"`), `${name}: ${result.stderr}`)
+  }
+})
+
+test('an unknown option is refused with WEIR_ERR_INVALID_OPTIONS', () => {
+  const result = chaos('--kill', '3')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.match(result.stderr, /--kill/)
+})
