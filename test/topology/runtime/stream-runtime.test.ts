@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
+import type { WeirError } from '../../../core/errors.ts'
 import { defineTopology } from '../../../topology/define.ts'
 import type { FiredTimer, ProcessorContext } from '../../../topology/processor.ts'
 import { StreamRecord } from '../../../topology/record.ts'
@@ -321,4 +322,35 @@ test('commitWhenIdle must be a boolean', () => {
     () => createStreamRuntime({ applicationId: 'a', topology: countingTopology('i', 'o'), brokers: brokers(), stateDir: '/tmp/x', openStore, commitWhenIdle: 'yes' as unknown as boolean }),
     /commitWhenIdle must be a boolean/,
   )
+})
+
+test('sources with different partition counts cannot share tasks: start fails with WEIR_ERR_NOT_COPARTITIONED and processes nothing', async (t) => {
+  const [left, right, output] = await createTopics(t, { prefix: 'cp-left', partitions: 2 }, { prefix: 'cp-right', partitions: 3 }, { prefix: 'cp-out', partitions: 2 })
+  assert.ok(left && right && output)
+  const topology = defineTopology({
+    sources: {
+      left: { topic: left, keySerde: 'string', valueSerde: 'string' },
+      right: { topic: right, keySerde: 'string', valueSerde: 'string' },
+    },
+    processors: { pass: { from: ['left', 'right'], use: () => ({ process: async () => {} }) } },
+    sinks: { out: { from: ['pass'], topic: output, keySerde: 'string', valueSerde: 'string' } },
+  })
+  await produce([{ topic: left, key: 'k', value: 'v' }])
+  const stateDir = await mkdtemp(join(tmpdir(), 'weir-state-'))
+  const applicationId = uniqueName('copart')
+  const runtime = createStreamRuntime({ applicationId, topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  t.after(async () => {
+    await runtime.stop()
+    await rm(stateDir, { recursive: true, force: true })
+  })
+  await assert.rejects(runtime.start(), (error: WeirError) => {
+    assert.equal(error.code, 'WEIR_ERR_NOT_COPARTITIONED')
+    assert.match(error.message, new RegExp(`${left}=2`))
+    assert.match(error.message, new RegExp(`${right}=3`))
+    assert.deepEqual(error.details.partitions, { [left]: 2, [right]: 3 })
+    return true
+  })
+  assert.notEqual(runtime.state(), 'running')
+  assert.equal((await runtime.metrics()).processed, 0)
+  assert.equal((await runtime.metrics()).tasks, 0)
 })
