@@ -20,7 +20,7 @@ test('bad options are all reported at once, exit 2', async () => {
   assert.match(failed?.stderr ?? '', /--transactions must be an integer >= 10; --topics must be an integer from 1 to 100; --skip: unknown redis/)
 })
 
-test('both probes run their transactions and the JSON line has every step and the ratio', { timeout: 240_000 }, async () => {
+test('both probes run their transactions and the JSON line has every step and the ratio', { timeout: 240_000 }, async (t) => {
   const withJava = javaBaselineBuildable()
   const { stdout } = await run(
     process.execPath,
@@ -32,11 +32,12 @@ test('both probes run their transactions and the JSON line has every step and th
     java: Record<string, { p50: number; p99: number }> | null
     ratios: { totalP50: number | null }
   }
-  for (const step of ['send', 'offsets', 'commit', 'visible', 'total']) {
-    assert.ok((result.weir[step]?.p50 ?? 0) > 0, `weir ${step}`)
-    if (withJava) assert.ok((result.java?.[step]?.p50 ?? 0) > 0, `java ${step}`)
-  }
+  for (const step of ['send', 'offsets', 'commit', 'visible', 'total']) assert.ok((result.weir[step]?.p50 ?? 0) > 0, `weir ${step}`)
   assert.ok((result.weir.total?.p50 ?? 0) >= (result.weir.send?.p50 ?? Infinity), 'a transaction takes at least its send')
-  if (withJava) assert.ok((result.ratios.totalP50 ?? 0) > 0)
   assert.match(stdout, /\| total \| [\d.]+ \/ [\d.]+ \|/)
+  // The Java probe's part is its own subtest, so a machine without Maven reports it skipped instead of passing it.
+  await t.test('the Java probe ran the same steps and the ratio is there', { skip: withJava ? false : 'mvn is missing: cannot build the Java probe (apt-get install maven)' }, () => {
+    for (const step of ['send', 'offsets', 'commit', 'visible', 'total']) assert.ok((result.java?.[step]?.p50 ?? 0) > 0, `java ${step}`)
+    assert.ok((result.ratios.totalP50 ?? 0) > 0)
+  })
 })

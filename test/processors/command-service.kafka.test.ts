@@ -17,7 +17,9 @@ import type { CommandService } from '../../processors/command-service.ts'
 import { openStore } from '../../state/open-store.ts'
 import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntime } from '../../topology/runtime/stream-runtime.ts'
-import { brokers, closeAdmin, consume, createTopics, produce, uniqueName } from '../helpers/kafka.ts'
+import { brokers, closeAdmin, consume, createTopics, produce, readAll, uniqueName } from '../helpers/kafka.ts'
+import { watchTopic } from '../helpers/visibility.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 after(closeAdmin)
 
@@ -89,17 +91,29 @@ test('the timeout reaches the outcomes topic at the deadline while the command w
     { topic: s.commands, key: 'late-sku', value: encodeEnvelope(late) },
     { topic: s.deadlines, key: 'late-sku', value: encodeEnvelope(late) },
   ])
-  await run(t, service, uniqueName('cs-lag'))
-  const outcomes = await consume(s.outcomes, { count: 1501, timeoutMs: 120_000 })
-  const decoded = outcomes.map(outcomeOf)
+  // The test's own reader: when each outcome became visible, by this process's clock.
+  const watch = await watchTopic(s.outcomes)
+  t.after(() => watch.stop())
+  const { runtime } = await run(t, service, uniqueName('cs-lag'))
+  await watch.until((seen) => seen.length >= 1501, '1501 outcomes', 120_000)
+  // Stopped, the worker writes nothing more: reading to the end offsets sees a second outcome too.
+  await runtime.stop()
+  const decoded = (await readAll(s.outcomes)).map(outcomeOf)
+  assert.equal(decoded.length, 1501, 'one outcome per request, none twice')
+  assert.equal(new Set(decoded.map((o) => o.requestId)).size, 1501, 'one outcome per request')
   const mine = decoded.filter((o) => o.requestId === late.requestId)
   assert.deepEqual(mine.map((o) => o.status), ['timeout'], 'exactly one outcome for the late command: its timeout')
+  // The timeout did not wait for the backlog: outcomes of commands queued before the late one follow it.
   const position = decoded.findIndex((o) => o.requestId === late.requestId)
-  assert.ok(position < 1400, `the timeout came while the backlog was still being processed (outcome #${position} of 1501)`)
+  const backlogAfter = decoded.slice(position + 1).length
+  assert.ok(backlogAfter > 0, `the timeout came while the backlog was still being processed (outcome #${position} of 1501)`)
+  t.diagnostic(`the timeout was outcome #${position}; ${backlogAfter} backlog outcomes came after it`)
+  // Never early, by the reader's clock.
+  const visibleAt = watch.seen.find(({ record }) => outcomeOf(record).requestId === late.requestId)?.seenAt ?? 0
+  assert.ok(visibleAt >= (late.deadline ?? Infinity), `the timeout was visible ${(late.deadline ?? 0) - visibleAt} ms before the deadline`)
   assert.ok(!handled.includes(late.requestId), 'the expired command was not executed')
   const dead = await consume(`${s.commands}.dlq`, { count: 1 })
   assert.equal(dead[0]?.headers.get('weir.error.code')?.toString(), 'WEIR_ERR_COMMAND_EXPIRED')
-  assert.equal(new Set(decoded.map((o) => o.requestId)).size, 1501, 'one outcome per request')
 })
 
 test('a duplicate command id is dropped across a restart: the consumed-id store is restored from its changelog', async (t) => {
@@ -117,7 +131,12 @@ test('a duplicate command id is dropped across a restart: the consumed-id store 
     { topic: s.commands, key: 'b', value: encodeEnvelope(command('b')) },
   ])
   const second = await run(t, service, applicationId)
-  const outcomes = (await consume(s.outcomes, { count: 2 })).map(outcomeOf)
+  await consume(s.outcomes, { count: 2 })
+  await waitFor(async () => (await second.runtime.metrics()).processed >= 2, { what: 'both commands processed by the second worker' })
+  // Stopped, the worker writes nothing more: reading to the end offsets sees a second outcome for 'a' however
+  // late it came.
+  await second.runtime.stop()
+  const outcomes = (await readAll(s.outcomes)).map(outcomeOf)
   assert.deepEqual(outcomes.map((o) => (o.payload as { placed: string }).placed), ['a', 'b'])
   assert.equal(handled.filter((id) => id === first.requestId).length, 1, 'handled once')
   assert.ok((await second.runtime.metrics()).restoredRecords > 0, 'state came from the changelog')

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
+import type { ConsumedRecord } from '../../../kafka/index.ts'
 import { importFromRedis } from '../../../processors/redis/importer.ts'
 import { createRedisScheduleStore, scheduleInRedis } from '../../../processors/redis/store.ts'
 import { dueDeliverySerde, scheduler, schedulerRequestSerde } from '../../../processors/scheduler.ts'
@@ -20,6 +21,7 @@ import { defineTopology } from '../../../topology/define.ts'
 import type { StreamRecord } from '../../../topology/record.ts'
 import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import { brokers, closeAdmin, createTopics, readAll, uniqueName } from '../../helpers/kafka.ts'
+import { firstSeen, watchTopic } from '../../helpers/visibility.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { envelopes, redisForTest, redisUrl } from './helpers.ts'
 
@@ -98,22 +100,29 @@ test('import moves every envelope into the scheduler; Redis ends empty; re-impor
   assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 20)
   assert.equal((await readAll(requests)).length, 50)
 
+  // The test's own reader: when each delivery became visible, by this process's clock.
+  const watch = await watchTopic(output)
+  t.after(() => watch.stop())
   const { schedulerFactory, runtime } = await startScheduler(t, requests)
   await waitFor(async () => schedulerFactory.metrics.scheduled === 50 && schedulerFactory.metrics.delivered === 30 && (await runtime.metrics()).timersPending === 0, {
     what: 'every envelope delivered and no timer left',
     timeoutMs: 30_000,
   })
-  const delivered = await waitFor(async () => {
-    const records = await readAll(output)
-    return records.length >= 30 ? records : undefined
-  }, { what: 'the deliveries committed', timeoutMs: 15_000 })
-  const ids = delivered.map((r) => r.headers.get('weir.scheduled.id')?.toString())
+  // Stopped, the worker commits what it did and writes nothing more: reading to the end offsets now sees
+  // every delivery it made, a duplicate too.
+  await runtime.stop()
+  const delivered = await readAll(output)
+  const scheduledId = (r: ConsumedRecord) => r.headers.get('weir.scheduled.id')?.toString()
+  const ids = delivered.map(scheduledId)
   assert.equal(ids.length, 30, 'each envelope delivered once')
   assert.deepEqual([...new Set(ids)].sort(), [...past, ...future].map((e) => e.id).sort())
-  for (const record of delivered) {
-    const at = Number(record.headers.get('weir.scheduled.at')?.toString())
-    assert.ok(Number(record.timestamp) >= at, 'not delivered before its time')
-  }
+  // Never early, by the reader's clock: no delivery was visible before its due time.
+  await watch.until((seen) => seen.length >= 30, 'the watch read every delivery')
+  const visible = firstSeen(watch.seen, scheduledId)
+  const early = [...past, ...future].filter((e) => (visible.get(e.id) ?? Infinity) < e.deliverAt).map((e) => `${e.id} ${e.deliverAt - (visible.get(e.id) ?? 0)} ms early`)
+  assert.deepEqual(early, [], 'none visible before its due time')
+  const stampedEarly = delivered.filter((r) => Number(r.timestamp) < Number(r.headers.get('weir.scheduled.at')?.toString())).length
+  t.diagnostic(`future envelopes visible ${future.map((e) => (visible.get(e.id) ?? 0) - e.deliverAt).join(', ')} ms after due; stamped before due by the worker: ${stampedEarly}`)
 })
 
 test('a dry run reads and counts, and changes nothing', async (t) => {
@@ -138,7 +147,7 @@ test('with rememberDeliveredMs, re-importing envelopes that were already deliver
   assert.ok(requests && output)
   const { redis, prefix } = await redisForTest(t)
   const due = envelopes(output, 12, (i) => Date.now() - 1000 + i, 'due')
-  const { schedulerFactory } = await startScheduler(t, requests, { rememberDeliveredMs: 10 * 60_000 })
+  const { schedulerFactory, runtime } = await startScheduler(t, requests, { rememberDeliveredMs: 10 * 60_000 })
   await scheduleInRedis(redis, prefix, due)
   assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 12)
   await waitFor(async () => ((await readAll(output)).length >= 12 ? true : undefined), { what: 'the first deliveries committed', timeoutMs: 30_000 })
@@ -146,6 +155,9 @@ test('with rememberDeliveredMs, re-importing envelopes that were already deliver
   await scheduleInRedis(redis, prefix, due)
   assert.equal((await importFromRedis({ redis: redisUrl(), keyPrefix: prefix, brokers: brokers(), topic: requests })).imported, 12)
   await waitFor(async () => schedulerFactory.metrics.duplicates === 12, { what: 'the re-imported requests dropped', timeoutMs: 30_000 })
+  // Stopped, the worker commits what it did and writes nothing more: reading to the end offsets now sees a
+  // second delivery however late it came.
+  await runtime.stop()
   const delivered = (await readAll(output)).map((r) => r.headers.get('weir.scheduled.id')?.toString())
   assert.equal(delivered.length, 12, 'each envelope delivered once')
   assert.deepEqual([...new Set(delivered)].sort(), due.map((e) => e.id).sort())

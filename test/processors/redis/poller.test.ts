@@ -10,6 +10,7 @@ import type { RedisPoller, RedisPollerOptions } from '../../../processors/redis/
 import { createRedisScheduleStore, scheduleInRedis } from '../../../processors/redis/store.ts'
 import { brokers, closeAdmin, createTopics, readAll } from '../../helpers/kafka.ts'
 import type { ConsumedRecord } from '../../../kafka/index.ts'
+import { firstSeen, watchTopic } from '../../helpers/visibility.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { envelopes, redisForTest, redisUrl } from './helpers.ts'
 
@@ -38,15 +39,22 @@ test('every due envelope is published once, with its key, value and headers, nev
   const due = envelopes(topic, 50, (i) => now - 1000 + i, 'due')
   const later = envelopes(topic, 50, (i) => now + 1500 + i * 10, 'later')
   assert.equal(await scheduleInRedis(redis, prefix, [...due, ...later], { chunkSize: 30 }), 100)
+  // The test's own reader: when each publish became visible, by this process's clock.
+  const watch = await watchTopic(topic)
+  t.after(() => watch.stop())
   const poller = start(t, { keyPrefix: prefix, pollers: 2, pollIntervalMs: 50, batchSize: 20 })
   await poller.ready
   await waitFor(() => poller.stats().delivered >= 50, { what: 'the due envelopes', timeoutMs: 15_000 })
   await waitFor(() => poller.stats().delivered === 100, { what: 'every envelope', timeoutMs: 15_000 })
+  await poller.stop()
   const records = await readAll(topic)
   assertEachOnce(records, [...due, ...later].map((e) => e.id))
+  await watch.until((seen) => seen.length >= 100, 'the watch read every publish')
+  const visible = firstSeen(watch.seen, (r) => header(r, 'weir.scheduled.id'))
   for (const record of records) {
     const deliverAt = Number(header(record, 'weir.scheduled.at'))
-    assert.ok(Number(record.timestamp) >= deliverAt, `${header(record, 'weir.scheduled.id')} published at ${record.timestamp}, due ${deliverAt}`)
+    const id = header(record, 'weir.scheduled.id') ?? '?'
+    assert.ok((visible.get(id) ?? 0) >= deliverAt, `${id} visible at ${visible.get(id)}, due ${deliverAt}`)
     const i = Number(header(record, 'weir.scheduled.id')?.split('-')[1])
     assert.equal(record.key?.toString(), `k${i % 7}`)
     assert.equal(record.value?.toString(), `value-${i}`)
@@ -84,12 +92,18 @@ test("a poller that dies between claim and publish: its claims are published by 
   const claimedAt = Date.now()
   const dead = await createRedisScheduleStore(redis, prefix).claim(claimedAt, 1500, 100)
   assert.equal(dead.entries.length, 5)
+  const watch = await watchTopic(topic)
+  t.after(() => watch.stop())
   const poller = start(t, { keyPrefix: prefix, pollIntervalMs: 50, leaseMs: 1500 })
   await waitFor(() => poller.stats().delivered === 5, { what: 'the reclaimed envelopes', timeoutMs: 15_000 })
   assert.equal(poller.stats().reclaimed, 5)
+  // Stopped, the poller publishes nothing more: reading to the end offsets sees a second publish too.
+  await poller.stop()
   const records = await readAll(topic)
   assertEachOnce(records, all.map((e) => e.id))
-  for (const record of records) assert.ok(Number(record.timestamp) >= claimedAt + 1500, 'not taken over before the lease expired')
+  // Not taken over early, by the reader's clock: nothing was visible before the lease expired.
+  await watch.until((seen) => seen.length >= 5, 'the watch read every publish')
+  for (const { seenAt } of watch.seen) assert.ok(seenAt >= claimedAt + 1500, `visible ${claimedAt + 1500 - seenAt} ms before the lease expired`)
   assert.deepEqual(await createRedisScheduleStore(redis, prefix).counts(), { due: 0, claims: 0, dead: 0 })
   assert.equal(await redis.hlen(`${prefix}:attempts`), 0, 'attempt counters are cleaned up')
 })

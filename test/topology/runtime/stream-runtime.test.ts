@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
+import type { WeirError } from '../../../core/errors.ts'
 import { defineTopology } from '../../../topology/define.ts'
 import type { FiredTimer, ProcessorContext } from '../../../topology/processor.ts'
 import { StreamRecord } from '../../../topology/record.ts'
@@ -41,7 +42,8 @@ function countingTopology(input: string, output: string) {
               const store = context.store<string, number>('counts')
               const next = ((await store.get(key)) ?? 0) + 1
               await store.put(key, next)
-              if (record.value.startsWith('timer')) await context.timers.set(`t-${key}`, context.now() + 300, { key })
+              // "timer" sets a timer due in 300 ms, "timer:<ms>" one due in that many ms.
+              if (record.value.startsWith('timer')) await context.timers.set(`t-${key}`, context.now() + Number(record.value.split(':')[1] ?? 300), { key })
               await context.forward(record.withValue(`${key}=${next}`))
             },
             async onTimer(timer: FiredTimer) {
@@ -111,6 +113,10 @@ test('a new worker restores state from the changelog and continues where the las
     Array.from({ length: 10 }, (_, i) => `k=${i + 1}`),
   )
   assert.ok((await second.runtime.metrics()).restoredRecords >= 1)
+  // Once the second worker stopped nothing more can come: read to the end offsets, so an output repeated after
+  // the ten expected ones (a replay of the first worker's inputs) is seen.
+  await second.runtime.stop()
+  assert.deepEqual((await readAll(output)).map(text), Array.from({ length: 10 }, (_, i) => `k=${i + 1}`), 'nothing after the ten')
 })
 
 test('a failing record goes to the dead-letter topic with its headers and the worker keeps going', async (t) => {
@@ -145,20 +151,26 @@ test('timers survive a restart and fire exactly once', async (t) => {
   assert.ok(input && output)
   const applicationId = uniqueName('timers')
   const topology = countingTopology(input, output)
-  await produce(['p', 'q', 'r'].map((key) => ({ topic: input, key, value: 'timer' })))
-  // Stop the first worker before the 300 ms timers are due.
+  // p, q and r are due 8 s after the first worker processed them: it is stopped as soon as it has, long
+  // before. s is due at once: it fires before the stop and must not fire again after the restart.
+  await produce([...['p', 'q', 'r'].map((key) => ({ topic: input, key, value: 'timer:8000' })), { topic: input, key: 's', value: 'timer:0' }])
   const first = await startRuntime(t, { applicationId, topology })
-  await consume(output, { count: 3, timeoutMs: 30_000 })
+  await waitFor(async () => {
+    const m = await first.runtime.metrics()
+    return m.processed === 4 && m.timersFired === 1
+  }, { what: 'four timers set and the one due at once fired', timeoutMs: 30_000 })
   await first.runtime.stop()
-  await startRuntime(t, { applicationId, topology })
-  const outputs = await consume(output, { until: (_r, all) => all.filter((r) => text(r).startsWith('fired:')).length >= 3, timeoutMs: 30_000 })
-  const fired = outputs.map(text).filter((v) => v.startsWith('fired:'))
-  assert.deepEqual(fired.sort(), ['fired:t-p', 'fired:t-q', 'fired:t-r'])
-  // Nothing fires twice: a marker written after a pause shows what else arrived.
-  await new Promise((r) => setTimeout(r, 1000))
-  await produce([{ topic: input, key: 'end', value: 'marker' }])
-  const all = await consume(output, { until: (r) => text(r) === 'end=1', timeoutMs: 30_000 })
-  assert.equal(all.map(text).filter((v) => v.startsWith('fired:')).length, 3)
+  // The stopped worker can write nothing more: what the topic holds now is all it did.
+  const beforeRestart = (await readAll(output)).map(text)
+  assert.deepEqual(beforeRestart.sort(), ['fired:t-s', 'p=1', 'q=1', 'r=1', 's=1'], 'the timers were set; only the one due at once fired before the stop')
+
+  const second = await startRuntime(t, { applicationId, topology })
+  await waitFor(async () => (await readAll(output)).filter((r) => text(r).startsWith('fired:')).length >= 4, { what: 'the timers fired after the restart', timeoutMs: 30_000 })
+  assert.equal((await second.runtime.metrics()).timersFired, 3, 'the new worker fired them')
+  // Stop it too, then read to the end offsets: a timer fired twice would be there.
+  await second.runtime.stop()
+  const fired = (await readAll(output)).map(text).filter((v) => v.startsWith('fired:'))
+  assert.deepEqual(fired.sort(), ['fired:t-p', 'fired:t-q', 'fired:t-r', 'fired:t-s'], 'each fired exactly once')
 })
 
 function reminderTopology(input: string, output: string) {
@@ -297,10 +309,12 @@ test('a commit that fails (the producer was fenced) drops what the task did sinc
   assert.equal(first.runtime.state(), 'running', 'a failed commit is not fatal')
   // A second worker joins: the rebalance gives the partition an owner again (either worker), which resumes
   // from the last committed offsets and state.
-  await startRuntime(t, { applicationId, topology })
+  const second = await startRuntime(t, { applicationId, topology })
   const outputs = await consume(output, { count: 10, timeoutMs: 60_000 })
   assert.deepEqual(outputs.map(text), Array.from({ length: 10 }, (_, i) => `k=${i + 1}`), 'no output of the fenced transaction, none twice')
-  await assert.rejects(consume(output, { count: 11, timeoutMs: 2000 }), /read 10 record/)
+  // With both workers stopped nothing more can come: read to the end offsets, so a duplicate after the ten is seen.
+  await Promise.all([first.runtime.stop(), second.runtime.stop()])
+  assert.deepEqual((await readAll(output)).map(text), Array.from({ length: 10 }, (_, i) => `k=${i + 1}`), 'nothing after the ten')
 })
 
 test('commitWhenIdle must be a boolean', () => {
@@ -308,4 +322,35 @@ test('commitWhenIdle must be a boolean', () => {
     () => createStreamRuntime({ applicationId: 'a', topology: countingTopology('i', 'o'), brokers: brokers(), stateDir: '/tmp/x', openStore, commitWhenIdle: 'yes' as unknown as boolean }),
     /commitWhenIdle must be a boolean/,
   )
+})
+
+test('sources with different partition counts cannot share tasks: start fails with WEIR_ERR_NOT_COPARTITIONED and processes nothing', async (t) => {
+  const [left, right, output] = await createTopics(t, { prefix: 'cp-left', partitions: 2 }, { prefix: 'cp-right', partitions: 3 }, { prefix: 'cp-out', partitions: 2 })
+  assert.ok(left && right && output)
+  const topology = defineTopology({
+    sources: {
+      left: { topic: left, keySerde: 'string', valueSerde: 'string' },
+      right: { topic: right, keySerde: 'string', valueSerde: 'string' },
+    },
+    processors: { pass: { from: ['left', 'right'], use: () => ({ process: async () => {} }) } },
+    sinks: { out: { from: ['pass'], topic: output, keySerde: 'string', valueSerde: 'string' } },
+  })
+  await produce([{ topic: left, key: 'k', value: 'v' }])
+  const stateDir = await mkdtemp(join(tmpdir(), 'weir-state-'))
+  const applicationId = uniqueName('copart')
+  const runtime = createStreamRuntime({ applicationId, topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  t.after(async () => {
+    await runtime.stop()
+    await rm(stateDir, { recursive: true, force: true })
+  })
+  await assert.rejects(runtime.start(), (error: WeirError) => {
+    assert.equal(error.code, 'WEIR_ERR_NOT_COPARTITIONED')
+    assert.match(error.message, new RegExp(`${left}=2`))
+    assert.match(error.message, new RegExp(`${right}=3`))
+    assert.deepEqual(error.details.partitions, { [left]: 2, [right]: 3 })
+    return true
+  })
+  assert.notEqual(runtime.state(), 'running')
+  assert.equal((await runtime.metrics()).processed, 0)
+  assert.equal((await runtime.metrics()).tasks, 0)
 })
