@@ -654,11 +654,15 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   // ---- connections ----
 
-  function rejectUpgrade(res: HttpResponse, status: string, code: WireErrorCode, message: string): void {
+  function rejectUpgrade(res: HttpResponse, status: string, code: WireErrorCode, message: string, violations?: readonly string[]): void {
     metrics.upgradesRejected.inc({ code })
     publish(coreChannels.gatewayConnection, { instanceId, event: 'rejected', code: Number.parseInt(status, 10), reason: code })
+    const body = JSON.stringify({ code, message, ...(violations === undefined ? {} : { details: { violations } }) })
     res.cork(() => {
-      res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ code, message }))
+      res.writeStatus(status).writeHeader('content-type', 'application/json')
+      // RFC 6455 4.2.2: a refused version is answered with the versions the server speaks.
+      if (violations?.some((v) => v.startsWith('Sec-WebSocket-Version'))) res.writeHeader('sec-websocket-version', '13')
+      res.end(body)
     })
   }
 
@@ -672,6 +676,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     upgrade(res, req, context) {
       // Everything from req is read now: it is invalid after this handler returns.
       const key = req.getHeader('sec-websocket-key')
+      const version = req.getHeader('sec-websocket-version')
+      const upgradeHeader = req.getHeader('upgrade')
       const extensions = req.getHeader('sec-websocket-extensions')
       const offered = req
         .getHeader('sec-websocket-protocol')
@@ -694,12 +700,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       const encoding = query.get('encoding') ?? 'json'
       const clientKey = query.get('key') ?? undefined
       const problems: string[] = []
+      // uWS routes any GET with a 24-character Sec-WebSocket-Key here; RFC 6455 4.2.1 also asks for these two.
+      if (upgradeHeader.toLowerCase() !== 'websocket') problems.push(`Upgrade must be websocket, got ${JSON.stringify(upgradeHeader)}`)
+      if (version !== '13') problems.push(`Sec-WebSocket-Version must be 13, got ${JSON.stringify(version)}`)
       if (clientKey !== undefined && !/^[A-Za-z0-9_-]{87}$/.test(clientKey)) problems.push('key must be a base64url uncompressed P-256 public key (65 bytes)')
       if (nonce !== undefined && !SESSION_NONCE.test(nonce)) problems.push('session must be 16 to 128 characters of [A-Za-z0-9_-]')
       if (encoding !== 'json' && encoding !== 'msgpack') problems.push('encoding must be json or msgpack')
       if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) problems.push(`offered subprotocols must include ${SUBPROTOCOL}`)
       if (problems.length > 0) {
-        rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '))
+        rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '), problems)
         return
       }
       // Upgrade now when the token can be accepted without waiting (TokenVerifier.acceptSync): an upgrade completed
@@ -732,7 +741,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         try {
           sealer = clientKey === undefined ? undefined : createSealer(fromBase64Url(clientKey), sessionId)
         } catch (error) {
-          rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', (error as Error).message)
+          const message = (error as Error).message
+          rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', message, [message])
           return
         }
         const socketState: SocketState = {
@@ -821,6 +831,13 @@ export function createGateway(options: GatewayOptions): Gateway {
         ...(reason === undefined ? {} : { reason }),
       })
     },
+  })
+
+  // uWS hands a GET of the socket path to its WebSocket route only with `Upgrade: websocket` and a
+  // Sec-WebSocket-Key of 24 characters; anything else lands here.
+  app.get(config.path, (res) => {
+    const problem = 'not a WebSocket upgrade: it needs Upgrade: websocket, Connection: Upgrade and a Sec-WebSocket-Key of 16 bytes in base64'
+    rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problem, [problem])
   })
 
   // ---- HTTP: health, readiness, metrics ----
