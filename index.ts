@@ -24,7 +24,7 @@ export { commandService, commandServiceTopics } from './processors/command-servi
 export { backoffDelay, resolveRetryPolicy } from './processors/retry.ts'
 
 export type { EnvelopeCodec, EnvelopeCodecOptions } from './envelope/codec.ts'
-export type { Breadcrumb, CreateEnvelopeInput, Envelope, EnvelopeKind, FollowUpInput, ResultStatus, RetryState, TraceContext } from './envelope/envelope.ts'
+export type { Actor, Breadcrumb, CreateEnvelopeInput, Envelope, EnvelopeKind, FollowUpInput, ResultStatus, RetryState, TraceContext } from './envelope/envelope.ts'
 export type { ErrorCode, WeirErrorOptions } from './core/errors.ts'
 export type {
   ClientErrorMessage,

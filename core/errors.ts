@@ -3,6 +3,7 @@
 
 export const errorCodes = {
   WEIR_ERR_INVALID_OPTIONS: 'Options failed validation; `violations` lists every problem found.',
+  WEIR_ERR_SECRET_ON_COMMAND_LINE: 'A service was given a secret as a command-line value, which every local user can read; pass it in its environment variable or a file. `violations` lists every configuration problem.',
   WEIR_ERR_ENVELOPE_DECODE: 'The bytes are not a msgpack document (empty, truncated or corrupt); `raw` keeps them.',
   WEIR_ERR_ENVELOPE_INVALID: 'The document decoded but is not a valid envelope; `violations` says why and `raw` keeps the bytes.',
   WEIR_ERR_ENVELOPE_VERSION: 'The envelope was written with a schema version this build does not read; `raw` keeps the bytes.',

@@ -25,7 +25,15 @@ export interface EnvelopeCodec {
 // Records/structures are msgpackr extensions that need shared state between writer and reader: off, so
 // any msgpack reader (other languages, the browser client) can read an envelope.
 const packr = new Packr({ useRecords: false, moreTypes: false })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+// Writers in other languages emit integers as uint64/int64 (Python's, Go's and Java's msgpack do for anything
+// outside 32 bits); msgpackr's default reads those as BigInt. 'auto' gives a number for every value up to 2^53 and
+// a BigInt only beyond, so an integer decodes to the same JavaScript value whichever msgpack encoding carried it,
+// and the range checks below refuse what is not a safe integer.
+// ('auto' is implemented by msgpackr 2.x but missing from its type declarations.)
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'auto' as unknown as 'bigint' })
+
+/** Optional top-level fields; a msgpack nil in one of them means the same as leaving it out. */
+const OPTIONAL_FIELDS = ['clientSessionId', 'topicAlias', 'status', 'deadline', 'retry', 'trace', 'actor'] as const
 
 const KINDS: ReadonlySet<EnvelopeKind> = new Set(['command', 'result', 'event'])
 const STATUSES: ReadonlySet<ResultStatus> = new Set(['ok', 'error', 'timeout'])
@@ -53,6 +61,10 @@ export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_ENVELO
   for (const [key, value] of Object.entries(envelope)) {
     if (value !== undefined) wire[key] = value
   }
+  wire.createdAt = wideInt(envelope.createdAt)
+  if (envelope.deadline !== undefined) wire.deadline = wideInt(envelope.deadline)
+  if (envelope.retry !== undefined) wire.retry = { ...envelope.retry, count: wideInt(envelope.retry.count) }
+  if (envelope.breadcrumbs.length > 0) wire.breadcrumbs = envelope.breadcrumbs.map((crumb) => ({ ...crumb, at: wideInt(crumb.at) }))
   const bytes = packr.pack(wire)
   if (bytes.byteLength > maxBytes) {
     throw new EnvelopeError(
@@ -101,11 +113,20 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
     })
   }
   const { v: _version, ...fields } = decoded
+  for (const field of OPTIONAL_FIELDS) if (fields[field] === null) delete fields[field]
   const violations = validateEnvelope(fields)
   if (violations.length > 0) {
     throw new EnvelopeError('WEIR_ERR_ENVELOPE_INVALID', raw, `invalid envelope: ${violations.join('; ')}`, { details: { violations } })
   }
   return fields as unknown as Envelope
+}
+
+/**
+ * msgpackr writes a number beyond 32 bits as a float64; as a BigInt it becomes an int64, which readers that
+ * decode into integer types (Java's msgpack-core, Go's typed decoders) accept where they refuse a float.
+ */
+function wideInt(value: number): number | bigint {
+  return value > 0xffffffff ? BigInt(value) : value
 }
 
 /** Every way `value` fails to be an envelope; empty when it is one. */
@@ -125,13 +146,15 @@ export function validateEnvelope(value: unknown): string[] {
   need(isNonEmptyString(v.alias), 'alias must be a non-empty string')
   need('payload' in v, 'payload is missing')
   need(v.status === undefined || (STATUSES.has(v.status as ResultStatus) && v.kind === 'result'), 'status must be ok, error or timeout, on results only')
-  need(isTimestamp(v.createdAt), 'createdAt must be a non-negative integer (ms since the epoch)')
-  need(v.deadline === undefined || isTimestamp(v.deadline), 'deadline must be a non-negative integer (ms since the epoch) when present')
+  need(isTimestamp(v.createdAt), `createdAt must be an integer from 0 to ${MAX_SAFE} (ms since the epoch), got ${describeNumber(v.createdAt)}`)
+  need(
+    v.deadline === undefined || isTimestamp(v.deadline),
+    `deadline must be an integer from 0 to ${MAX_SAFE} (ms since the epoch) when present, got ${describeNumber(v.deadline)}`,
+  )
   need(Array.isArray(v.breadcrumbs) && v.breadcrumbs.every(isBreadcrumb), 'breadcrumbs must be an array of {id, kind, contextPath, alias, at}')
   need(
-    v.retry === undefined ||
-      (isPlainObject(v.retry) && typeof v.retry.outOfOrder === 'boolean' && Number.isInteger(v.retry.count) && (v.retry.count as number) >= 0),
-    'retry must be {outOfOrder: boolean, count: integer >= 0} when present',
+    v.retry === undefined || (isPlainObject(v.retry) && typeof v.retry.outOfOrder === 'boolean' && isTimestamp(v.retry.count)),
+    `retry must be {outOfOrder: boolean, count: integer from 0 to ${MAX_SAFE}} when present`,
   )
   need(
     v.trace === undefined ||
@@ -140,6 +163,11 @@ export function validateEnvelope(value: unknown): string[] {
         isTraceparent(v.trace.traceparent) &&
         (v.trace.tracestate === undefined || typeof v.trace.tracestate === 'string')),
     'trace must be {traceparent: W3C traceparent, tracestate?: string} when present',
+  )
+  need(
+    v.actor === undefined ||
+      (isPlainObject(v.actor) && isNonEmptyString(v.actor.sub) && Array.isArray(v.actor.roles) && v.actor.roles.every(isNonEmptyString)),
+    'actor must be {sub: non-empty string, roles: array of non-empty strings} when present',
   )
   return problems
 }
@@ -165,8 +193,16 @@ function isNonEmptyString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0
 }
 
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+
+/** A safe non-negative integer, whichever msgpack type carried it (fixint, uint8-64, int8-64, or an integral float). */
 function isTimestamp(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function describeNumber(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value)
+  return describe(value)
 }
 
 function describe(value: unknown): string {

@@ -26,6 +26,12 @@ export interface RetryState {
   readonly count: number
 }
 
+/** Who a command was sent by: the authenticated subject and its roles, stamped by the gateway on command envelopes. */
+export interface Actor {
+  readonly sub: string
+  readonly roles: readonly string[]
+}
+
 export interface Envelope<Payload = unknown> {
   /** Unique id of this message. */
   readonly id: string
@@ -49,6 +55,8 @@ export interface Envelope<Payload = unknown> {
   readonly breadcrumbs: readonly Breadcrumb[]
   readonly retry?: RetryState
   readonly trace?: TraceContext
+  /** The authenticated sender of a command (absent on messages the services create themselves). */
+  readonly actor?: Actor
 }
 
 export interface CreateEnvelopeInput<Payload> {
@@ -65,6 +73,7 @@ export interface CreateEnvelopeInput<Payload> {
   deadline?: number
   retry?: RetryState
   trace?: TraceContext
+  actor?: Actor
   id?: string
   now?: number
 }
@@ -91,6 +100,7 @@ export function createEnvelope<Payload>(input: CreateEnvelopeInput<Payload>): En
     breadcrumbs: Object.freeze([]),
     ...(input.retry === undefined ? {} : { retry: Object.freeze({ ...input.retry }) }),
     trace: input.trace ?? newTrace(),
+    ...(input.actor === undefined ? {} : { actor: Object.freeze({ sub: input.actor.sub, roles: Object.freeze([...input.actor.roles]) }) }),
   })
 }
 
@@ -105,12 +115,18 @@ export interface FollowUpInput<Payload> {
   /** Follow-ups do not inherit the parent's deadline unless asked to. */
   deadline?: number
   retry?: RetryState
+  /**
+   * Follow-ups do not inherit the parent's actor: a result, an event or a further command is the service acting,
+   * not the user, and a downstream service must not take a user's roles as its own authority. A handler that
+   * does act on the user's behalf passes `actor: parent.actor` explicitly.
+   */
+  actor?: Actor
   now?: number
 }
 
 /**
  * A message caused by `parent`: same requestId, client session and trace (as a child span),
- * with the parent appended to the breadcrumbs.
+ * with the parent appended to the breadcrumbs. Deadline and actor are not inherited unless given.
  */
 export function followUp<Payload>(parent: Envelope, input: FollowUpInput<Payload>): Envelope<Payload> {
   const now = input.now ?? Date.now()
@@ -133,6 +149,7 @@ export function followUp<Payload>(parent: Envelope, input: FollowUpInput<Payload
     ...(input.status === undefined ? {} : { status: input.status }),
     ...(input.deadline === undefined ? {} : { deadline: input.deadline }),
     ...(input.retry === undefined ? {} : { retry: input.retry }),
+    ...(input.actor === undefined ? {} : { actor: input.actor }),
     trace: childTrace(parent.trace),
     now,
   })

@@ -1,5 +1,7 @@
 // Gateway service configuration: command-line flags over environment variables over defaults, validated at
 // start with every problem reported at once (WEIR_ERR_INVALID_OPTIONS). docs/gateway.md shows the table.
+// Secrets are read from the environment or a file only.
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -17,8 +19,12 @@ export const gatewaySettings = [
   { flag: 'host', env: 'WEIR_GATEWAY_HOST', default: '0.0.0.0', help: 'address to listen on' },
   { flag: 'port', env: 'WEIR_GATEWAY_PORT', default: '8080', help: 'WebSocket and HTTP port (0: any free port)' },
   { flag: 'path', env: 'WEIR_GATEWAY_PATH', default: '/ws', help: 'WebSocket route' },
-  { flag: 'session-secret', env: 'WEIR_SESSION_SECRET', default: '(required)', help: 'secret (>= 32 bytes) shared by every instance; session ids derive from it' },
-  { flag: 'jwt-hs256-secret', env: 'WEIR_JWT_HS256_SECRET', default: '(none)', help: 'accept HS256 tokens signed with this secret' },
+  // Secrets come from an environment variable or a file, never from a flag's value: every local user can read a
+  // process's command line (ps, /proc/<pid>/cmdline). The value flags stay in the table only to be refused by name.
+  { flag: 'session-secret', env: 'WEIR_SESSION_SECRET', default: '(required)', help: 'secret (>= 32 bytes) shared by every instance; session ids derive from it', secret: true },
+  { flag: 'session-secret-file', env: 'WEIR_SESSION_SECRET_FILE', default: '(none)', help: 'file holding the session secret (instead of WEIR_SESSION_SECRET)' },
+  { flag: 'jwt-hs256-secret', env: 'WEIR_JWT_HS256_SECRET', default: '(none)', help: 'accept HS256 tokens signed with this secret', secret: true },
+  { flag: 'jwt-hs256-secret-file', env: 'WEIR_JWT_HS256_SECRET_FILE', default: '(none)', help: 'file holding the HS256 secret (instead of WEIR_JWT_HS256_SECRET)' },
   { flag: 'jwt-public-key-file', env: 'WEIR_JWT_PUBLIC_KEY_FILE', default: '(none)', help: 'accept tokens signed by this SPKI PEM public key' },
   { flag: 'jwt-algorithm', env: 'WEIR_JWT_ALGORITHM', default: 'RS256', help: 'algorithm of the public key (RS256, ES256, EdDSA, ...)' },
   { flag: 'jwks-url', env: 'WEIR_JWKS_URL', default: '(none)', help: "accept tokens signed by the identity provider's JWKS" },
@@ -43,12 +49,46 @@ export interface GatewayServiceConfig {
   readonly logLevel: string
 }
 
+type SecretSetting = Extract<(typeof gatewaySettings)[number], { secret: true }>
+
+/**
+ * Throws WEIR_ERR_SECRET_ON_COMMAND_LINE (with every configuration problem in `violations`) when argv gave a
+ * secret setting a value; else WEIR_ERR_INVALID_OPTIONS when there are problems.
+ */
 export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayServiceConfig {
   const { violations, value, integer } = readSettings('gateway', gatewaySettings, argv, env)
+  const onCommandLine = gatewaySettings.filter((s): s is SecretSetting => 'secret' in s && argv.some((a) => a === `--${s.flag}` || a.startsWith(`--${s.flag}=`)))
+  for (const s of onCommandLine) {
+    violations.push(`--${s.flag} is refused: a command line is readable by every local user; set ${s.env} or --${s.flag}-file (${s.env}_FILE)`)
+  }
+  /** A secret from its environment variable or its file (never from argv). */
+  const secret = (flag: SecretSetting['flag']): string | undefined => {
+    const variable = gatewaySettings.find((s) => s.flag === flag)?.env as string
+    const fromEnv = env[variable] === '' ? undefined : env[variable]
+    const file = value(`${flag}-file`)
+    if (file === undefined) return fromEnv
+    if (fromEnv !== undefined) {
+      violations.push(`set one of ${variable} and --${flag}-file (${variable}_FILE), not both`)
+      return fromEnv
+    }
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (error) {
+      violations.push(`--${flag}-file: cannot read ${file}: ${(error as Error).message}`)
+      return undefined
+    }
+    // Editors and `echo` end a file with a newline; the secret is the text before it.
+    const content = text.replace(/\r?\n$/, '')
+    if (content.length === 0) violations.push(`--${flag}-file: ${file} is empty`)
+    return content.length === 0 ? undefined : content
+  }
   const catalogPath = value('catalog')
   if (catalogPath === undefined) violations.push('--catalog (WEIR_GATEWAY_CATALOG) is required')
-  const sessionSecret = value('session-secret')
-  if (sessionSecret === undefined) violations.push('--session-secret (WEIR_SESSION_SECRET) is required, the same on every instance')
+  const sessionSecret = secret('session-secret')
+  if (sessionSecret === undefined && !violations.some((v) => v.startsWith('--session-secret'))) {
+    violations.push('the session secret is required, the same on every instance: set WEIR_SESSION_SECRET or --session-secret-file')
+  }
   const brokers = (value('brokers') ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean)
   const deadlines = value('deadlines') ?? 'deadlines-topic'
   if (deadlines !== 'deadlines-topic' && deadlines !== 'off') violations.push('--deadlines must be deadlines-topic or off')
@@ -58,9 +98,9 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   const jwksUrl = value('jwks-url')
   const issuer = value('jwt-issuer')
   const audience = value('jwt-audience')
-  const hs256Secret = value('jwt-hs256-secret')
-  if (hs256Secret === undefined && publicKeyFile === undefined && jwksUrl === undefined) {
-    violations.push('no token verification configured: set --jwt-hs256-secret, --jwt-public-key-file or --jwks-url')
+  const hs256Secret = secret('jwt-hs256-secret')
+  if (hs256Secret === undefined && publicKeyFile === undefined && jwksUrl === undefined && onCommandLine.every((s) => s.flag !== 'jwt-hs256-secret')) {
+    violations.push('no token verification configured: set WEIR_JWT_HS256_SECRET, --jwt-hs256-secret-file, --jwt-public-key-file or --jwks-url')
   }
   let jwks: URL | undefined
   if (jwksUrl !== undefined) {
@@ -93,6 +133,11 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     commandLingerMs: integer('command-linger-ms', 0, 0),
     ...(value('instance-id') === undefined ? {} : { instanceId: value('instance-id') as string }),
   }
+  if (onCommandLine.length > 0) {
+    throw new WeirError('WEIR_ERR_SECRET_ON_COMMAND_LINE', `gateway: secrets on the command line: ${onCommandLine.map((s) => `--${s.flag}`).join(', ')}`, {
+      details: { violations, flags: onCommandLine.map((s) => `--${s.flag}`) },
+    })
+  }
   if (violations.length > 0) throw invalidOptions('gateway', violations)
   const publicKey = publicKeyFile === undefined ? undefined : { file: publicKeyFile, algorithm: value('jwt-algorithm') ?? 'RS256' }
   return Object.freeze({ catalogPath: catalogPath as string, publicKey, options, logLevel })
@@ -124,6 +169,8 @@ export async function loadCatalog(path: string): Promise<CommandCatalog> {
 }
 
 export function gatewayUsage(): string {
-  const rows = gatewaySettings.map((s) => `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${s.help} (default ${s.default})`)
+  const rows = gatewaySettings.map((s) =>
+    'secret' in s ? `  ${'(environment only)'.padEnd(24)} ${s.env.padEnd(30)} ${s.help} (default ${s.default})` : `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${s.help} (default ${s.default})`,
+  )
   return ['Usage: node gateway/main.ts [options]', '', 'Options (flag, environment variable):', ...rows, ''].join('\n')
 }

@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
     subscribeGatewayLogging(logger, gateway.instanceId)
     collectDefaultMetrics({ register: gateway.metrics.registry })
   } catch (error) {
-    if (isWeirError(error, 'WEIR_ERR_INVALID_OPTIONS')) {
+    if (isWeirError(error, 'WEIR_ERR_INVALID_OPTIONS') || isWeirError(error, 'WEIR_ERR_SECRET_ON_COMMAND_LINE')) {
       const violations = (error.details.violations as string[] | undefined) ?? [error.message]
       process.stderr.write(`weir gateway: invalid configuration (${error.code}):\n${violations.map((v) => `  - ${v}`).join('\n')}\n\n${gatewayUsage()}`)
       return 2

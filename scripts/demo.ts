@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { stripTypeScriptTypes } from 'node:module'
@@ -57,6 +57,8 @@ export interface Demo {
   readonly prefix: string
   /** Log files of the worker and the gateway (deleted by stop()). */
   readonly logs: { readonly worker: string; readonly gateway: string }
+  /** Files (mode 0600, in a folder only the user can open) holding this run's secrets, which the gateway reads (deleted by stop()). */
+  readonly secretFiles: { readonly jwtHs256: string; readonly session: string }
   stop(): Promise<void>
 }
 
@@ -141,6 +143,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const sessionSecret = randomBytes(32).toString('base64url')
   const dir = await mkdtemp(join(tmpdir(), 'weir-demo-'))
   const logs = { worker: join(dir, 'worker.log'), gateway: join(dir, 'gateway.log') }
+  // Secrets reach the gateway in files, not as arguments: every local user can read a process's command line.
+  // mkdtemp makes the folder 0700; the files are 0600 besides.
+  const secretFiles = { jwtHs256: join(dir, 'jwt-hs256-secret'), session: join(dir, 'session-secret') }
   const children: Child[] = []
   let server: Server | undefined
   let stopping: Promise<void> | undefined
@@ -162,6 +167,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   options.signal?.addEventListener('abort', () => void stop(), { once: true })
 
   try {
+    await writeFile(secretFiles.jwtHs256, hs256Secret, { mode: 0o600, flag: 'wx' })
+    await writeFile(secretFiles.session, sessionSecret, { mode: 0o600, flag: 'wx' })
     progress.step(`creating the orders service's topics (${prefix}.*, ${partitions} partitions)`)
     await createOrdersTopics({ brokers: options.brokers, prefix, partitions })
 
@@ -189,8 +196,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         '--brokers', brokers,
         '--host', host,
         '--port', String(options.gatewayPort ?? 8081),
-        '--jwt-hs256-secret', hs256Secret,
-        '--session-secret', sessionSecret,
+        '--jwt-hs256-secret-file', secretFiles.jwtHs256,
+        '--session-secret-file', secretFiles.session,
         '--instance-id', 'demo',
       ],
       env,
@@ -246,6 +253,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       gatewayUrl: `ws://${shownHost}:${gatewayPort}/ws`,
       prefix,
       logs,
+      secretFiles,
       stop,
     }
   } catch (error) {

@@ -7,6 +7,7 @@ import { resolve } from 'node:path'
 import { runChecks } from './check.ts'
 import { provideChromium } from './infra/chromium.ts'
 import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
+import { providePythonMsgpack } from './infra/python-msgpack.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const progress = createProgress('test')
@@ -17,6 +18,8 @@ async function main(): Promise<number> {
   if (!skipChecks && !runChecks(progress)) return 1
   // The demo's browser test needs Chromium: provided before anything is started, so a failed install stops nothing.
   const chromium = await provideChromium(progress)
+  // The envelope's cross-language tests need a msgpack writer that is not JavaScript.
+  const python = await providePythonMsgpack(progress)
   const infra = await provideInfrastructure({ progress })
   try {
     const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
@@ -25,7 +28,7 @@ async function main(): Promise<number> {
       const child = spawn(
         process.execPath,
         ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
-        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1', WEIR_CHROMIUM: chromium } },
+        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1', WEIR_CHROMIUM: chromium, WEIR_PYTHON: python } },
       )
       child.on('exit', (exitCode, signal) => resolveRun(exitCode ?? (signal ? 1 : 0)))
     })

@@ -13,7 +13,8 @@ Moves every envelope of the Redis schedule <prefix>:due / <prefix>:body (and una
 acknowledged it. Stop the Redis pollers first. Re-running is harmless for envelopes not yet due.
 
 Options:
-  --redis <url>         Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379)
+  --redis <url>         Redis URL without a password (default: $REDIS_URL, else redis://127.0.0.1:6379;
+                        a URL with a password only in REDIS_URL)
   --key <prefix>        key prefix of the Redis schedule (required)
   --brokers <list>      Kafka bootstrap servers host:port[,...] (default: $KAFKA_BOOTSTRAP_SERVERS)
   --topic <topic>       the scheduler's request topic, e.g. orders.commands.scheduler (required)
@@ -58,6 +59,10 @@ export async function importRedisMain(argv: readonly string[], env: NodeJS.Proce
   if (brokers.length === 0) problems.push('--brokers (or KAFKA_BOOTSTRAP_SERVERS) is required')
   const batchSize = values['batch-size'] === undefined ? 500 : Number(values['batch-size'])
   if (!(Number.isInteger(batchSize) && batchSize > 0)) problems.push('--batch-size must be a positive integer')
+  // Every local user can read a process's command line: a Redis password belongs in REDIS_URL.
+  if (values.redis !== undefined && URL.parse(values.redis)?.password) {
+    problems.push('--redis carries a password (WEIR_ERR_SECRET_ON_COMMAND_LINE): a command line is readable by every local user; set REDIS_URL instead')
+  }
   if (problems.length > 0) {
     process.stderr.write(`weir import-redis: ${problems.join('; ')}\n\n${importUsage()}`)
     return 2

@@ -18,7 +18,7 @@ function executable(path: string): boolean {
 }
 
 /** Runs apt-get with progress every 15 s; resolves with its exit code and the tail of its output. */
-function aptGet(args: string[], progress: Progress, what: string): Promise<{ code: number; tail: string }> {
+export function aptGet(args: string[], progress: Progress, what: string): Promise<{ code: number; tail: string }> {
   return new Promise((resolveRun) => {
     const child = spawn('apt-get', args, {
       env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' },

@@ -127,3 +127,34 @@ test('thousands of random and truncated byte strings only ever produce the coded
 function normalize(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: [...v] } : v)))
 }
+
+test('the actor round-trips, is validated on decode, and is not inherited by follow-ups', () => {
+  const command = createEnvelope({ kind: 'command', contextPath: 'shop', alias: 'buy', payload: {}, actor: { sub: 'user-1', roles: ['buyer', 'admin'] } })
+  const decoded = decodeEnvelope(encodeEnvelope(command))
+  assert.deepEqual(decoded.actor, { sub: 'user-1', roles: ['buyer', 'admin'] })
+  const wire = packr.unpack(encodeEnvelope(command)) as Record<string, unknown>
+  assert.deepEqual(wire.actor, { sub: 'user-1', roles: ['buyer', 'admin'] })
+  assert.equal(followUp(command, { kind: 'result', alias: 'buy', payload: null, status: 'ok' }).actor, undefined)
+  assert.deepEqual(followUp(command, { kind: 'command', alias: 'ship', payload: null, actor: command.actor }).actor, command.actor)
+  const withoutActor = decodeEnvelope(encodeEnvelope(createEnvelope({ kind: 'command', contextPath: 'shop', alias: 'buy', payload: {} })))
+  assert.equal('actor' in withoutActor, false)
+
+  const plain = { ...sample(), v: ENVELOPE_SCHEMA_VERSION }
+  for (const actor of ['user-1', { sub: 'user-1' }, { sub: '', roles: [] }, { sub: 7, roles: [] }, { sub: 'u', roles: 'admin' }, { sub: 'u', roles: [1] }, { sub: 'u', roles: [''] }, []]) {
+    const error = expectCode(() => decodeEnvelope(packr.pack({ ...plain, actor })), 'WEIR_ERR_ENVELOPE_INVALID')
+    assert.ok((error.details.violations as string[]).some((v) => v.startsWith('actor')), JSON.stringify(actor))
+  }
+  assert.deepEqual(decodeEnvelope(packr.pack({ ...plain, actor: { sub: 'u', roles: [] } })).actor, { sub: 'u', roles: [] })
+  expectCode(() => encodeEnvelope({ ...sample(), actor: { sub: 'u', roles: [3] } } as unknown as Envelope), 'WEIR_ERR_ENVELOPE_INVALID')
+})
+
+test('nil in an optional field means absent; nil in a required one is refused', () => {
+  const plain = { ...sample(), v: ENVELOPE_SCHEMA_VERSION }
+  const decoded = decodeEnvelope(packr.pack({ ...plain, clientSessionId: null, topicAlias: null, deadline: null, retry: null, trace: null, actor: null, status: null, kind: 'event' }))
+  for (const field of ['clientSessionId', 'topicAlias', 'deadline', 'retry', 'trace', 'actor', 'status']) assert.equal(field in decoded, false, field)
+  assert.equal(decodeEnvelope(packr.pack({ ...plain, payload: null })).payload, null)
+  for (const field of ['id', 'requestId', 'kind', 'contextPath', 'alias', 'createdAt', 'breadcrumbs']) {
+    const error = expectCode(() => decodeEnvelope(packr.pack({ ...plain, [field]: null })), 'WEIR_ERR_ENVELOPE_INVALID')
+    assert.ok((error.details.violations as string[]).some((v) => v.startsWith(field)), field)
+  }
+})
