@@ -642,6 +642,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       ttlMs,
       // A child span of the client's traceparent when it sent a valid one, else a new trace.
       trace: spanFrom(frame.traceparent),
+      // Who sent it, as the token said: the handler sees it (ownership checks) without trusting the payload.
+      actor: { sub: s.subject, roles: s.roles },
     })
     const encoded = codec.encode(envelope)
     const key = commandKey(frame.payload, spec.keyField, frame.requestId)
