@@ -2,11 +2,13 @@
 // rules (roles, a claim rule) on subscribe, on resume and on token refresh, and what event frames carry for the
 // command's own session, for other sessions, and on an internal stream.
 import assert from 'node:assert/strict'
+import diagnostics from 'node:diagnostics_channel'
 import { after, before, test } from 'node:test'
 
 import { SignJWT } from 'jose'
 
 import { createCommandCatalog } from '../../commands/catalog.ts'
+import { channelNames } from '../../core/diagnostics.ts'
 import type { CommandCatalog } from '../../commands/catalog.ts'
 import { encodeEnvelope } from '../../envelope/codec.ts'
 import { createEnvelope, followUp } from '../../envelope/envelope.ts'
@@ -35,6 +37,7 @@ function channelCatalog(): CommandCatalog {
       audit: { ...base, events: audit },
       ops: { ...base, events: ops },
       tenant: { ...base, events: tenant },
+      broken: { ...base, events: tenant },
     },
     commands: [
       {
@@ -49,6 +52,11 @@ function channelCatalog(): CommandCatalog {
       audit: { roles: ['auditor'] },
       ops: { internal: true },
       tenant: { allow: ({ claims }) => claims.tenant === 'acme' },
+      broken: {
+        allow: () => {
+          throw new Error('a defect in the rule')
+        },
+      },
     },
   })
 }
@@ -269,6 +277,23 @@ test('the SDK reports a refused subscription to its onError and drops it; an all
   assert.deepEqual(orders.map((e) => e.payload), [{ sdk: 2 }, { sdk: 3 }])
   assert.equal(refusedWith.length, 1)
   assert.equal(client.offsets().some((o) => o.topic === audit), false)
+})
+
+test('a rule that throws refuses the subscription and is reported as a gateway error', async (t) => {
+  const reported: unknown[] = []
+  const listener = (message: unknown) => {
+    const m = message as { instanceId: string; where: string; error: unknown }
+    if (m.instanceId === gateway.instanceId && m.where === 'eventStreams.broken.allow') reported.push(m.error)
+  }
+  diagnostics.subscribe(channelNames.gatewayError, listener)
+  t.after(() => diagnostics.unsubscribe(channelNames.gatewayError, listener))
+  const socket = await openSocket(t, gateway.port, { token: await token({ sub: 'hank', roles: ['auditor'] }) })
+  socket.send({ type: 'subscribe', topic: 'broken' })
+  const refused = await socket.expect('error')
+  assert.equal(refused.code, 'WEIR_ERR_FORBIDDEN')
+  assert.deepEqual(refused.details, { topic: 'broken' })
+  assert.equal((reported[0] as Error | undefined)?.message, 'a defect in the rule')
+  assert.equal(socket.frames.some((f) => f.type === 'subscribed'), false)
 })
 
 test('eventStreams rules are validated with every violation at once', () => {
