@@ -35,7 +35,16 @@ export type {
   TaskMessage,
   TransactionMessage,
 } from './core/diagnostics.ts'
-export type { CommandCatalog, CommandCatalogDescription, CommandSpec, JsonSchema, PayloadCheck, TopicBinding } from './commands/catalog.ts'
+export type {
+  CommandCatalog,
+  CommandCatalogDescription,
+  CommandSpec,
+  EventStreamSpec,
+  JsonSchema,
+  PayloadCheck,
+  StreamSubscriber,
+  TopicBinding,
+} from './commands/catalog.ts'
 export type {
   ConsumedRecord,
   GroupMember,

@@ -42,9 +42,39 @@ export function deadlinesTopic(binding: TopicBinding): string {
   return binding.deadlines ?? `${binding.commands}.deadlines`
 }
 
+/** Who subscribes: the verified token of the socket. */
+export interface StreamSubscriber {
+  readonly subject: string
+  readonly roles: readonly string[]
+  /** Every claim of the verified token. */
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+/** Who may subscribe to a topic alias's events, and what its event frames carry. */
+export interface EventStreamSpec {
+  /** The token's `roles` must include one of these (empty or absent: no role needed). */
+  readonly roles?: readonly string[]
+  /**
+   * A rule over the subscriber's token (code catalogs only: a JSON catalog cannot hold a function); it must
+   * return true. With `roles`, both must pass.
+   */
+  readonly allow?: (subscriber: StreamSubscriber) => boolean
+  /**
+   * An internal stream (services, operators): every subscriber's event frames keep the trace context
+   * (`traceparent`). Otherwise only the sockets of the session whose command caused the event get it.
+   */
+  readonly internal?: boolean
+  readonly description?: string
+}
+
 export interface CommandCatalogDescription {
   readonly topics: Readonly<Record<string, TopicBinding>>
   readonly commands: readonly CommandSpec[]
+  /**
+   * Access rules per topic alias (a key of `topics`) for event subscriptions. An alias not listed here is
+   * public: every authenticated subject may subscribe to it.
+   */
+  readonly eventStreams?: Readonly<Record<string, EventStreamSpec>>
 }
 
 export type PayloadCheck = { ok: true } | { ok: false; violations: string[] }
@@ -55,6 +85,10 @@ export interface CommandCatalog extends CommandCatalogDescription {
   /** Validates a payload against the command's schema. */
   check(spec: CommandSpec, payload: unknown): PayloadCheck
   topicOf(spec: CommandSpec): TopicBinding
+  /** The access rule of a topic alias's events (undefined: public to authenticated subjects). */
+  eventStream(topicAlias: string): EventStreamSpec | undefined
+  /** Whether `subscriber` may subscribe to the events of `topicAlias` (an `allow` rule that throws propagates). */
+  maySubscribe(topicAlias: string, subscriber: StreamSubscriber): boolean
 }
 
 export function commandPath(spec: Pick<CommandSpec, 'topicAlias' | 'contextPath' | 'alias'>): string {
@@ -94,11 +128,26 @@ export function createCommandCatalog(description: CommandCatalogDescription): Co
     }
     byPath.set(path, Object.freeze({ ...spec }))
   }
+  const streams = new Map<string, EventStreamSpec>()
+  for (const [alias, stream] of Object.entries(description.eventStreams ?? {})) {
+    if (description.topics?.[alias] === undefined) violations.push(`eventStreams.${alias}: topic alias ${alias} is not in topics`)
+    if (typeof stream !== 'object' || stream === null) {
+      violations.push(`eventStreams.${alias} must be an object ({ roles?, allow?, internal? })`)
+      continue
+    }
+    if (stream.roles !== undefined && !(Array.isArray(stream.roles) && stream.roles.every((r) => typeof r === 'string' && r.length > 0))) {
+      violations.push(`eventStreams.${alias}.roles must be an array of non-empty strings`)
+    }
+    if (stream.allow !== undefined && typeof stream.allow !== 'function') violations.push(`eventStreams.${alias}.allow must be a function`)
+    if (stream.internal !== undefined && typeof stream.internal !== 'boolean') violations.push(`eventStreams.${alias}.internal must be a boolean`)
+    streams.set(alias, Object.freeze({ ...stream, ...(stream.roles === undefined ? {} : { roles: Object.freeze([...stream.roles]) }) }))
+  }
   if (violations.length > 0) throw invalidOptions('CommandCatalog', violations)
 
   return Object.freeze({
     topics: Object.freeze({ ...description.topics }),
     commands: Object.freeze([...byPath.values()]),
+    ...(description.eventStreams === undefined ? {} : { eventStreams: Object.freeze(Object.fromEntries(streams)) }),
     find: (path: string) => byPath.get(path.replace(/^\/+|\/+$/g, '')),
     check(spec: CommandSpec, payload: unknown): PayloadCheck {
       const validate = validators.get(commandPath(spec))
@@ -109,6 +158,14 @@ export function createCommandCatalog(description: CommandCatalogDescription): Co
       const binding = description.topics[spec.topicAlias]
       if (binding === undefined) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', `topic alias ${spec.topicAlias} is not in this catalog`)
       return binding
+    },
+    eventStream: (topicAlias: string) => streams.get(topicAlias),
+    maySubscribe(topicAlias: string, subscriber: StreamSubscriber): boolean {
+      const stream = streams.get(topicAlias)
+      if (stream === undefined) return true
+      const roles = stream.roles ?? []
+      if (roles.length > 0 && !roles.some((role) => subscriber.roles.includes(role))) return false
+      return stream.allow === undefined || stream.allow(subscriber) === true
     },
   })
 }

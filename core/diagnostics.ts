@@ -69,7 +69,11 @@ export interface GatewayConnectionMessage {
   sessionId?: string
   /** close: the WebSocket close code; rejected: the HTTP status. */
   code?: number
-  /** rejected: the error code (WEIR_ERR_UNAUTHENTICATED, ...); close: why (backpressure, token expired, shutdown). */
+  /**
+   * rejected: the error code (WEIR_ERR_UNAUTHENTICATED, ...); close: why (backpressure, token expired, shutdown),
+   * else the close reason uWS reports: the client's, or uWS's own when it dropped the connection (e.g.
+   * 'Received invalid UTF-8', 'Received too big message').
+   */
   reason?: string
   /** open: the upgrade completed inside uWS's upgrade handler (sync: the token was accepted without waiting) or later. */
   upgrade?: 'sync' | 'async'

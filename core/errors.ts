@@ -33,9 +33,9 @@ export const errorCodes = {
   WEIR_ERR_RATE_LIMITED: 'The connection sent frames faster than its rate limit; the frame was dropped (`retryAfterMs` says when to retry).',
   WEIR_ERR_UNAUTHENTICATED: 'No token, or a token that failed verification (signature, algorithm, issuer, audience, claims).',
   WEIR_ERR_TOKEN_EXPIRED: 'The token expired (at upgrade, or on an open connection that did not refresh it in time).',
-  WEIR_ERR_FORBIDDEN: 'The authenticated subject may not do this (missing role, or a token refresh for another subject).',
+  WEIR_ERR_FORBIDDEN: 'The authenticated subject may not do this (a role the command needs, an event stream its rule refuses, or a token refresh for another subject).',
   WEIR_ERR_UNKNOWN_TOPIC: 'A subscribe, unsubscribe or resume names a topic alias or Kafka topic the gateway does not serve.',
-  WEIR_ERR_HANDSHAKE_INVALID: 'The WebSocket upgrade request is malformed (bad session nonce, unsupported encoding or subprotocol).',
+  WEIR_ERR_HANDSHAKE_INVALID: 'The WebSocket upgrade request is malformed (not a WebSocket upgrade, a bad sealing key, session nonce, encoding, subprotocol or WebSocket version); `details.violations` lists every problem.',
   WEIR_ERR_DECRYPT: 'An encrypted result could not be decrypted with the session key (wrong key or tampered frame).',
   WEIR_ERR_CALLBACK: 'A callback the application gave the client SDK (onAck, onResult, onGap, onStateChange, an event handler) threw; `cause` holds what it threw.',
 } as const

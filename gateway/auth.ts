@@ -176,7 +176,8 @@ function verificationError(cause: unknown): WeirError {
 
 function rolesOf(value: unknown): string[] {
   if (typeof value === 'string') return value.split(/[\s,]+/).filter((r) => r.length > 0)
-  if (Array.isArray(value)) return value.filter((r): r is string => typeof r === 'string')
+  // Empty names are no roles (and the envelope's actor refuses them).
+  if (Array.isArray(value)) return value.filter((r): r is string => typeof r === 'string' && r.length > 0)
   return []
 }
 

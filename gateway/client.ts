@@ -85,6 +85,11 @@ export interface SendOptions {
   onAck?: (ack: AckFrame) => void
 }
 
+export interface SubscribeOptions {
+  /** The gateway refused or ended the subscription (WEIR_ERR_FORBIDDEN, WEIR_ERR_UNKNOWN_TOPIC). */
+  onError?: (error: WeirError) => void
+}
+
 export interface GatewayClient {
   readonly state: ClientState
   readonly sessionId: string | undefined
@@ -96,8 +101,13 @@ export interface GatewayClient {
    * WEIR_ERR_TIMEOUT when no outcome arrives by the deadline plus `outcomeGraceMs`.
    */
   send(path: string, payload: unknown, options?: SendOptions): Promise<ResultFrame>
-  /** Events of a topic alias; returns the function that unsubscribes this handler. */
-  subscribe(topicAlias: string, handler: (event: EventFrame) => void): () => void
+  /**
+   * Events of a topic alias; returns the function that unsubscribes this handler. When the gateway refuses
+   * the subscription or ends it (WEIR_ERR_FORBIDDEN: the token may not read the alias's events;
+   * WEIR_ERR_UNKNOWN_TOPIC), every handler of the alias is dropped (not subscribed again on reconnect) and
+   * `options.onError` gets the error (the client's `onError` when no handler of the alias gave one).
+   */
+  subscribe(topicAlias: string, handler: (event: EventFrame) => void, options?: SubscribeOptions): () => void
   /** Sends a fresh token over the open connection (from `token` when not given). */
   refreshToken(token?: string): Promise<void>
   /** Next offset wanted per partition: store it to resume after a reload (with `sessionNonce`). */
@@ -119,6 +129,9 @@ interface Pending {
   acked: boolean
   timer: ReturnType<typeof setTimeout> | undefined
 }
+
+/** Error codes with `details.topic` that refuse or end a subscription. */
+const SUBSCRIPTION_REFUSED: ReadonlySet<string> = new Set(['WEIR_ERR_FORBIDDEN', 'WEIR_ERR_UNKNOWN_TOPIC'])
 
 /** Error codes after which a command is sent again on the next connection instead of failing. */
 const RESEND_CODES: ReadonlySet<string> = new Set(['WEIR_ERR_CLOSED'])
@@ -191,7 +204,8 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
   const cursors = new Map<string, { topic: string; partition: number; offset: bigint }>()
   for (const o of options.offsets ?? []) advance(o.topic, o.partition, BigInt(o.offset))
   const pending = new Map<string, Pending>()
-  const handlers = new Map<string, Set<(event: EventFrame) => void>>()
+  /** Per topic alias: its event handlers, each with the subscription's onError. */
+  const handlers = new Map<string, Map<(event: EventFrame) => void, ((error: WeirError) => void) | undefined>>()
   const eventsTopics = new Map<string, string>()
   let sessionId: string | undefined
   let sessionNonce = options.sessionNonce
@@ -409,7 +423,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         if (!accept(frame)) return
         for (const [alias, set] of handlers) {
           const topic = eventsTopics.get(alias)
-          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set) notify('event handler', handler, frame)
+          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set.keys()) notify('event handler', handler, frame)
         }
         return
       }
@@ -420,6 +434,11 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
       case 'error': {
         const error = gatewayError(frame.code, frame.message, frame.details === undefined ? {} : { details: frame.details })
         const p = frame.requestId === undefined ? undefined : pending.get(frame.requestId)
+        const alias = frame.details?.topic
+        if (p === undefined && typeof alias === 'string' && handlers.has(alias) && SUBSCRIPTION_REFUSED.has(frame.code)) {
+          refuseSubscription(alias, error)
+          return
+        }
         if (p === undefined) {
           tellError(error)
           return
@@ -433,6 +452,25 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
       case 'authenticated':
         if (frame.type === 'authenticated') scheduleRefresh(frame.expiresAt)
         return
+    }
+  }
+
+  /** The gateway refused or ended a subscription: its handlers go, and are told. */
+  function refuseSubscription(alias: string, error: WeirError): void {
+    const set = handlers.get(alias)
+    forget(alias)
+    const told = [...new Set(set?.values() ?? [])].filter((onError) => onError !== undefined)
+    if (told.length === 0) tellError(error)
+    for (const onError of told) notify('subscription onError', onError, error)
+  }
+
+  /** Drops an alias's handlers and the positions of an events topic no subscription reads any more. */
+  function forget(alias: string): void {
+    handlers.delete(alias)
+    const topic = eventsTopics.get(alias)
+    eventsTopics.delete(alias)
+    if (topic !== undefined && ![...eventsTopics.values()].includes(topic)) {
+      for (const [key, cursor] of cursors) if (cursor.topic === topic) cursors.delete(key)
     }
   }
 
@@ -491,24 +529,18 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
       })
     },
 
-    subscribe(topicAlias, handler) {
+    subscribe(topicAlias, handler, subscribeOptions = {}) {
       let set = handlers.get(topicAlias)
       if (set === undefined) {
-        set = new Set()
+        set = new Map()
         handlers.set(topicAlias, set)
         write({ type: 'subscribe', topic: topicAlias })
       }
-      set.add(handler)
+      set.set(handler, subscribeOptions.onError)
       return () => {
         const current = handlers.get(topicAlias)
-        if (current === undefined || !current.delete(handler) || current.size > 0) return
-        handlers.delete(topicAlias)
-        const topic = eventsTopics.get(topicAlias)
-        eventsTopics.delete(topicAlias)
-        // Forget positions of an events topic no subscription reads any more.
-        if (topic !== undefined && ![...eventsTopics.values()].includes(topic)) {
-          for (const [key, cursor] of cursors) if (cursor.topic === topic) cursors.delete(key)
-        }
+        if (current !== set || !current.delete(handler) || current.size > 0) return
+        forget(topicAlias)
         write({ type: 'unsubscribe', topic: topicAlias })
       }
     },

@@ -26,8 +26,22 @@ export function resultFrame(record: ConsumedRecord, envelope: Envelope): ResultF
   return { type: 'result', status: envelope.status === 'error' ? 'error' : 'ok', ...delivered(record, envelope) }
 }
 
-export function eventFrame(record: ConsumedRecord, envelope: Envelope, topicAlias: string): EventFrame {
-  return { type: 'event', ...delivered(record, envelope), topicAlias }
+/**
+ * Who an event frame is for: `own` (the sockets of the session whose command caused the event: everything),
+ * `internal` (anyone else on an internal stream: the trace context but not the requestId), `public` (anyone
+ * else: neither).
+ */
+export type EventAudience = 'own' | 'internal' | 'public'
+
+export function eventFrame(record: ConsumedRecord, envelope: Envelope, topicAlias: string, audience: EventAudience): EventFrame {
+  const { requestId, traceparent, ...rest } = delivered(record, envelope)
+  return {
+    type: 'event',
+    ...rest,
+    topicAlias,
+    ...(audience === 'own' ? { requestId } : {}),
+    ...(audience === 'public' || traceparent === undefined ? {} : { traceparent }),
+  }
 }
 
 /**

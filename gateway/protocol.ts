@@ -127,8 +127,13 @@ export interface TimeoutFrame extends DeliveredFields {
   readonly sealed?: SealedPayload
 }
 
-export interface EventFrame extends DeliveredFields {
+/**
+ * An event. `requestId` only goes to the sockets of the session whose command caused it; `traceparent` to
+ * those and, on an internal stream (the catalog's `eventStreams`), to every subscriber.
+ */
+export interface EventFrame extends Omit<DeliveredFields, 'requestId'> {
   readonly type: 'event'
+  readonly requestId?: string
 }
 
 /** How results to this socket are sealed (docs/protocol.md, "Result encryption"). */

@@ -25,6 +25,7 @@ import type { WireErrorCode } from './errors.ts'
 import { createCommandWriter } from './command-writer.ts'
 import type { CommandWriter } from './command-writer.ts'
 import { commandId, commandKey, eventFrame, resultFrame } from './frames.ts'
+import type { EventAudience } from './frames.ts'
 import { createLiveStream } from './live-stream.ts'
 import type { LiveStream } from './live-stream.ts'
 import { createGatewayMetrics } from './metrics.ts'
@@ -73,6 +74,8 @@ interface SocketState {
   readonly connectionId: number
   subject: string
   roles: readonly string[]
+  /** The verified token's claims (event stream rules read them). */
+  claims: Readonly<Record<string, unknown>>
   expiresAt: number | undefined
   readonly sessionId: string
   readonly sessionNonce: string
@@ -99,6 +102,8 @@ const ALL_TOPIC = 'gateway/all'
 /** uWS topic of sockets whose results are live: they get `checkpoint` frames. */
 const CHECKPOINT_TOPIC = 'gateway/checkpoint'
 
+const closeReasonText = new TextDecoder()
+
 const sessionTopic = (sessionId: string) => `session/${sessionId}`
 const broadcastTopic = (alias: string) => `socket/${alias}/broadcast`
 const withEncoding = (topic: string, encoding: Encoding) => (encoding === 'json' ? topic : `${topic}${MSGPACK_SUFFIX}`)
@@ -118,6 +123,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const eventAliases = new Map<string, string[]>()
   for (const [alias, binding] of Object.entries(catalog.topics)) eventAliases.set(binding.events, [...(eventAliases.get(binding.events) ?? []), alias])
   const resultTopicSet = new Set(resultTopics)
+  /** What event frames to sockets of other sessions carry, per topic alias. */
+  const othersAudience = new Map<string, EventAudience>(
+    Object.keys(catalog.topics).map((alias) => [alias, catalog.eventStream(alias)?.internal === true ? 'internal' : 'public']),
+  )
   const liveTopics = [...new Set([...resultTopics, ...eventAliases.keys()])]
 
   const brokers = { brokers: config.brokers }
@@ -132,6 +141,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   let partitionTimer: NodeJS.Timeout | undefined
 
   const sockets = new Set<Socket>()
+  /** Open sockets per session: the sockets an event caused by the session's own command goes to in full. */
+  const sessionSockets = new Map<string, Set<Socket>>()
   /** Live sockets with sealed results, per session: they get their own encrypted copy (no pub/sub). */
   const sealedSockets = new Map<string, Set<Socket>>()
   const inFlight = new Set<Promise<unknown>>()
@@ -213,11 +224,47 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (delivered) metrics.resultsDelivered.inc()
       }
       if (envelope.kind === 'event') {
-        for (const alias of aliases) {
-          if (publishFrame(broadcastTopic(alias), eventFrame(record, envelope, alias))) metrics.eventsPublished.inc()
-        }
+        for (const alias of aliases) if (publishEvent(alias, record, envelope)) metrics.eventsPublished.inc()
       }
     }
+  }
+
+  /**
+   * One event to the subscribers of an alias: every socket gets the frame for other sessions (encoded once per
+   * encoding, uWS pub/sub), except the live subscribers of the session whose command caused the event, which
+   * get the frame with its requestId and trace instead. They leave the uWS topic for that one publish; uWS
+   * sends a socket's pending published frames before a direct send, so each socket keeps the offset order.
+   */
+  function publishEvent(alias: string, record: ConsumedRecord, envelope: Envelope): boolean {
+    const topic = broadcastTopic(alias)
+    const others = eventFrame(record, envelope, alias, othersAudience.get(alias) ?? 'public')
+    const own = ownSubscribers(alias, envelope.clientSessionId)
+    if (own === undefined) return publishFrame(topic, others)
+    for (const ws of own) ws.unsubscribe(withEncoding(topic, ws.getUserData().encoding))
+    publishFrame(topic, others)
+    const ownFrame = eventFrame(record, envelope, alias, 'own')
+    const encoded: Partial<Record<Encoding, string | Uint8Array>> = {}
+    for (const ws of own) {
+      const s = ws.getUserData()
+      if (s.closed) continue
+      ws.subscribe(withEncoding(topic, s.encoding))
+      const data = (encoded[s.encoding] ??= encodeFrame(ownFrame, s.encoding))
+      ws.cork(() => ws.send(data, s.encoding === 'msgpack'))
+    }
+    return true
+  }
+
+  /** Sockets of `sessionId` whose subscription to `alias` is live, or undefined when there are none. */
+  function ownSubscribers(alias: string, sessionId: string | undefined): Socket[] | undefined {
+    if (sessionId === undefined) return undefined
+    const candidates = sessionSockets.get(sessionId)
+    if (candidates === undefined) return undefined
+    let own: Socket[] | undefined
+    for (const ws of candidates) {
+      const s = ws.getUserData()
+      if (!s.closed && s.events.get(alias)?.state === 'live') (own ??= []).push(ws)
+    }
+    return own
   }
 
   function liveGap(topic: string, partition: number, from: bigint, to: bigint): void {
@@ -287,7 +334,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       deliver(record) {
         const envelope = decodeRecord(record, false)
         if (envelope?.kind !== 'event') return false
-        send(ws, s, eventFrame(record, envelope, alias))
+        send(ws, s, eventFrame(record, envelope, alias, envelope.clientSessionId === s.sessionId ? 'own' : (othersAudience.get(alias) ?? 'public')))
         return true
       },
       // Unsubscribed (or re-subscribed) while catching up.
@@ -410,7 +457,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         return
       case 'unsubscribe': {
         if (catalog.topics[frame.topic] === undefined) {
-          sendError(ws, s, 'WEIR_ERR_UNKNOWN_TOPIC', `no topic alias ${frame.topic}`)
+          sendError(ws, s, 'WEIR_ERR_UNKNOWN_TOPIC', `no topic alias ${frame.topic}`, { details: { topic: frame.topic } })
           return
         }
         s.events.delete(frame.topic)
@@ -431,6 +478,21 @@ export function createGateway(options: GatewayOptions): Gateway {
     return offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset) }))
   }
 
+  /** The catalog's rule for the alias's events; a rule that throws (a defect) refuses. */
+  function maySubscribe(s: SocketState, alias: string): boolean {
+    try {
+      return catalog.maySubscribe(alias, { subject: s.subject, roles: s.roles, claims: s.claims })
+    } catch (error) {
+      reportError(error, `eventStreams.${alias}.allow`)
+      return false
+    }
+  }
+
+  function forbiddenMessage(alias: string): string {
+    const roles = catalog.eventStream(alias)?.roles ?? []
+    return `events of ${alias} are not for this subject${roles.length > 0 ? ` (they need one of the roles ${roles.join(', ')})` : ''}`
+  }
+
   function onResume(ws: Socket, s: SocketState, offsets: readonly FrameOffset[]): void {
     if (s.results !== 'idle') {
       sendError(ws, s, 'WEIR_ERR_FRAME_INVALID', 'resume must be the first frame of a connection that carries results (send it before any command)')
@@ -438,15 +500,25 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const results: TopicPartitionOffset[] = []
     const unknown: string[] = []
+    const forbidden: string[] = []
     for (const position of toPositions(offsets)) {
       const known = (live as LiveStream).position(position.topic, position.partition) !== undefined
+      const aliases = eventAliases.get(position.topic)
       if (known && resultTopicSet.has(position.topic)) results.push(position)
-      else if (known && eventAliases.has(position.topic)) s.resumeOffsets.set(partitionKey(position.topic, position.partition), position)
-      else unknown.push(`${position.topic}[${position.partition}]`)
+      else if (known && aliases !== undefined) {
+        // Kept only for a subject that may subscribe to an alias of the topic; each subscribe checks its own alias again.
+        if (aliases.some((alias) => maySubscribe(s, alias))) s.resumeOffsets.set(partitionKey(position.topic, position.partition), position)
+        else forbidden.push(`${position.topic}[${position.partition}]`)
+      } else unknown.push(`${position.topic}[${position.partition}]`)
     }
     if (unknown.length > 0) {
       sendError(ws, s, 'WEIR_ERR_UNKNOWN_TOPIC', `not a result or event partition of this gateway: ${unknown.slice(0, 10).join(', ')}`, {
         details: { partitions: unknown },
+      })
+    }
+    if (forbidden.length > 0) {
+      sendError(ws, s, 'WEIR_ERR_FORBIDDEN', `events of these partitions are not for this subject: ${forbidden.slice(0, 10).join(', ')}`, {
+        details: { partitions: forbidden },
       })
     }
     startResults(ws, s, results)
@@ -455,7 +527,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   function onSubscribe(ws: Socket, s: SocketState, frame: SubscribeFrame): void {
     const binding = catalog.topics[frame.topic]
     if (binding === undefined) {
-      sendError(ws, s, 'WEIR_ERR_UNKNOWN_TOPIC', `no topic alias ${frame.topic}`)
+      sendError(ws, s, 'WEIR_ERR_UNKNOWN_TOPIC', `no topic alias ${frame.topic}`, { details: { topic: frame.topic } })
+      return
+    }
+    if (!maySubscribe(s, frame.topic)) {
+      sendError(ws, s, 'WEIR_ERR_FORBIDDEN', forbiddenMessage(frame.topic), { details: { topic: frame.topic } })
       return
     }
     const current = s.events.get(frame.topic)
@@ -480,8 +556,16 @@ export function createGateway(options: GatewayOptions): Gateway {
           return
         }
         s.roles = identity.roles
+        s.claims = identity.claims
         s.expiresAt = identity.expiresAt
         send(ws, s, { type: 'authenticated', subject: identity.subject, ...(identity.expiresAt === undefined ? {} : { expiresAt: identity.expiresAt }) })
+        // The new token's roles and claims apply to subscriptions too: one it no longer allows ends here.
+        for (const alias of [...s.events.keys()]) {
+          if (maySubscribe(s, alias)) continue
+          s.events.delete(alias)
+          ws.unsubscribe(withEncoding(broadcastTopic(alias), s.encoding))
+          sendError(ws, s, 'WEIR_ERR_FORBIDDEN', `${forbiddenMessage(alias)}: the subscription ended`, { details: { topic: alias } })
+        }
       },
       (error: unknown) => {
         if (s.closed) return
@@ -558,6 +642,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       ttlMs,
       // A child span of the client's traceparent when it sent a valid one, else a new trace.
       trace: spanFrom(frame.traceparent),
+      // Who sent it, as the token said: the handler sees it (ownership checks) without trusting the payload.
+      actor: { sub: s.subject, roles: s.roles },
     })
     const encoded = codec.encode(envelope)
     const key = commandKey(frame.payload, spec.keyField, frame.requestId)
@@ -570,11 +656,15 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   // ---- connections ----
 
-  function rejectUpgrade(res: HttpResponse, status: string, code: WireErrorCode, message: string): void {
+  function rejectUpgrade(res: HttpResponse, status: string, code: WireErrorCode, message: string, violations?: readonly string[]): void {
     metrics.upgradesRejected.inc({ code })
     publish(coreChannels.gatewayConnection, { instanceId, event: 'rejected', code: Number.parseInt(status, 10), reason: code })
+    const body = JSON.stringify({ code, message, ...(violations === undefined ? {} : { details: { violations } }) })
     res.cork(() => {
-      res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ code, message }))
+      res.writeStatus(status).writeHeader('content-type', 'application/json')
+      // RFC 6455 4.2.2: a refused version is answered with the versions the server speaks.
+      if (violations?.some((v) => v.startsWith('Sec-WebSocket-Version'))) res.writeHeader('sec-websocket-version', '13')
+      res.end(body)
     })
   }
 
@@ -588,6 +678,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     upgrade(res, req, context) {
       // Everything from req is read now: it is invalid after this handler returns.
       const key = req.getHeader('sec-websocket-key')
+      const version = req.getHeader('sec-websocket-version')
+      const upgradeHeader = req.getHeader('upgrade')
       const extensions = req.getHeader('sec-websocket-extensions')
       const offered = req
         .getHeader('sec-websocket-protocol')
@@ -610,12 +702,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       const encoding = query.get('encoding') ?? 'json'
       const clientKey = query.get('key') ?? undefined
       const problems: string[] = []
+      // uWS routes any GET with a 24-character Sec-WebSocket-Key here; RFC 6455 4.2.1 also asks for these two.
+      if (upgradeHeader.toLowerCase() !== 'websocket') problems.push(`Upgrade must be websocket, got ${JSON.stringify(upgradeHeader)}`)
+      if (version !== '13') problems.push(`Sec-WebSocket-Version must be 13, got ${JSON.stringify(version)}`)
       if (clientKey !== undefined && !/^[A-Za-z0-9_-]{87}$/.test(clientKey)) problems.push('key must be a base64url uncompressed P-256 public key (65 bytes)')
       if (nonce !== undefined && !SESSION_NONCE.test(nonce)) problems.push('session must be 16 to 128 characters of [A-Za-z0-9_-]')
       if (encoding !== 'json' && encoding !== 'msgpack') problems.push('encoding must be json or msgpack')
       if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) problems.push(`offered subprotocols must include ${SUBPROTOCOL}`)
       if (problems.length > 0) {
-        rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '))
+        rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problems.join('; '), problems)
         return
       }
       // Upgrade now when the token can be accepted without waiting (TokenVerifier.acceptSync): an upgrade completed
@@ -648,13 +743,15 @@ export function createGateway(options: GatewayOptions): Gateway {
         try {
           sealer = clientKey === undefined ? undefined : createSealer(fromBase64Url(clientKey), sessionId)
         } catch (error) {
-          rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', (error as Error).message)
+          const message = (error as Error).message
+          rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', message, [message])
           return
         }
         const socketState: SocketState = {
           connectionId: ++connectionIds,
           subject: identity.subject,
           roles: identity.roles,
+          claims: identity.claims,
           expiresAt: identity.expiresAt,
           sessionId,
           sessionNonce,
@@ -679,6 +776,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     open(ws) {
       const s = ws.getUserData()
       sockets.add(ws)
+      const same = sessionSockets.get(s.sessionId) ?? new Set()
+      same.add(ws)
+      sessionSockets.set(s.sessionId, same)
       metrics.connections.inc()
       metrics.connectionsOpened.inc()
       ws.subscribe(withEncoding(ALL_TOPIC, s.encoding))
@@ -710,12 +810,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
     },
 
-    close(ws, code) {
+    close(ws, code, message) {
       const s = ws.getUserData()
+      // Why, when the gateway did not close it: the client's close reason, or uWS's own when it dropped the
+      // connection itself (an invalid UTF-8 text frame, a frame over maxPayloadLength, idle timeout).
+      const reason = s.closeReason ?? (message.byteLength > 0 ? closeReasonText.decode(message) : undefined)
       s.closed = true
       sockets.delete(ws)
       const sealed = sealedSockets.get(s.sessionId)
       if (sealed?.delete(ws) && sealed.size === 0) sealedSockets.delete(s.sessionId)
+      const same = sessionSockets.get(s.sessionId)
+      if (same?.delete(ws) && same.size === 0) sessionSockets.delete(s.sessionId)
       s.events.clear()
       releaseDrainWaiters(s)
       metrics.connections.dec()
@@ -725,9 +830,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         subject: s.subject,
         sessionId: s.sessionId,
         code,
-        ...(s.closeReason === undefined ? {} : { reason: s.closeReason }),
+        ...(reason === undefined ? {} : { reason }),
       })
     },
+  })
+
+  // uWS hands a GET of the socket path to its WebSocket route only with `Upgrade: websocket` and a
+  // Sec-WebSocket-Key of 24 characters; anything else lands here.
+  app.get(config.path, (res) => {
+    const problem = 'not a WebSocket upgrade: it needs Upgrade: websocket, Connection: Upgrade and a Sec-WebSocket-Key of 16 bytes in base64'
+    rejectUpgrade(res, '400 Bad Request', 'WEIR_ERR_HANDSHAKE_INVALID', problem, [problem])
   })
 
   // ---- HTTP: health, readiness, metrics ----

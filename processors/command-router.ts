@@ -12,7 +12,7 @@ import { createCommandCatalog, commandPath } from '../commands/catalog.ts'
 import type { CommandCatalog, CommandSpec, TopicBinding } from '../commands/catalog.ts'
 import { encodeEnvelope } from '../envelope/codec.ts'
 import { followUp } from '../envelope/envelope.ts'
-import type { Envelope, FollowUpInput } from '../envelope/envelope.ts'
+import type { Actor, Envelope, FollowUpInput } from '../envelope/envelope.ts'
 import type { KeyValueEntry, KeyValueStore, Processor, ProcessorContext, ProcessorFactory, RangeQuery } from '../topology/processor.ts'
 import { StreamRecord } from '../topology/record.ts'
 import { deadLetterHeaders } from '../topology/runtime/dead-letter.ts'
@@ -31,6 +31,12 @@ export class NonRetriableError extends WeirError {
 export interface CommandContext<P> {
   readonly payload: P
   readonly command: Envelope<P>
+  /**
+   * Who sent the command: the subject and roles of the token the gateway authenticated (the envelope's
+   * `actor`), for checks such as "is this the owner of the entity". Undefined for commands that did not come
+   * through the gateway (a service or script that wrote no actor).
+   */
+  readonly actor: Actor | undefined
   /** 1 for the first attempt. */
   readonly attempt: number
   /** A store the handler declared; writes are kept only if this attempt succeeds. */
@@ -272,6 +278,7 @@ function runAttempt(context: ProcessorContext, handler: CommandHandler<never, un
   const commandContext: CommandContext<never> = {
     payload: command.payload as never,
     command: command as Envelope<never>,
+    actor: command.actor,
     attempt,
     store: <K, V>(name: string) => overlayStore(name) as unknown as KeyValueStore<K, V>,
     emit(alias, payload, emitOptions = {}) {

@@ -10,7 +10,7 @@ const run = (...args: string[]) => spawnSync(process.execPath, [resolve(ROOT, 'g
 test('weir codegen prints the typed command functions of a catalog module', () => {
   const result = run('--catalog', 'examples/orders/catalog.ts', '--client-import', '../gateway/client.ts')
   assert.equal(result.status, 0, result.stderr)
-  assert.match(result.stdout, /import type \{ GatewayClient, ResultFrame, SendOptions \} from "\.\.\/gateway\/client\.ts"/)
+  assert.match(result.stdout, /import type \{ EventFrame, GatewayClient, ResultFrame, SendOptions, SubscribeOptions \} from "\.\.\/gateway\/client\.ts"/)
   assert.match(result.stdout, /export type OrdersOrdersPlacePayload = /)
 })
 

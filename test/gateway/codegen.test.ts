@@ -37,6 +37,7 @@ test('the generated module type-checks, rejects a wrong payload at compile time,
   const source = generateCommandModule(catalog, { clientImport: join(ROOT, 'gateway/client.ts') })
   assert.match(source, /export type OrdersSalesPlacePayload = \{\n {2}orderId: string\n {2}qty: number\n\}/)
   assert.match(source, /\/\*\* Roles: admin\. \*\/\n\s+purge: \(payload: OrdersAdminPurgePayload/)
+  assert.match(source, /export function events\(client: GatewayClient\) \{\n {2}return \{\n {4}orders: \(handler: \(event: EventFrame\) => void, options\?: SubscribeOptions\)/)
   await writeFile(generated, source)
   await writeFile(join(dir, 'package.json'), '{ "type": "module" }')
   const good = join(dir, 'good.ts')

@@ -17,6 +17,7 @@ import {
   HS256_SECRET,
   cleanups,
   createGatewayTopics,
+  openRawSocket,
   openSocket,
   produceEvents,
   rejectedUpgrade,
@@ -159,12 +160,46 @@ test('malformed, invalid and oversized frames get coded errors and the connectio
   await socket.expect('ack', (f) => f.requestId === 'r-msgpack')
 })
 
-test('a frame over the transport limit closes the connection', async (t) => {
+/** The gateway's close events, as [code, reason] per session (the reason tells a uWS drop from the spurious close of docs/gateway.md). */
+function recordCloses(t: { after(fn: () => void): void }): (sessionId: string) => Array<[number | undefined, string | undefined]> {
+  const closes: GatewayConnectionMessage[] = []
+  const listener = (message: unknown) => {
+    const m = message as GatewayConnectionMessage
+    if (m.instanceId === gateway.instanceId && m.event === 'close') closes.push(m)
+  }
+  diagnostics.subscribe(channelNames.gatewayConnection, listener)
+  t.after(() => diagnostics.unsubscribe(channelNames.gatewayConnection, listener))
+  return (sessionId) => closes.filter((c) => c.sessionId === sessionId).map((c) => [c.code, c.reason])
+}
+
+test('a frame over the transport limit: uWS drops the connection (1006, no error frame, close reason "Received too big message")', async (t) => {
+  const closesOf = recordCloses(t)
   const socket = await openSocket(t, gateway.port)
-  await socket.expect('welcome')
+  const { sessionId } = await socket.expect('welcome')
   socket.sendRaw('x'.repeat(4096 * 4 + 1))
   const closed = await socket.closed
   assert.equal(closed.code, 1006)
+  assert.deepEqual(socket.frames.map((f) => f.type), ['welcome'])
+  assert.deepEqual(closesOf(sessionId), [[1006, 'Received too big message']])
+})
+
+test('a text frame that is not UTF-8: uWS drops the connection before the gateway reads it (no close frame, no error frame)', async (t) => {
+  const closesOf = recordCloses(t)
+  const raw = await openRawSocket(t, gateway.port, await token())
+  const welcome = raw.frames[0]
+  assert.ok(welcome?.type === 'welcome')
+  let received = 0
+  raw.socket.on('data', (chunk: Buffer) => (received += chunk.length))
+  const ended = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+  // A masked text frame (FIN, opcode 1) whose payload `{\xff\xfe}` is not UTF-8.
+  const payload = Buffer.from([0x7b, 0xff, 0xfe, 0x7d])
+  const mask = Buffer.from([1, 2, 3, 4])
+  raw.socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ (mask[i % 4] as number))]))
+  await ended
+  // Nothing after the frame, not even a close frame: a WebSocket client reports 1006 (abnormal closure).
+  assert.equal(received, 0)
+  assert.deepEqual(raw.frames.map((f) => f.type), ['welcome'])
+  assert.deepEqual(closesOf(welcome.sessionId), [[1006, 'Received invalid UTF-8']])
 })
 
 test('invalid, expired and missing tokens are refused at upgrade with 401 and a code', async () => {
