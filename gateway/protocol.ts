@@ -234,7 +234,10 @@ export const closeCodes = {
 
 // Plain msgpack (no records/structures extensions) so any msgpack library reads the frames.
 const packr = new Packr({ useRecords: false, moreTypes: false })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+// Integers come as uint64/int64 from other languages' writers (Go's int64 fields always, Python's and Java's beyond
+// 32 bits); msgpackr's default reads those as BigInt, which an integer field (ttlMs, partition) would refuse. 'auto'
+// gives a number up to 2^53 whatever encoding carried it (as envelope/codec.ts does; missing from msgpackr's types).
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'auto' as unknown as 'bigint' })
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 export function encodeFrame(frame: ServerFrame | ClientFrame, encoding: Encoding): string | Uint8Array {

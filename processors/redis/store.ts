@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto'
 
 import { Redis } from 'ioredis'
-import { Packr } from 'msgpackr'
+import { Packr, Unpackr } from 'msgpackr'
 
 import { WeirError, invalidOptions } from '../../core/errors.ts'
 
@@ -60,6 +60,8 @@ export function redisKeys(prefix: string): RedisKeys {
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
+// Bodies written by other languages carry deliverAt as uint64/int64: read those as numbers (see envelope/codec.ts).
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'auto' as unknown as 'bigint' })
 const FORMAT_VERSION = 1
 
 const toBuffer = (value: Uint8Array | string): Buffer => (typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength))
@@ -110,7 +112,7 @@ export function decodeRedisEnvelope(id: string, body: Buffer | null | undefined)
   if (body === null || body === undefined) return { ok: false, problem: 'no body in the hash for this id' }
   let document: unknown
   try {
-    document = body[0] === 0x7b ? JSON.parse(body.toString('utf8')) : packr.unpack(body)
+    document = body[0] === 0x7b ? JSON.parse(body.toString('utf8')) : unpackr.unpack(body)
   } catch (error) {
     return { ok: false, problem: `not msgpack or JSON: ${error instanceof Error ? error.message : String(error)}` }
   }

@@ -85,3 +85,38 @@ test('docs/protocol.md documents every gateway error code', () => {
   const missing = gatewayCodes.map((c) => `WEIR_ERR_${c}`).filter((code) => !docs.includes(`\`${code}\``))
   assert.deepEqual(missing, [])
 })
+
+// A map in msgpack as Go's or Java's writers emit it: integers as uint64/int64 whatever their size.
+function msgpackMap(entries: Array<[string, Uint8Array]>): Uint8Array {
+  const parts: Uint8Array[] = [Uint8Array.of(0x80 | entries.length)]
+  for (const [key, value] of entries) parts.push(pack(key), value)
+  return Buffer.concat(parts)
+}
+const uint64 = (n: number) => Buffer.concat([Uint8Array.of(0xcf), Buffer.from(new BigUint64Array([BigInt(n)]).buffer).reverse()])
+const int64 = (n: number) => Buffer.concat([Uint8Array.of(0xd3), Buffer.from(new BigInt64Array([BigInt(n)]).buffer).reverse()])
+
+test('integers encoded as uint64/int64 (Go, Java, Python writers) parse like the compact encodings', () => {
+  const command = msgpackMap([
+    ['type', pack('command')],
+    ['requestId', pack('r-64')],
+    ['path', pack('orders/sales/place')],
+    ['payload', pack({ n: 1 })],
+    ['ttlMs', uint64(1500)],
+  ])
+  const parsed = parseClientFrame(command, true, MAX)
+  assert.ok(parsed.ok, parsed.ok ? '' : parsed.message)
+  assert.equal(parsed.frame.type === 'command' && parsed.frame.ttlMs, 1500)
+
+  const resume = msgpackMap([
+    ['type', pack('resume')],
+    ['offsets', Buffer.concat([Uint8Array.of(0x91), msgpackMap([['topic', pack('results')], ['partition', int64(2)], ['offset', uint64(41)]])])],
+  ])
+  const resumed = parseClientFrame(resume, true, MAX)
+  assert.ok(resumed.ok, resumed.ok ? '' : resumed.message)
+  assert.deepEqual(resumed.frame.type === 'resume' && resumed.frame.offsets, [{ topic: 'results', partition: 2, offset: '41' }])
+
+  const fractional = msgpackMap([['type', pack('command')], ['requestId', pack('r-f')], ['path', pack('a/b/c')], ['payload', pack(1)], ['ttlMs', Buffer.concat([Uint8Array.of(0xcb), Buffer.from(new Float64Array([1.5]).buffer).reverse()])]])
+  const refused = parseClientFrame(fractional, true, MAX)
+  assert.equal(refused.ok, false)
+  assert.equal(!refused.ok && refused.code, 'WEIR_ERR_FRAME_INVALID')
+})
