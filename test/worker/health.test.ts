@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
+import type { Readiness } from '../../worker/worker.ts'
 import { spawnWorker } from '../helpers/workers.ts'
 import type { WorkerProcess } from '../helpers/workers.ts'
 import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../helpers/kafka.ts'
@@ -88,7 +89,7 @@ test('a stopped task makes /ready 503 with the partition and the reason; /metric
   const notReady = await waitFor(async () => {
     const r = await get(worker, '/ready').catch(() => undefined)
     if (r === undefined || r.status !== 503) return undefined
-    const body = JSON.parse(r.body) as { state: string; failing: Array<Record<string, unknown>> }
+    const body = JSON.parse(r.body) as Readiness & { failing: Array<Record<string, unknown>> }
     return body.state === 'running' && body.failing.some((f) => f.state === 'stopped') ? body : undefined
   }, { what: 'a stopped task on /ready', timeoutMs: 60_000 })
   assert.equal(notReady.ready, false)
