@@ -67,7 +67,7 @@ export interface StreamRuntimeOptions {
   maxMessageBytes?: number
   /**
    * Consecutive failures of a task at the same offsets that the broker refused (for example an output larger than
-   * max.message.bytes) before the error policy is applied to the record there (default 5; see docs/topology.md).
+   * max.message.bytes) before the error policy is applied to the record there (default 5; docs/worker.md, "Failing tasks").
    */
   maxTaskFailures?: number
   /** Backoff before a failed task is opened again: doubles per consecutive failure from `min` up to `max` (default 100 ms .. 30 s). */

@@ -309,6 +309,7 @@ export class Task {
     this.#outputs = []
     this.#committingPositions = positions
     // Every dead letter in the plan, whoever wrote it (the error policy here, or a processor such as the router).
+    this.#pending.outputs += outputs.length
     for (const output of outputs) if (isDeadLetter(output)) this.#pending.deadLettered++
     this.#inFlight = this.#pending
     this.#pending = zeroCounters()
@@ -359,7 +360,6 @@ export class Task {
 
   #commitStage(): void {
     for (const buffer of this.#buffers.values()) buffer.commitStage()
-    if (this.#stageMark >= 0) this.#pending.outputs += this.#outputs.length - this.#stageMark
     this.#stageMark = -1
   }
 
@@ -459,7 +459,6 @@ export class Task {
       ...(record.headers.size > 0 ? { headers: Object.fromEntries(record.headers) } : {}),
     }
     this.#push(outgoing)
-    if (this.#stageMark < 0) this.#pending.outputs++
   }
 
   // Every output passes here: a dead letter (the runtime's or a processor's, such as the command router's) is
