@@ -639,6 +639,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
 
   /** Partitions of this worker that wait for their backoff to end before they are opened again. */
   function backingOff(): Trouble[] {
+    if (troubles.size === 0) return []
     const assigned = new Set((member?.assignments() ?? []).map((p) => p.partition))
     return [...troubles].filter(([partition, t]) => t.stopped === undefined && !tasks.has(partition) && assigned.has(partition)).map(([, t]) => t)
   }

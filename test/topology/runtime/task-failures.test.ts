@@ -10,10 +10,11 @@ import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
 import { openStore } from '../../../state/open-store.ts'
+import { defineTopology } from '../../../topology/define.ts'
 import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
 import { oversizedTopology } from '../../fixtures/oversized-output-topology.ts'
-import { brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
+import { admin, brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
 after(closeAdmin)
@@ -92,4 +93,53 @@ test('with the fail policy the task stops with WEIR_ERR_TASK_STOPPED, says why, 
   // A stopped task is not opened again: the count stays where it is while the loop goes on.
   await new Promise((r) => setTimeout(r, 1000))
   assert.equal((await runtime.metrics()).failedCommits, failedCommits)
+})
+
+test('with the skip policy the record is skipped and counted after maxTaskFailures failures, without a dead letter', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'tf-skip-in', partitions: 1 }, { prefix: 'tf-skip-out', partitions: 1 })
+  assert.ok(input && output)
+  await produce([
+    { topic: input, key: 'a', value: 'huge' },
+    { topic: input, key: 'a', value: 'after' },
+  ])
+  const runtime = await startRuntime(t, { topology: oversizedTopology(input, output), errorPolicy: 'skip', maxTaskFailures: 2 })
+  assert.deepEqual((await consume(output, { count: 1, timeoutMs: 60_000 })).map(text), ['a=after'])
+  const metrics = await waitFor(async () => {
+    const m = await runtime.metrics()
+    return m.skipped === 1 && m.processed === 1 ? m : undefined
+  }, { what: 'the skip counted once committed' })
+  assert.equal(metrics.failedCommits, 2)
+  assert.equal(metrics.deadLettered, 0)
+  assert.deepEqual(metrics.failures, [])
+})
+
+test("a dead letter is cut to its own topic's max.message.bytes, asked from the broker (a topic setting below the broker's)", async (t) => {
+  const [input] = await createTopics(t, { prefix: 'tf-limit-in', partitions: 1 })
+  assert.ok(input)
+  // The dead-letter topic exists already, with a limit far below the input topic's.
+  await admin().createTopics([{ name: `${input}.dlq`, partitions: 1, configs: { 'max.message.bytes': '20000' } }])
+  t.after(() => admin().deleteTopics([`${input}.dlq`]).catch(() => {}))
+  const throwing = defineTopology({
+    sources: { input: { topic: input, keySerde: 'string', valueSerde: 'buffer' } },
+    processors: {
+      p: {
+        from: ['input'],
+        use: () => ({
+          process() {
+            throw new Error('refused')
+          },
+        }),
+      },
+    },
+  })
+  const value = Buffer.alloc(50_000, 7)
+  await produce([{ topic: input, key: 'k', value }])
+  const runtime = await startRuntime(t, { topology: throwing })
+  const [dead] = await consume(`${input}.dlq`, { count: 1, timeoutMs: 30_000 })
+  assert.ok(dead)
+  assert.equal(dead.headers.get('weir.truncated')?.toString(), 'value')
+  assert.equal(dead.headers.get('weir.value.size')?.toString(), '50000')
+  const kept = dead.value?.byteLength ?? 0
+  assert.ok(kept > 15_000 && kept < 20_000, `${kept} bytes kept`)
+  assert.equal((await runtime.metrics()).failedCommits, 0, 'no transaction was refused')
 })
