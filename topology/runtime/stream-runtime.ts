@@ -604,7 +604,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     if (refusedByBroker(error)) trouble.refusals++
     trouble.retryAt = now() + Math.min(backoffMax, backoffMin * 2 ** (trouble.failures - 1))
     troubles.set(partition, trouble)
-    if (trouble.refusals < maxTaskFailures) return
+    // A transaction of several records was not isolated yet: the re-opened task's next ones are, one record each.
+    if (trouble.refusals < maxTaskFailures || attempt.records > 1) return
     const record = trouble.record
     const message = error instanceof Error ? error.message : String(error)
     const where = record === undefined ? `at offsets ${from}` : `at ${record.topic}[${partition}]@${record.offset}`
