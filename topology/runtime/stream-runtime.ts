@@ -165,7 +165,11 @@ interface Trouble {
   refusals: number
   error: unknown
   retryAt: number
-  /** The task commits one input record per transaction until it committed these positions. */
+  /**
+   * After a refusal the task commits one input record per transaction until it committed `until` (the end of
+   * the refused transaction), so a refusal that repeats names its record. Other failures need no isolation.
+   */
+  isolate: boolean
   until: Map<string, bigint>
   poisoned: Array<{ topic: string; offset: bigint; error: WeirError }>
   stopped: WeirError | undefined
@@ -596,12 +600,15 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const trouble: Trouble =
       previous !== undefined && previous.from === from
         ? previous
-        : { from, offsets, failures: 0, refusals: 0, error, retryAt: 0, until, poisoned: previous?.poisoned ?? [], stopped: undefined, record: undefined }
+        : { from, offsets, failures: 0, refusals: 0, error, retryAt: 0, isolate: previous?.isolate ?? false, until, poisoned: previous?.poisoned ?? [], stopped: undefined, record: undefined }
     trouble.until = until
     trouble.failures++
     trouble.error = error
     trouble.record = attempt.records === 1 ? attempt.last : undefined
-    if (refusedByBroker(error)) trouble.refusals++
+    if (refusedByBroker(error)) {
+      trouble.refusals++
+      trouble.isolate = true
+    }
     trouble.retryAt = now() + Math.min(backoffMax, backoffMin * 2 ** (trouble.failures - 1))
     troubles.set(partition, trouble)
     // A transaction of several records was not isolated yet: the re-opened task's next ones are, one record each.
@@ -635,7 +642,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     if (trouble === undefined || trouble.stopped !== undefined) return
     trouble.failures = 0
     trouble.refusals = 0
-    if ([...trouble.until].every(([topic, offset]) => (positions.get(topic) ?? -1n) >= offset)) troubles.delete(partition)
+    if (!trouble.isolate || [...trouble.until].every(([topic, offset]) => (positions.get(topic) ?? -1n) >= offset)) troubles.delete(partition)
   }
 
   /** Partitions of this worker that wait for their backoff to end before they are opened again. */
@@ -757,7 +764,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         for (const [key, queue] of queues) {
           const live = queue.live
           if (live.failure !== undefined) continue
-          const isolated = troubles.has(live.task.partition)
+          const isolated = troubles.get(live.task.partition)?.isolate === true
           if (isolated) {
             // After a failure, one input record per transaction until the task is past it: if the broker refuses
             // a transaction again, the record it carried is the one to blame.
