@@ -14,7 +14,7 @@ import { defineTopology } from '../../../topology/define.ts'
 import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/stream-runtime.ts'
 import { oversizedTopology } from '../../fixtures/oversized-output-topology.ts'
-import { admin, brokers, closeAdmin, consume, createTopics, produce, text, uniqueName } from '../../helpers/kafka.ts'
+import { admin, brokers, closeAdmin, consume, createTopics, produce, readAll, text, uniqueName } from '../../helpers/kafka.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
 after(closeAdmin)
@@ -161,4 +161,22 @@ test('a refused transaction of several records is retried one record per transac
   }, { what: 'three records counted' })
   assert.ok(metrics.failedCommits >= 3 && metrics.failedCommits <= 4, `${metrics.failedCommits} failed commits: the isolated ones and at most one before`)
   assert.equal(metrics.deadLettered, 1)
+})
+
+test('a failure that is not a refusal (the output topic does not exist yet) only backs off: reported failing, never dead-lettered, and over once the topic is there', async (t) => {
+  const [input] = await createTopics(t, { prefix: 'tf-missing-in', partitions: 1 })
+  assert.ok(input)
+  const output = uniqueName('tf-missing-out')
+  t.after(() => admin().deleteTopics([output]).catch(() => {}))
+  await produce([{ topic: input, key: 'a', value: 'v' }])
+  // One refusal would be enough to dead-letter the record: none is counted.
+  const runtime = await startRuntime(t, { topology: oversizedTopology(input, output), maxTaskFailures: 1 })
+  const failing = await waitFor(async () => (await runtime.metrics()).failures.find((f) => f.failures >= 2), { what: 'two failures in a row', timeoutMs: 90_000 })
+  assert.equal(failing.state, 'failing')
+  assert.equal(failing.code, 'WEIR_ERR_KAFKA')
+  assert.match(failing.message, new RegExp(`Unknown topic ${output}`))
+  await admin().createTopics([{ name: output, partitions: 1 }])
+  assert.deepEqual((await consume(output, { count: 1, timeoutMs: 90_000 })).map(text), ['a=v'])
+  await waitFor(async () => (await runtime.metrics()).failures.length === 0, { what: 'the failures over' })
+  assert.deepEqual(await readAll(`${input}.dlq`), [], 'nothing was dead-lettered')
 })
