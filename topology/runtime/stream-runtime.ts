@@ -171,7 +171,7 @@ interface Trouble {
    */
   isolate: boolean
   until: Map<string, bigint>
-  poisoned: Array<{ topic: string; offset: bigint; error: WeirError }>
+  poisoned: Array<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
   stopped: WeirError | undefined
   record: { topic: string; offset: bigint } | undefined
 }
@@ -619,6 +619,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     if (record !== undefined && errorPolicy !== 'fail' && !trouble.poisoned.some((p) => p.topic === record.topic && p.offset === record.offset)) {
       trouble.poisoned.push({
         ...record,
+        attempts: trouble.refusals,
         error: new WeirError('WEIR_ERR_POISON_RECORD', `task ${applicationId}-${partition} failed ${trouble.refusals} times in a row ${where}: ${message}`, {
           cause: error,
           details: { partition, failures: trouble.refusals },

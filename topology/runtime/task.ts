@@ -48,7 +48,7 @@ export interface TaskOptions {
    * Records the error policy is applied to without processing them (their offset made the task fail again and
    * again, see the runtime): dead-lettered with this error, or skipped.
    */
-  poisoned?: ReadonlyArray<{ topic: string; offset: bigint; error: WeirError }>
+  poisoned?: ReadonlyArray<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
 }
 
 /** What the task did, counted when the commit that carried it succeeded (never what a failed commit dropped). */
@@ -206,7 +206,7 @@ export class Task {
     if (source === undefined) throw new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `task ${this.id}: no source reads ${consumed.topic}`)
     const poisoned = this.#options.poisoned?.find((p) => p.topic === consumed.topic && p.offset === consumed.offset)
     if (poisoned !== undefined) {
-      this.#handleFailure(poisoned.error, '(commit)', consumed)
+      this.#handleFailure(poisoned.error, '(commit)', consumed, undefined, poisoned.attempts)
       this.#positions.set(consumed.topic, consumed.offset + 1n)
       this.#dirty = true
       return
@@ -369,7 +369,7 @@ export class Task {
     this.#stageMark = -1
   }
 
-  #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }): void {
+  #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }, attempts = 1): void {
     const wrapped = isWeirError(error)
       ? error
       : new WeirError('WEIR_ERR_PROCESSING', `processor ${node} failed: ${error instanceof Error ? error.message : String(error)}`, {
@@ -386,7 +386,7 @@ export class Task {
         topic: this.#options.deadLetterTopic(consumed.topic),
         key: consumed.key ?? null,
         value: consumed.value ?? null,
-        headers: deadLetterHeaders(wrapped, { ...consumed, processor: node, attempts: 1 }),
+        headers: deadLetterHeaders(wrapped, { ...consumed, processor: node, attempts }),
       })
     } else if (timer !== undefined) {
       const topic = `${this.#options.applicationId}-timers`

@@ -59,6 +59,7 @@ test('a record whose transaction the broker keeps refusing is dead-lettered afte
   assert.equal(header('weir.origin.partition'), '0')
   assert.equal(header('weir.origin.offset'), '0')
   assert.equal(header('weir.processor'), '(commit)')
+  assert.equal(header('weir.attempts'), '3', 'the refused transactions that carried it')
   assert.equal(text(dead), 'huge', 'the record itself, not its oversized output')
   assert.match(header('weir.error.message') ?? '', /failed 3 times in a row.*MESSAGE_TOO_LARGE \(10\)/, "the broker's error name and code are in the message")
   const metrics = await runtime.metrics()
