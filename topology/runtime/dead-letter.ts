@@ -89,16 +89,21 @@ export function fitDeadLetter(record: OutgoingRecord, maxBytes: number): Outgoin
   const value = bytesOf(record.value)
   const weir: Record<string, Buffer | string> = {}
   const own: Record<string, Buffer | string> = {}
+  let earlier: string[] = []
   for (const [name, header] of Object.entries(record.headers ?? {})) {
-    if (name === DEAD_LETTER_HEADERS.truncated) continue
-    if (name.startsWith('weir.')) weir[name] = header
+    if (name === DEAD_LETTER_HEADERS.truncated) earlier = header.toString().split(',').filter((part) => part !== '')
+    else if (name.startsWith('weir.')) weir[name] = header
     else own[name] = header
   }
-  weir[DEAD_LETTER_HEADERS.keySize] = String(key === null ? -1 : key.byteLength)
-  weir[DEAD_LETTER_HEADERS.valueSize] = String(value === null ? -1 : value.byteLength)
-  weir[DEAD_LETTER_HEADERS.valueSha256] = createHash('sha256')
-    .update(value ?? Buffer.alloc(0))
-    .digest('hex')
+  // A letter fitted before (a topology forwarding dead letters) keeps the sizes and hash of the original record.
+  if (weir[DEAD_LETTER_HEADERS.valueSha256] === undefined) {
+    weir[DEAD_LETTER_HEADERS.keySize] = String(key === null ? -1 : key.byteLength)
+    weir[DEAD_LETTER_HEADERS.valueSize] = String(value === null ? -1 : value.byteLength)
+    weir[DEAD_LETTER_HEADERS.valueSha256] = createHash('sha256')
+      .update(value ?? Buffer.alloc(0))
+      .digest('hex')
+  }
+  const marked = (parts: readonly string[]): Record<string, string> => (parts.length === 0 ? {} : { [DEAD_LETTER_HEADERS.truncated]: parts.join(',') })
   const sum = (headers: Record<string, Buffer | string>) => Object.entries(headers).reduce((total, [name, header]) => total + headerBytes(name, header), 0)
   // Room for the longest marker, so adding it never breaks the budget.
   const marker = headerBytes(DEAD_LETTER_HEADERS.truncated, 'value,headers,key')
@@ -106,23 +111,25 @@ export function fitDeadLetter(record: OutgoingRecord, maxBytes: number): Outgoin
   const ownBytes = sum(own)
   const keyBytes = key?.byteLength ?? 0
   const valueBytes = value?.byteLength ?? 0
-  if (fixed + ownBytes + keyBytes + valueBytes <= maxBytes) return { ...record, headers: { ...own, ...weir } }
+  if (fixed + ownBytes + keyBytes + valueBytes <= maxBytes) return { ...record, headers: { ...own, ...weir, ...marked(earlier) } }
 
   const budget = maxBytes - fixed - marker
   const keepHeaders = ownBytes + keyBytes <= budget
   const keptKey = key === null || keyBytes <= budget - (keepHeaders ? ownBytes : 0) ? key : key.subarray(0, Math.max(0, budget))
   const room = budget - (keepHeaders ? ownBytes : 0) - (keptKey?.byteLength ?? 0)
   const keptValue = value === null ? null : value.subarray(0, Math.max(0, Math.min(value.byteLength, room)))
-  const truncated: TruncatedPart[] = []
-  if (keptValue !== null && keptValue.byteLength < valueBytes) truncated.push('value')
-  if (!keepHeaders && ownBytes > 0) truncated.push('headers')
-  if (keptKey !== null && keptKey.byteLength < keyBytes) truncated.push('key')
+  const cut = new Set(earlier)
+  if (keptValue !== null && keptValue.byteLength < valueBytes) cut.add('value')
+  if (!keepHeaders && ownBytes > 0) cut.add('headers')
+  if (keptKey !== null && keptKey.byteLength < keyBytes) cut.add('key')
+  const order: readonly TruncatedPart[] = ['value', 'headers', 'key']
+  const truncated = [...order.filter((part) => cut.has(part)), ...[...cut].filter((part) => !order.includes(part as TruncatedPart))]
   const keptHeaders = keepHeaders ? own : {}
   return {
     ...record,
     key: keptKey,
     value: keptValue,
-    headers: { ...keptHeaders, ...weir, [DEAD_LETTER_HEADERS.truncated]: truncated.join(',') },
+    headers: { ...keptHeaders, ...weir, ...marked(truncated) },
   }
 }
 

@@ -308,8 +308,8 @@ export class Task {
     const outputs = this.#outputs
     this.#outputs = []
     this.#committingPositions = positions
-    // Every dead letter in the plan, whoever wrote it (the error policy here, or a processor such as the router).
     this.#pending.outputs += outputs.length
+    // Every dead letter in the plan, whoever wrote it (the error policy here, or a processor such as the router).
     for (const output of outputs) if (isDeadLetter(output)) this.#pending.deadLettered++
     this.#inFlight = this.#pending
     this.#pending = zeroCounters()

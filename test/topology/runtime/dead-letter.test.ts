@@ -88,6 +88,18 @@ test('when the value alone is not enough, the own headers go, then the key is cu
   assert.equal(text(withKey, DEAD_LETTER_HEADERS.code), 'WEIR_ERR_PROCESSING')
 })
 
+test('a dead letter fitted again (a topology forwarding dead letters) keeps the original sizes, hash and truncation', () => {
+  const value = Buffer.alloc(50_000, 9)
+  const once = fitDeadLetter(letter(value), 10_000)
+  const twice = fitDeadLetter(once, DEFAULT_MAX_MESSAGE_BYTES)
+  assert.equal(text(twice, DEAD_LETTER_HEADERS.valueSize), '50000')
+  assert.equal(text(twice, DEAD_LETTER_HEADERS.valueSha256), createHash('sha256').update(value).digest('hex'))
+  assert.equal(text(twice, DEAD_LETTER_HEADERS.truncated), 'value')
+  assert.deepEqual(twice.value, once.value)
+  const smaller = fitDeadLetter({ ...once, headers: { ...once.headers, big: 'x'.repeat(5000) } }, 4096)
+  assert.equal(text(smaller, DEAD_LETTER_HEADERS.truncated), 'value,headers')
+})
+
 test('the failure headers drop the record\'s own weir.* headers and cut the message at 1 KiB without splitting a character', () => {
   const headers = deadLetterHeaders(new WeirError('WEIR_ERR_PROCESSING', 'é'.repeat(2000)), origin({ 'weir.error.code': 'WEIR_ERR_OLD', 'weir.scheduled.id': 's', trace: 't' }))
   assert.equal(headers['weir.scheduled.id'], undefined)
