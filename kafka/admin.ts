@@ -1,4 +1,4 @@
-import { Admin } from '@platformatic/kafka'
+import { Admin, ConfigResourceTypes } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
 import { baseClientOptions, hasProtocolError, validateClientOptions, wrapKafkaError } from './convert.ts'
@@ -15,6 +15,8 @@ export interface KafkaAdmin {
   endOffsets(topic: string, isolation?: 'read_committed' | 'read_uncommitted'): Promise<TopicPartitionOffset[]>
   /** Offsets a consumer group committed for a topic; partitions without a commit are omitted. */
   committedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>
+  /** Each topic's effective max.message.bytes (its own setting, else the broker's message.max.bytes); missing topics are left out. */
+  maxMessageBytes(topics: readonly string[]): Promise<Map<string, number>>
   close(): Promise<void>
 }
 
@@ -107,6 +109,28 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
         }
       }
       return result.sort((a, b) => a.partition - b.partition)
+    },
+
+    async maxMessageBytes(topics) {
+      guard()
+      const limits = new Map<string, number>()
+      if (topics.length === 0) return limits
+      const described = await admin
+        .describeConfigs({ resources: topics.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['max.message.bytes'] })) })
+        .catch((e: unknown) => {
+          // One unknown topic fails the whole request: ask for the others one by one.
+          if (topics.length > 1 && hasProtocolError(e, 'UNKNOWN_TOPIC_OR_PARTITION')) return undefined
+          throw wrapKafkaError(e, 'describeConfigs(max.message.bytes)')
+        })
+      if (described === undefined) {
+        for (const topic of topics) for (const [name, limit] of await this.maxMessageBytes([topic]).catch(() => new Map<string, number>())) limits.set(name, limit)
+        return limits
+      }
+      for (const resource of described) {
+        const value = Number(resource.configs.find((c) => c.name === 'max.message.bytes')?.value)
+        if (Number.isInteger(value) && value > 0) limits.set(resource.resourceName, value)
+      }
+      return limits
     },
 
     async close() {

@@ -61,11 +61,41 @@ function findProtocolIds(error: unknown, depth = 0): string[] {
   return found
 }
 
+/** What the broker answered, as found in a client error: the protocol error's name, numeric code and text. */
+export interface BrokerError {
+  name: string
+  code: number | undefined
+  message: string
+  /** The client would retry it (the broker may accept the same request later). */
+  retriable: boolean
+}
+
+/** Every broker error inside a client error (aggregates and causes included), without duplicates. */
+export function brokerErrors(error: unknown, depth = 0, found: BrokerError[] = []): BrokerError[] {
+  if (depth > 5 || typeof error !== 'object' || error === null) return found
+  const candidate = error as { apiId?: unknown; apiCode?: unknown; message?: unknown; serverErrorMessage?: unknown; canRetry?: unknown; errors?: unknown; cause?: unknown }
+  if (typeof candidate.apiId === 'string') {
+    const text = typeof candidate.serverErrorMessage === 'string' && candidate.serverErrorMessage !== '' ? candidate.serverErrorMessage : String(candidate.message ?? '')
+    const entry: BrokerError = { name: candidate.apiId, code: typeof candidate.apiCode === 'number' ? candidate.apiCode : undefined, message: text, retriable: candidate.canRetry === true }
+    if (!found.some((f) => f.name === entry.name && f.message === entry.message)) found.push(entry)
+  }
+  if (Array.isArray(candidate.errors)) for (const inner of candidate.errors) brokerErrors(inner, depth + 1, found)
+  if (candidate.cause !== undefined) brokerErrors(candidate.cause, depth + 1, found)
+  return found
+}
+
+// The client's own message is generic ("Producing messages failed"): the broker's answer goes into the
+// message and into details.brokerErrors, and the client error stays as `cause`.
 export function wrapKafkaError(error: unknown, what: string): WeirError {
   if (error instanceof WeirError) return error
   if (isFencedError(error)) return new WeirError('WEIR_ERR_KAFKA_FENCED', `${what}: producer fenced by a newer instance`, { cause: error })
   const message = error instanceof Error ? error.message : String(error)
-  return new WeirError('WEIR_ERR_KAFKA', `${what}: ${message}`, { cause: error })
+  const broker = brokerErrors(error)
+  const said = broker.map((b) => `${b.name}${b.code === undefined ? '' : ` (${b.code})`}: ${b.message}`).join('; ')
+  return new WeirError('WEIR_ERR_KAFKA', `${what}: ${message}${said === '' ? '' : ` broker: ${said}`}`, {
+    cause: error,
+    ...(broker.length === 0 ? {} : { details: { brokerErrors: broker } }),
+  })
 }
 
 export function validateClientOptions(component: string, options: KafkaClientOptions, violations: string[] = []): void {

@@ -199,7 +199,7 @@ function createTransaction(
         ended = true
         onEnd()
       }
-      throw wrapped.code === 'WEIR_ERR_KAFKA' && commit ? new WeirError('WEIR_ERR_KAFKA_TRANSACTION', wrapped.message, { cause: error }) : wrapped
+      throw wrapped.code === 'WEIR_ERR_KAFKA' && commit ? new WeirError('WEIR_ERR_KAFKA_TRANSACTION', wrapped.message, { cause: error, details: wrapped.details }) : wrapped
     }
   }
 

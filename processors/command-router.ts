@@ -140,7 +140,9 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         processor: context.processorName,
         attempts,
       })
-      await context.forward(record.withHeaders(headers), 'dead-letters')
+      // The dead letter's headers are exactly deadLetterHeaders' set (the record's own weir.* headers are not
+      // carried over), the same whoever writes it; the task makes it fit its topic (fitDeadLetter).
+      await context.forward(new StreamRecord(record.key, record.value, record.timestamp, new Map(Object.entries(headers).map(([name, value]) => [name, Buffer.from(value)]))), 'dead-letters')
     }
 
     async function reject(record: StreamRecord<unknown, Envelope>, code: ErrorCode, message: string, details: Record<string, unknown>, attempts: number) {

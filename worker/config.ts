@@ -16,6 +16,10 @@ export interface WorkerConfig {
   commitIntervalMs: number
   commitWhenIdle: boolean
   errorPolicy: ErrorPolicy
+  /** Failures in a row at one offset, refused by the broker, before the error policy applies to the record there. */
+  maxTaskFailures: number
+  /** The dead-letter topics' record size limit, bytes (undefined: asked from the broker per topic). */
+  maxMessageBytes: number | undefined
   sessionTimeoutMs: number
   /** Health, readiness and metrics; 0 picks a free port, -1 disables the server. */
   httpPort: number
@@ -31,6 +35,8 @@ export const settings = [
   { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction while records keep coming' },
   { flag: 'commit-when-idle', env: 'WEIR_COMMIT_WHEN_IDLE', default: 'true', help: 'also commit as soon as every fetched record is processed (true or false)' },
   { flag: 'error-policy', env: 'WEIR_ERROR_POLICY', default: 'dead-letter', help: 'processing errors: dead-letter, skip or fail' },
+  { flag: 'max-task-failures', env: 'WEIR_MAX_TASK_FAILURES', default: '5', help: 'failures in a row at one offset (refused by the broker) before the error policy applies to that record' },
+  { flag: 'max-message-bytes', env: 'WEIR_MAX_MESSAGE_BYTES', default: '(each topic\'s max.message.bytes)', help: 'largest dead letter, bytes; larger ones are truncated to fit' },
   { flag: 'session-timeout-ms', env: 'WEIR_SESSION_TIMEOUT_MS', default: '10000', help: 'how long a silent worker keeps its partitions' },
   { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
   { flag: 'http-host', env: 'WEIR_HTTP_HOST', default: '0.0.0.0', help: 'address the HTTP server binds' },
@@ -60,6 +66,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     commitIntervalMs: integer('commit-interval-ms', 100, 1),
     commitWhenIdle: boolean('commit-when-idle', true),
     errorPolicy: errorPolicy as ErrorPolicy,
+    maxTaskFailures: integer('max-task-failures', 5, 1),
+    maxMessageBytes: value('max-message-bytes') === undefined ? undefined : integer('max-message-bytes', 1_048_588, 1024),
     sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
     httpPort: integer('http-port', 9464, -1),
     httpHost: value('http-host') ?? '0.0.0.0',

@@ -13,6 +13,7 @@ import { WeirError, invalidOptions, isWeirError } from '../core/errors.ts'
 import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
 import type { ConsumedRecord, OutgoingRecord, TopicPartitionOffset } from '../kafka/index.ts'
 import { DEAD_LETTER_HEADERS } from '../topology/runtime/dead-letter.ts'
+import type { TruncatedPart } from '../topology/runtime/dead-letter.ts'
 
 export const REINJECTED_FROM_HEADER = 'weir.reinjected-from'
 
@@ -25,6 +26,12 @@ export interface DeadLetter {
   readonly processor: string | undefined
   /** The record's headers without the weir.* ones: what the original record carried. */
   readonly originalHeaders: Record<string, Buffer>
+  /** What was cut so the dead letter fits its topic (weir.truncated); empty when it is whole. */
+  readonly truncated: TruncatedPart[]
+  /** Size in bytes of the full key and value (-1: null) and the full value's SHA-256 (hex), when the letter says. */
+  readonly keySize: number | undefined
+  readonly valueSize: number | undefined
+  readonly valueSha256: string | undefined
 }
 
 export function describeDeadLetter(record: ConsumedRecord): DeadLetter {
@@ -40,6 +47,11 @@ export function describeDeadLetter(record: ConsumedRecord): DeadLetter {
   const originTopic = text(DEAD_LETTER_HEADERS.topic)
   const offset = int(DEAD_LETTER_HEADERS.offset)
   const timestamp = int(DEAD_LETTER_HEADERS.timestamp)
+  const keySize = int(DEAD_LETTER_HEADERS.keySize)
+  const valueSize = int(DEAD_LETTER_HEADERS.valueSize)
+  const truncated = (text(DEAD_LETTER_HEADERS.truncated) ?? '')
+    .split(',')
+    .filter((part): part is TruncatedPart => part === 'value' || part === 'headers' || part === 'key')
   return {
     record,
     code: text(DEAD_LETTER_HEADERS.code),
@@ -53,7 +65,23 @@ export function describeDeadLetter(record: ConsumedRecord): DeadLetter {
     attempts: attempts === undefined ? undefined : Number(attempts),
     processor: text(DEAD_LETTER_HEADERS.processor),
     originalHeaders,
+    // A marker naming nothing known still means the letter is not whole.
+    truncated: truncated.length === 0 && (text(DEAD_LETTER_HEADERS.truncated) ?? '') !== '' ? ['value'] : truncated,
+    keySize: keySize === undefined ? undefined : Number(keySize),
+    valueSize: valueSize === undefined ? undefined : Number(valueSize),
+    valueSha256: text(DEAD_LETTER_HEADERS.valueSha256),
   }
+}
+
+/** The coded refusal of a truncated dead letter: its key, value or headers are not the record's any more. */
+export function truncatedError(letter: DeadLetter, dlqTopic: string): WeirError {
+  const { record } = letter
+  const kept = record.value?.byteLength ?? 0
+  return new WeirError(
+    'WEIR_ERR_DEAD_LETTER_TRUNCATED',
+    `${dlqTopic}/${record.partition}@${record.offset} was truncated to fit its topic (${letter.truncated.join(', ')} cut; value ${kept} of ${letter.valueSize ?? '?'} bytes, sha256 ${letter.valueSha256 ?? '?'}): it cannot be re-injected; rebuild the record from its source`,
+    { details: { partition: record.partition, offset: String(record.offset), truncated: letter.truncated, valueSize: letter.valueSize, keptBytes: kept } },
+  )
 }
 
 interface ReadOptions {
@@ -150,6 +178,8 @@ export interface ReinjectResult {
   skipped: number
   /** Selected but without a weir.origin.topic header while `to` is 'origin': left in place, reported. */
   unroutable: Array<{ partition: number; offset: bigint }>
+  /** Selected but truncated (weir.truncated): refused, left in place, each with its WEIR_ERR_DEAD_LETTER_TRUNCATED error. */
+  refused: Array<{ partition: number; offset: bigint; error: WeirError }>
   /** The records produced (or, in a dry run, that would be). */
   records: Array<{ from: { partition: number; offset: bigint }; to: OutgoingRecord }>
 }
@@ -178,7 +208,7 @@ export async function reinjectDeadLetters(options: ReinjectOptions): Promise<Rei
   if (to === options.topic) violations.push('re-injecting a dead-letter topic into itself would loop')
   if (violations.length > 0) throw invalidOptions('dlq reinject', violations)
   const groupId = options.groupId ?? `weir-dlq-reinject.${options.topic}`
-  const result: ReinjectResult = { examined: 0, reinjected: 0, skipped: 0, unroutable: [], records: [] }
+  const result: ReinjectResult = { examined: 0, reinjected: 0, skipped: 0, unroutable: [], refused: [], records: [] }
 
   const committedStart = async (count: number) => {
     const partitions = Array.from({ length: count }, (_, partition) => ({ topic: options.topic, partition }))
@@ -193,6 +223,10 @@ export async function reinjectDeadLetters(options: ReinjectOptions): Promise<Rei
       const letter = describeDeadLetter(record)
       if (options.code !== undefined && letter.code !== options.code) {
         result.skipped++
+        continue
+      }
+      if (letter.truncated.length > 0) {
+        result.refused.push({ partition: record.partition, offset: record.offset, error: truncatedError(letter, options.topic) })
         continue
       }
       const outgoing = reinjectRecord(letter, options.topic, to)
@@ -262,11 +296,13 @@ export function dlqUsage(): string {
   weir dlq reinject --topic <dlq> [--to origin|<topic>] [--code <code>] [--from-offset <n>] [--group <id>] [--dry-run] [--json]
 
 inspect   prints dead letters with their weir.* headers (error code and message, origin topic/partition/
-          offset/timestamp, attempts, processor); --json prints one JSON document per line.
+          offset/timestamp, attempts, processor, original sizes and SHA-256, truncation); --json prints one
+          JSON document per line.
 reinject  re-produces dead letters to their origin topic and partition (or --to <topic>) with their original
           key, value and headers (weir.* removed, ${REINJECTED_FROM_HEADER} added). Each batch commits with the
           DLQ position of the group weir-dlq-reinject.<dlq> in one transaction: a second run re-injects nothing
           twice. --from-offset starts every partition there instead (to revisit letters skipped by --code).
+          A truncated letter (weir.truncated) is refused (WEIR_ERR_DEAD_LETTER_TRUNCATED, exit code 1).
 
 --brokers defaults to $KAFKA_BOOTSTRAP_SERVERS.
 `
@@ -297,6 +333,10 @@ export function deadLetterJson(letter: DeadLetter): Record<string, unknown> {
     },
     attempts: letter.attempts ?? null,
     processor: letter.processor ?? null,
+    truncated: letter.truncated,
+    keySize: letter.keySize ?? null,
+    valueSize: letter.valueSize ?? null,
+    valueSha256: letter.valueSha256 ?? null,
     headers: Object.fromEntries(Object.entries(letter.originalHeaders).map(([k, v]) => [k, v.toString('utf8')])),
     key: record.key === undefined ? null : record.key.toString('base64'),
     value: record.value === undefined ? null : record.value.toString('base64'),
@@ -311,6 +351,10 @@ function formatDeadLetter(letter: DeadLetter): string {
     `  message:   ${letter.message ?? ''}`,
     `  origin:    ${origin.topic ?? '?'}/${origin.partition ?? '?'}@${origin.offset ?? '?'} at ${when(origin.timestamp)}`,
     `  processor: ${letter.processor ?? '?'}  attempts: ${letter.attempts ?? '?'}`,
+    ...(letter.truncated.length === 0
+      ? []
+      : [`  TRUNCATED: ${letter.truncated.join(', ')} cut to fit the topic; value ${record.value?.byteLength ?? 0} of ${letter.valueSize ?? '?'} bytes kept (cannot be re-injected)`]),
+    ...(letter.valueSha256 === undefined ? [] : [`  original:  value ${letter.valueSize ?? '?'} bytes, sha256 ${letter.valueSha256}, key ${letter.keySize ?? '?'} bytes`]),
     `  key:       ${show(record.key)}`,
     `  value:     ${show(record.value)}`,
     ...Object.entries(letter.originalHeaders).map(([name, value]) => `  header:    ${name}=${show(value)}`),
@@ -393,6 +437,7 @@ export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = 
       wouldReinject: dryRun ? result.records.length : undefined,
       skipped: result.skipped,
       unroutable: result.unroutable.map((u) => `${u.partition}@${u.offset}`),
+      refused: result.refused.map((r) => ({ at: `${r.partition}@${r.offset}`, code: r.error.code, message: r.error.message })),
       records: result.records.map((r) => ({ from: `${r.from.partition}@${r.from.offset}`, to: r.to.topic, partition: r.to.partition ?? null })),
     }
     if (values.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`)
@@ -403,7 +448,9 @@ export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = 
           `${result.unroutable.length > 0 ? `, ${result.unroutable.length} without an origin topic (left in place: ${summary.unroutable.join(', ')})` : ''}\n`,
       )
     }
-    return 0
+    // Truncated letters are refused, never re-injected cut: say so with the code, and fail the run.
+    for (const r of result.refused) process.stderr.write(`weir dlq reinject: refused (${r.error.code}): ${r.error.message}\n`)
+    return result.refused.length > 0 ? 1 : 0
   } catch (error) {
     const code = isWeirError(error) ? error.code : 'unexpected'
     process.stderr.write(`weir dlq ${command}: failed (${code}): ${error instanceof Error ? error.message : String(error)}\n`)

@@ -38,11 +38,11 @@ export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
         this.set(pick(snapshot ?? (await read())))
       },
     })
-  counter('weir_records_processed_total', 'Input records processed', (m) => m.processed)
-  counter('weir_records_produced_total', 'Output records produced (committed or pending)', (m) => m.outputs)
-  counter('weir_records_dead_lettered_total', 'Records sent to dead-letter topics', (m) => m.deadLettered)
-  counter('weir_records_skipped_total', 'Records skipped by the skip error policy', (m) => m.skipped)
-  counter('weir_timers_fired_total', 'Durable timers fired', (m) => m.timersFired)
+  counter('weir_records_processed_total', 'Input records processed (committed)', (m) => m.processed)
+  counter('weir_records_produced_total', 'Output records produced (committed)', (m) => m.outputs)
+  counter('weir_records_dead_lettered_total', 'Records sent to dead-letter topics (committed)', (m) => m.deadLettered)
+  counter('weir_records_skipped_total', 'Records skipped by the skip error policy (committed)', (m) => m.skipped)
+  counter('weir_timers_fired_total', 'Durable timers fired (committed)', (m) => m.timersFired)
   counter('weir_commits_total', 'Task transactions committed', (m) => m.commits)
   counter('weir_commits_failed_total', 'Task transactions that failed and were rolled back', (m) => m.failedCommits)
   counter('weir_restored_records_total', 'Changelog records replayed into local stores', (m) => m.restoredRecords)
@@ -50,6 +50,19 @@ export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
   gauge('weir_tasks_restoring', 'Tasks restoring their stores', (m) => m.restoring)
   gauge('weir_last_commit_seconds', 'Duration of the last commit round', (m) => m.lastCommitMs / 1000)
   gauge('weir_timers_pending', 'Durable timers waiting to fire', (m) => m.timersPending)
+  gauge('weir_tasks_failing', 'Tasks failing: backing off after failures in a row, or re-opened and not yet committed', (m) => m.failures.filter((f) => f.state === 'failing').length)
+  gauge('weir_tasks_stopped', 'Tasks stopped after failing again and again (WEIR_ERR_TASK_STOPPED): their partitions are not served', (m) => m.failures.filter((f) => f.state === 'stopped').length)
+  new Gauge({
+    name: 'weir_task_failures',
+    help: 'Consecutive failures of a failing or stopped task, by partition, state and error code',
+    labelNames: ['partition', 'state', 'code'],
+    registers: [registry],
+    async collect() {
+      const m = snapshot ?? (await read())
+      this.reset()
+      for (const f of m.failures) this.set({ partition: String(f.partition), state: f.state, code: f.code }, f.failures)
+    },
+  })
   return {
     contentType: registry.contentType,
     async render() {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { WeirError, invalidOptions } from '../core/errors.ts'
 import type { Topology } from '../topology/define.ts'
 import { createStreamRuntime } from '../topology/runtime/stream-runtime.ts'
-import type { StoreOpener, StreamRuntime } from '../topology/runtime/stream-runtime.ts'
+import type { RuntimeMetrics, StoreOpener, StreamRuntime, TaskFailure } from '../topology/runtime/stream-runtime.ts'
 import type { WorkerConfig } from './config.ts'
 import { subscribeLogging } from './logging.ts'
 import { createWorkerMetrics } from './metrics.ts'
@@ -44,6 +44,28 @@ export async function loadTopologyModule(path: string): Promise<TopologyModule> 
   return { topology, ...(module.applicationId === undefined ? {} : { applicationId: module.applicationId }) }
 }
 
+export interface Readiness {
+  ready: boolean
+  state: RuntimeMetrics['state']
+  tasks: number
+  restoring: number
+  /** Partitions being served. */
+  partitions: number[]
+  /** Partitions the group assigned to this worker (served or not). */
+  assigned: number[]
+  /** Tasks failing (backing off, retried) or stopped, with the partition and the reason. */
+  failing: TaskFailure[]
+}
+
+/**
+ * Ready: running, nothing restoring, and every assigned partition served: a failing or stopped task makes the
+ * worker not ready, so a load balancer or an orchestrator sees that one of its partitions is not served.
+ */
+export function readiness(metrics: RuntimeMetrics, partitions: number[]): Readiness {
+  const ready = metrics.state === 'running' && metrics.restoring === 0 && metrics.failures.length === 0
+  return { ready, state: metrics.state, tasks: metrics.tasks, restoring: metrics.restoring, partitions, assigned: metrics.assigned, failing: metrics.failures }
+}
+
 export async function startWorker(config: WorkerConfig, openStore: StoreOpener): Promise<Worker> {
   const logger = pino({ level: config.logLevel, base: { service: 'weir-worker', pid: process.pid } })
   const module = await loadTopologyModule(config.topologyModule)
@@ -60,6 +82,8 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     commitIntervalMs: config.commitIntervalMs,
     commitWhenIdle: config.commitWhenIdle,
     errorPolicy: config.errorPolicy,
+    maxTaskFailures: config.maxTaskFailures,
+    ...(config.maxMessageBytes === undefined ? {} : { maxMessageBytes: config.maxMessageBytes }),
     sessionTimeoutMs: config.sessionTimeoutMs,
   })
   const unsubscribe = subscribeLogging(logger, applicationId)
@@ -73,11 +97,8 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
           const ok = runtime.state() !== 'failed' && runtime.state() !== 'stopped'
           response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: runtime.state() }))
         } else if (request.url === '/ready') {
-          const m = await runtime.metrics()
-          const ready = m.state === 'running' && m.restoring === 0
-          response
-            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ ready, state: m.state, tasks: m.tasks, restoring: m.restoring, partitions: runtime.partitions() }))
+          const status = readiness(await runtime.metrics(), runtime.partitions())
+          response.writeHead(status.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(status))
         } else if (request.url === '/metrics') {
           response.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.render())
         } else {

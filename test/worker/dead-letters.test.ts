@@ -3,6 +3,7 @@
 // re-injection duplicates nothing (the DLQ position commits in the same transaction).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -10,7 +11,7 @@ import type { TestContext } from 'node:test'
 import { WeirError } from '../../core/errors.ts'
 import type { ErrorCode } from '../../core/errors.ts'
 import type { OutgoingRecord } from '../../kafka/index.ts'
-import { deadLetterHeaders } from '../../topology/runtime/dead-letter.ts'
+import { deadLetterHeaders, fitDeadLetter } from '../../topology/runtime/dead-letter.ts'
 import { REINJECTED_FROM_HEADER, inspectDeadLetters, reinjectDeadLetters } from '../../worker/dead-letters.ts'
 import { brokers, closeAdmin, createTopics, produce, readAll, uniqueName } from '../helpers/kafka.ts'
 
@@ -134,4 +135,31 @@ test('letters without an origin topic are reported and left in place; bad argume
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /--topic is required; --from-offset must be an offset/)
   assert.equal(spawnSync(process.execPath, [cli, 'purge'], { encoding: 'utf8' }).status, 2)
+})
+
+test('a truncated letter: inspect --json shows what was cut and the full value\'s size and hash; reinject refuses it with a coded message', async (t) => {
+  const [origin, dlq] = await createTopics(t, { prefix: 'dlq-cut-origin', partitions: 1 }, { prefix: 'dlq-cut', partitions: 1 })
+  assert.ok(origin && dlq)
+  const full = Buffer.alloc(10_000, 3)
+  const whole = fitDeadLetter({ ...deadLetter(dlq, origin, 0, 'WEIR_ERR_PROCESSING', 0), partition: 0 }, 1_048_588)
+  const cut = fitDeadLetter({ ...deadLetter(dlq, origin, 1, 'WEIR_ERR_DESERIALIZATION', 0), partition: 0, value: full }, 4096)
+  await produce([whole, cut])
+  const run = spawnSync(process.execPath, [cli, 'inspect', '--topic', dlq, '--brokers', brokers().join(','), '--json'], { encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stderr)
+  const [first, second] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+  assert.deepEqual(first?.truncated, [])
+  assert.equal(first?.valueSize, 7)
+  assert.deepEqual(second?.truncated, ['value'])
+  assert.equal(second?.valueSize, 10_000)
+  assert.equal(second?.valueSha256, createHash('sha256').update(full).digest('hex'))
+  assert.ok(Buffer.from(second?.value as string, 'base64').byteLength < 4096)
+
+  const groupId = uniqueName('cut')
+  const refused = spawnSync(process.execPath, [cli, 'reinject', '--topic', dlq, '--brokers', brokers().join(','), '--group', groupId, '--json'], { encoding: 'utf8' })
+  assert.equal(refused.status, 1, 'a run that refused a letter fails')
+  assert.match(refused.stderr, new RegExp(`refused \\(WEIR_ERR_DEAD_LETTER_TRUNCATED\\): ${dlq}/0@1 was truncated to fit its topic \\(value cut; value \\d+ of 10000 bytes`))
+  const summary = JSON.parse(refused.stdout) as { reinjected: number; refused: Array<{ at: string; code: string }> }
+  assert.equal(summary.reinjected, 1, 'the whole letter is re-injected')
+  assert.deepEqual(summary.refused.map((r) => [r.at, r.code]), [['0@1', 'WEIR_ERR_DEAD_LETTER_TRUNCATED']])
+  assert.deepEqual((await readAll(origin)).map((r) => r.value?.toString()), ['value-0'], 'nothing truncated reached the origin')
 })

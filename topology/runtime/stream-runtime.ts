@@ -18,6 +18,7 @@ import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, Outg
 import { TIMER_STORE_SUFFIX } from '../define.ts'
 import type { Topology } from '../define.ts'
 import type { BaseStore, BatchOperation } from './base-store.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES } from './dead-letter.ts'
 import { Task } from './task.ts'
 import { isKeyIndexKey, rebuildKeyIndex } from './timers.ts'
 import type { ErrorPolicy } from './task.ts'
@@ -59,6 +60,18 @@ export interface StreamRuntimeOptions {
   createTopics?: boolean
   /** Timers fired per task per loop round (default 1000). */
   maxTimersPerRound?: number
+  /**
+   * The largest record the dead-letter topics accept, bytes. Default: each topic's max.message.bytes, asked from
+   * the broker (DescribeConfigs) once per topic; 1 MiB + 12 (Kafka's default) until the answer is known.
+   */
+  maxMessageBytes?: number
+  /**
+   * Consecutive failures of a task at the same offsets that the broker refused (for example an output larger than
+   * max.message.bytes) before the error policy is applied to the record there (default 5; docs/worker.md, "Failing tasks").
+   */
+  maxTaskFailures?: number
+  /** Backoff before a failed task is opened again: doubles per consecutive failure from `min` up to `max` (default 100 ms .. 30 s). */
+  failureBackoffMs?: { min?: number; max?: number }
   clientId?: string
   now?: () => number
 }
@@ -77,6 +90,27 @@ export interface RuntimeMetrics {
   restoredRecords: number
   restoring: number
   timersPending: number
+  /** Partitions the group assigned to this worker (those in `failures` included). */
+  assigned: number[]
+  /** Tasks that are failing (backing off between attempts) or stopped, with the reason. */
+  failures: TaskFailure[]
+}
+
+/** A task that failed and has not yet committed again, or that was stopped. */
+export interface TaskFailure {
+  partition: number
+  /** failing: it is opened again after a backoff; stopped: it is not processed until the worker restarts. */
+  state: 'failing' | 'stopped'
+  /** Consecutive failures at the same input offsets. */
+  failures: number
+  code: string
+  message: string
+  /** failing: ms until it is opened again (0: open, processing one record per transaction). */
+  retryInMs?: number
+  /** Where the task failed: the next input offset of each source topic. */
+  offsets: Record<string, string>
+  /** The record the error policy was applied to (WEIR_ERR_POISON_RECORD), or that stopped the task. */
+  record?: { topic: string; offset: string }
 }
 
 export type RuntimeState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
@@ -105,9 +139,41 @@ interface LiveTask {
   /** The commit in flight (settles, never rejects), if any. */
   committing: Promise<void> | undefined
   /** Why the last commit failed: the loop closes the task and opens it again from Kafka. */
-  failure: { error: unknown } | undefined
+  failure: { error: unknown; attempt: CommitAttempt } | undefined
+  /** Input records processed since the last commit plan (the last one's place): what the next commit carries. */
+  sincePlan: { records: number; last: { topic: string; offset: bigint } | undefined }
   /** When this task commits next while records keep coming (ms, the runtime clock). */
   nextCommit: number
+}
+
+interface CommitAttempt {
+  positions: Map<string, bigint>
+  records: number
+  last: { topic: string; offset: bigint } | undefined
+}
+
+/**
+ * A partition whose task failed, kept across its re-opening: the failures in a row at the same input offsets,
+ * when to try again, and records the error policy is applied to instead of processing them.
+ */
+interface Trouble {
+  /** The offsets it failed at (the task's committed positions), as a key. */
+  from: string
+  offsets: Record<string, string>
+  failures: number
+  /** Failures the broker refused (not retriable): these count towards maxTaskFailures. */
+  refusals: number
+  error: unknown
+  retryAt: number
+  /**
+   * After a refusal the task commits one input record per transaction until it committed `until` (the end of
+   * the refused transaction), so a refusal that repeats names its record. Other failures need no isolation.
+   */
+  isolate: boolean
+  until: Map<string, bigint>
+  poisoned: Array<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
+  stopped: WeirError | undefined
+  record: { topic: string; offset: bigint } | undefined
 }
 
 export function changelogTopic(applicationId: string, store: string): string {
@@ -129,12 +195,23 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     violations.push("errorPolicy must be 'dead-letter', 'skip' or 'fail'")
   }
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) violations.push('brokers must be a non-empty array')
+  if (options.maxMessageBytes !== undefined && !(Number.isInteger(options.maxMessageBytes) && options.maxMessageBytes >= 1024)) {
+    violations.push('maxMessageBytes must be an integer >= 1024')
+  }
+  if (options.maxTaskFailures !== undefined && !(Number.isInteger(options.maxTaskFailures) && options.maxTaskFailures >= 1)) {
+    violations.push('maxTaskFailures must be a positive integer')
+  }
+  const backoffMin = options.failureBackoffMs?.min ?? 100
+  const backoffMax = options.failureBackoffMs?.max ?? 30_000
+  if (!(Number.isInteger(backoffMin) && backoffMin >= 0)) violations.push('failureBackoffMs.min must be a non-negative integer')
+  if (!(Number.isInteger(backoffMax) && backoffMax >= backoffMin)) violations.push('failureBackoffMs.max must be an integer >= failureBackoffMs.min')
   if (violations.length > 0) throw invalidOptions('StreamRuntime', violations)
 
   const { applicationId, topology } = options
   const commitIntervalMs = options.commitIntervalMs ?? 100
   const commitWhenIdle = options.commitWhenIdle ?? true
   const errorPolicy = options.errorPolicy ?? 'dead-letter'
+  const maxTaskFailures = options.maxTaskFailures ?? 5
   const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`)
   const now = options.now ?? Date.now
   const cleanupDelay = options.stateCleanupDelayMs ?? 10 * 60_000
@@ -160,6 +237,29 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const totals = { commits: 0, failedCommits: 0, lastCommitMs: 0, restoredRecords: 0, restoring: 0 }
   // Counters of tasks that were closed, so metrics stay monotonic across rebalances.
   const retired = { processed: 0, outputs: 0, deadLettered: 0, skipped: 0, timersFired: 0 }
+  const troubles = new Map<number, Trouble>()
+
+  // max.message.bytes per topic, asked from the broker once per topic (dead letters are cut to fit it).
+  const limits = new Map<string, number>()
+  const limitLookups = new Map<string, number>()
+  let limitAdmin: ReturnType<typeof createAdmin> | undefined
+  function maxRecordBytes(topic: string): number {
+    if (options.maxMessageBytes !== undefined) return options.maxMessageBytes
+    const known = limits.get(topic)
+    if (known !== undefined) return known
+    // Not known yet: ask (at most every 10 s per topic) and meanwhile assume the smallest limit seen.
+    if ((limitLookups.get(topic) ?? -Infinity) + 10_000 <= now()) {
+      limitLookups.set(topic, now())
+      limitAdmin ??= createAdmin(client)
+      void limitAdmin.maxMessageBytes([topic]).then(
+        (found) => {
+          for (const [name, limit] of found) limits.set(name, limit)
+        },
+        () => {},
+      )
+    }
+    return Math.min(DEFAULT_MAX_MESSAGE_BYTES, ...limits.values())
+  }
 
   let resolveDone!: () => void
   let rejectDone!: (error: unknown) => void
@@ -200,6 +300,10 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         ...[...topology.sourceTopics, `${applicationId}-timers`].map((topic) => ({ name: deadLetterTopic(topic), partitions: partitionCount })),
       ])
     } finally {
+      if (options.maxMessageBytes === undefined) {
+        const deadLetterTopics = [...topology.sourceTopics, `${applicationId}-timers`].map(deadLetterTopic)
+        for (const [name, limit] of await admin.maxMessageBytes(deadLetterTopics).catch(() => new Map<string, number>())) limits.set(name, limit)
+      }
       await admin.close()
     }
   }
@@ -280,6 +384,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         checkpoints: await readCheckpoints(dir),
         committing: undefined,
         failure: undefined,
+        sincePlan: { records: 0, last: undefined },
         nextCommit: now() + commitIntervalMs,
       }
       for (const [name, spec] of Object.entries(topology.stores)) {
@@ -308,6 +413,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         errorPolicy,
         deadLetterTopic,
         positions,
+        maxRecordBytes,
+        ...(troubles.get(partition)?.poisoned.length ? { poisoned: [...(troubles.get(partition) as Trouble).poisoned] } : {}),
         ...(options.maxTimersPerRound === undefined ? {} : { maxTimersPerRound: options.maxTimersPerRound }),
       })
       await live.task.init()
@@ -357,15 +464,21 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   async function reconcile(assignment: TopicPartition[]): Promise<void> {
     const wanted = new Set(assignment.map((p) => p.partition))
     for (const partition of [...tasks.keys()]) if (!wanted.has(partition)) await closeTask(partition, false)
+    // A partition that went elsewhere takes its failures along: its new owner (or we, later) start afresh.
+    for (const partition of [...troubles.keys()]) if (!wanted.has(partition)) troubles.delete(partition)
     for (const partition of [...wanted].sort((a, b) => a - b)) {
       if (tasks.has(partition) || stopRequested) continue
+      const trouble = troubles.get(partition)
+      // Stopped, or backing off after a failure: opened again when the backoff is over (the loop sees to it).
+      if (trouble !== undefined && (trouble.stopped !== undefined || trouble.retryAt > now())) continue
       publish(channels.task, { applicationId, taskId: `${applicationId}-${partition}`, partition, event: 'assigned' })
       tasks.set(partition, await openTask(partition))
     }
   }
 
-  async function commitTask(live: LiveTask): Promise<{ outputs: number; changelog: number }> {
+  async function commitTask(live: LiveTask, attempt: CommitAttempt): Promise<{ outputs: number; changelog: number; positions: Map<string, bigint> }> {
     const plan = live.task.commitPlan()
+    attempt.positions = plan.positions
     const changelog: OutgoingRecord[] = []
     for (const name of changelogStores) {
       const timers = timerStores.has(name)
@@ -395,7 +508,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       if (offsets.length > 0) live.checkpoints[name] = String(offsets.reduce((a, b) => (a > b ? a : b)))
     }
     if (changelog.length > 0) await writeCheckpoints(live)
-    return { outputs: plan.outputs.length, changelog: changelog.length }
+    return { outputs: plan.outputs.length, changelog: changelog.length, positions: plan.positions }
   }
 
   // Signals the loop when a commit settles (it may be waiting for records while a task wants to commit again).
@@ -408,12 +521,15 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const started = performance.now()
     const settled = batch.map((live) => {
       live.nextCommit = now() + commitIntervalMs
-      const outcome = commitTask(live).then(
+      const attempt: CommitAttempt = { positions: new Map(), records: live.sincePlan.records, last: live.sincePlan.last }
+      live.sincePlan = { records: 0, last: undefined }
+      const outcome = commitTask(live, attempt).then(
         (value) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       )
       live.committing = outcome.then((result) => {
-        if (!result.ok) live.failure = { error: result.error }
+        if (!result.ok) live.failure = { error: result.error, attempt }
+        else recovered(live.task.partition, result.value.positions)
         live.committing = undefined
         commitSettled.resolve()
         commitSettled = Promise.withResolvers<void>()
@@ -458,12 +574,83 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   async function handleFailedCommits(): Promise<void> {
     for (const live of [...tasks.values()]) {
       if (live.failure === undefined) continue
-      const { error } = live.failure
+      const { error, attempt } = live.failure
       publish(channels.runtimeError, { applicationId, error, fatal: false })
       live.task.rollback()
+      const offsets: Record<string, string> = {}
+      for (const topic of topology.sourceTopics) offsets[topic] = String(live.task.position(topic) ?? 0n)
       await closeTask(live.task.partition, true)
-      if (!isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) pendingAssignment = member?.assignments() ?? []
+      if (isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) continue
+      failed(live.task.partition, error, offsets, attempt)
+      pendingAssignment = member?.assignments() ?? []
     }
+  }
+
+  // A task failed: count it against the offsets it resumes from, and back off before it is opened again
+  // (doubling per failure in a row, bounded). Failures the broker refused (not retriable: it would refuse the
+  // same records again) count towards maxTaskFailures; then the error policy is applied to the record the
+  // failing transaction carried (re-opened tasks commit one record per transaction, so it is known), and if that
+  // does not help either, or the policy is fail, or no single record is to blame, the task is stopped.
+  // Failures that are not refusals (the broker away, timeouts) only back off: nothing is wrong with the records.
+  function failed(partition: number, error: unknown, offsets: Record<string, string>, attempt: CommitAttempt): void {
+    const from = JSON.stringify(offsets)
+    const previous = troubles.get(partition)
+    const until = new Map(attempt.positions)
+    for (const [topic, offset] of previous?.until ?? []) if (offset > (until.get(topic) ?? -1n)) until.set(topic, offset)
+    const trouble: Trouble =
+      previous !== undefined && previous.from === from
+        ? previous
+        : { from, offsets, failures: 0, refusals: 0, error, retryAt: 0, isolate: previous?.isolate ?? false, until, poisoned: previous?.poisoned ?? [], stopped: undefined, record: undefined }
+    trouble.until = until
+    trouble.failures++
+    trouble.error = error
+    trouble.record = attempt.records === 1 ? attempt.last : undefined
+    if (refusedByBroker(error)) {
+      trouble.refusals++
+      trouble.isolate = true
+    }
+    trouble.retryAt = now() + Math.min(backoffMax, backoffMin * 2 ** (trouble.failures - 1))
+    troubles.set(partition, trouble)
+    // A transaction of several records was not isolated yet: the re-opened task's next ones are, one record each.
+    if (trouble.refusals < maxTaskFailures || attempt.records > 1) return
+    const record = trouble.record
+    const message = error instanceof Error ? error.message : String(error)
+    const where = record === undefined ? `at offsets ${from}` : `at ${record.topic}[${partition}]@${record.offset}`
+    if (record !== undefined && errorPolicy !== 'fail' && !trouble.poisoned.some((p) => p.topic === record.topic && p.offset === record.offset)) {
+      trouble.poisoned.push({
+        ...record,
+        attempts: trouble.refusals,
+        error: new WeirError('WEIR_ERR_POISON_RECORD', `task ${applicationId}-${partition} failed ${trouble.refusals} times in a row ${where}: ${message}`, {
+          cause: error,
+          details: { partition, failures: trouble.refusals },
+        }),
+      })
+      trouble.refusals = 0
+      trouble.retryAt = now()
+      return
+    }
+    trouble.stopped = new WeirError(
+      'WEIR_ERR_TASK_STOPPED',
+      `task ${applicationId}-${partition} stopped after ${trouble.refusals} failures in a row ${where} (error policy ${errorPolicy}): ${message}`,
+      { cause: error, details: { partition, failures: trouble.refusals, offsets } },
+    )
+    publish(channels.task, { applicationId, taskId: `${applicationId}-${partition}`, partition, event: 'failed', error: trouble.stopped })
+  }
+
+  // A commit succeeded: the failures in a row are over; once it is past where the task failed, so is isolation.
+  function recovered(partition: number, positions: ReadonlyMap<string, bigint>): void {
+    const trouble = troubles.get(partition)
+    if (trouble === undefined || trouble.stopped !== undefined) return
+    trouble.failures = 0
+    trouble.refusals = 0
+    if (!trouble.isolate || [...trouble.until].every(([topic, offset]) => (positions.get(topic) ?? -1n) >= offset)) troubles.delete(partition)
+  }
+
+  /** Partitions of this worker that wait for their backoff to end before they are opened again. */
+  function backingOff(): Trouble[] {
+    if (troubles.size === 0) return []
+    const assigned = new Set((member?.assignments() ?? []).map((p) => p.partition))
+    return [...troubles].filter(([partition, t]) => t.stopped === undefined && !tasks.has(partition) && assigned.has(partition)).map(([, t]) => t)
   }
 
   // Fetched records wait in one queue per (task, source topic), like Kafka Streams' record queues. The loop
@@ -508,6 +695,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const anyFailed = () => [...tasks.values()].some((live) => live.failure !== undefined)
     while (!stopRequested) {
       await handleFailedCommits()
+      if (pendingAssignment === undefined && backingOff().some((t) => t.retryAt <= now())) pendingAssignment = member?.assignments() ?? []
       if (pendingAssignment !== undefined) {
         const assignment = pendingAssignment
         pendingAssignment = undefined
@@ -531,6 +719,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         let wait = 0
         if (queues.size === 0) {
           let due = Infinity
+          for (const t of backingOff()) due = Math.min(due, t.retryAt)
           for (const live of tasks.values()) {
             due = Math.min(due, await live.task.nextDue())
             // A dirty task waiting for its interval (commitWhenIdle off); one with a commit in flight wakes the
@@ -574,10 +763,28 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       let drained = false
       while (queues.size > 0 && !drained && !stopRequested) {
         for (const [key, queue] of queues) {
-          // Processing goes on while a commit is in flight, but not without bound: a task that gathered this much
-          // for its next commit waits for the one in flight (memory stays at about two commits' worth).
-          if (queue.live.committing !== undefined && queue.live.task.uncommitted >= MAX_UNCOMMITTED) await queue.live.committing
-          await queue.live.task.process(queue.records[queue.index++] as ConsumedRecord)
+          const live = queue.live
+          if (live.failure !== undefined) continue
+          const isolated = troubles.get(live.task.partition)?.isolate === true
+          if (isolated) {
+            // After a failure, one input record per transaction until the task is past it: if the broker refuses
+            // a transaction again, the record it carried is the one to blame.
+            if (live.committing !== undefined) await live.committing
+            if (live.failure === undefined && live.task.dirty) {
+              startCommits((l) => l === live)
+              await live.committing
+            }
+            if (live.failure !== undefined) continue
+          } else if (live.committing !== undefined && live.task.uncommitted >= MAX_UNCOMMITTED) {
+            // Processing goes on while a commit is in flight, but not without bound: a task that gathered this much
+            // for its next commit waits for the one in flight (memory stays at about two commits' worth).
+            await live.committing
+          }
+          const record = queue.records[queue.index++] as ConsumedRecord
+          await live.task.process(record)
+          live.sincePlan.records++
+          live.sincePlan.last = { topic: record.topic, offset: record.offset }
+          if (isolated) startCommits((l) => l === live)
           if (queue.index >= queue.records.length) {
             queue.live.task.advance(queue.topic, queue.nextOffset)
             queues.delete(key)
@@ -610,6 +817,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     await reader?.close()
     await restoreReader?.close()
     await member?.close()
+    await limitAdmin?.close().catch(() => {})
   }
 
   async function run(): Promise<void> {
@@ -646,6 +854,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       await reader?.close().catch(() => {})
       await restoreReader?.close().catch(() => {})
       await member?.close().catch(() => {})
+      await limitAdmin?.close().catch(() => {})
       rejectStarted(error)
       rejectDone(error)
     }
@@ -688,7 +897,30 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         restoredRecords: totals.restoredRecords,
         restoring: totals.restoring,
         timersPending: (await Promise.all([...tasks.values()].map((t) => t.task.pendingTimers()))).reduce((a, b) => a + b, 0),
+        assigned: [...new Set((member?.assignments() ?? []).map((p) => p.partition))].sort((a, b) => a - b),
+        failures: [...troubles]
+          .filter(([, t]) => t.stopped !== undefined || t.failures > 0)
+          .sort(([a], [b]) => a - b)
+          .map(([partition, t]): TaskFailure => {
+            const error = t.stopped ?? t.error
+            return {
+              partition,
+              state: t.stopped === undefined ? 'failing' : 'stopped',
+              failures: t.failures,
+              code: isWeirError(error) ? error.code : 'unexpected',
+              message: error instanceof Error ? error.message : String(error),
+              ...(t.stopped === undefined ? { retryInMs: tasks.has(partition) ? 0 : Math.max(0, t.retryAt - now()) } : {}),
+              offsets: t.offsets,
+              ...(t.record === undefined ? {} : { record: { topic: t.record.topic, offset: String(t.record.offset) } }),
+            }
+          }),
       }
     },
   }
+}
+
+/** The broker refused the records (a non-retriable protocol error, such as MESSAGE_TOO_LARGE): trying again will not help. */
+function refusedByBroker(error: unknown): boolean {
+  const broker = isWeirError(error) ? (error.details.brokerErrors as Array<{ retriable: boolean }> | undefined) : undefined
+  return broker !== undefined && broker.some((b) => !b.retriable)
 }

@@ -22,7 +22,7 @@ import { StreamRecord } from '../record.ts'
 import { resolveSerde } from '../serde.ts'
 import type { Serde } from '../serde.ts'
 import type { BaseStore, BatchOperation } from './base-store.ts'
-import { deadLetterHeaders } from './dead-letter.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES, deadLetterHeaders, fitDeadLetter, isDeadLetter } from './dead-letter.ts'
 import { DurableTimers } from './timers.ts'
 import type { DueTimer } from './timers.ts'
 import { WriteBuffer } from './write-buffer.ts'
@@ -42,8 +42,16 @@ export interface TaskOptions {
   positions: ReadonlyMap<string, bigint>
   /** Timers fired per call of fireTimers, so input is not starved. */
   maxTimersPerRound?: number
+  /** The largest record a topic accepts (its max.message.bytes), so every dead letter fits (default 1 MiB + 12). */
+  maxRecordBytes?: (topic: string) => number
+  /**
+   * Records the error policy is applied to without processing them (their offset made the task fail again and
+   * again, see the runtime): dead-lettered with this error, or skipped.
+   */
+  poisoned?: ReadonlyArray<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
 }
 
+/** What the task did, counted when the commit that carried it succeeded (never what a failed commit dropped). */
 export interface TaskCounters {
   processed: number
   deadLettered: number
@@ -82,10 +90,23 @@ interface Current {
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
+const zeroCounters = (): TaskCounters => ({ processed: 0, deadLettered: 0, skipped: 0, timersFired: 0, outputs: 0 })
+
+function addCounters(to: TaskCounters, from: TaskCounters): void {
+  to.processed += from.processed
+  to.deadLettered += from.deadLettered
+  to.skipped += from.skipped
+  to.timersFired += from.timersFired
+  to.outputs += from.outputs
+}
+
 export class Task {
   readonly id: string
   readonly partition: number
-  readonly counters: TaskCounters = { processed: 0, deadLettered: 0, skipped: 0, timersFired: 0, outputs: 0 }
+  readonly counters: TaskCounters = zeroCounters()
+  /** Counted since the last commit plan, and in the plan in flight: added to `counters` when it commits. */
+  #pending: TaskCounters = zeroCounters()
+  #inFlight: TaskCounters = zeroCounters()
   readonly #options: TaskOptions
   readonly #buffers = new Map<string, WriteBuffer>()
   readonly #timers = new Map<string, DurableTimers>()
@@ -183,6 +204,13 @@ export class Task {
     if (position !== undefined && consumed.offset < position) return // already processed (a re-fetch)
     const source = this.#sources.get(consumed.topic)
     if (source === undefined) throw new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `task ${this.id}: no source reads ${consumed.topic}`)
+    const poisoned = this.#options.poisoned?.find((p) => p.topic === consumed.topic && p.offset === consumed.offset)
+    if (poisoned !== undefined) {
+      this.#handleFailure(poisoned.error, '(commit)', consumed, undefined, poisoned.attempts)
+      this.#positions.set(consumed.topic, consumed.offset + 1n)
+      this.#dirty = true
+      return
+    }
     const timestamp = Number(consumed.timestamp)
     if (timestamp > this.#streamTime) this.#streamTime = timestamp
     const metadata: RecordMetadata = {
@@ -209,7 +237,7 @@ export class Task {
       this.#current = { metadata, node: source.name }
       for (const child of this.#options.topology.children.get(source.name) ?? []) await this.#deliver(child, record, metadata)
       this.#commitStage()
-      this.counters.processed++
+      this.#pending.processed++
     } catch (error) {
       this.#discardStage()
       this.#handleFailure(error, this.#failingNode ?? source.name, consumed)
@@ -234,7 +262,7 @@ export class Task {
       }
     }
     if (fired > 0) this.#dirty = true
-    this.counters.timersFired += fired
+    this.#pending.timersFired += fired
     return fired
   }
 
@@ -280,6 +308,11 @@ export class Task {
     const outputs = this.#outputs
     this.#outputs = []
     this.#committingPositions = positions
+    this.#pending.outputs += outputs.length
+    // Every dead letter in the plan, whoever wrote it (the error policy here, or a processor such as the router).
+    for (const output of outputs) if (isDeadLetter(output)) this.#pending.deadLettered++
+    this.#inFlight = this.#pending
+    this.#pending = zeroCounters()
     this.#commitRequested = false
     this.#dirty = false
     return { outputs, storeWrites, positions: new Map(positions) }
@@ -292,6 +325,8 @@ export class Task {
     for (const buffer of this.#buffers.values()) await buffer.flushSealed()
     for (const [topic, offset] of positions) this.#committedPositions.set(topic, offset)
     this.#committingPositions = undefined
+    addCounters(this.counters, this.#inFlight)
+    this.#inFlight = zeroCounters()
   }
 
   /** The commit failed: forget everything since the last commit (the caller re-creates or rewinds the task). */
@@ -301,6 +336,8 @@ export class Task {
     this.#outputs = []
     this.#stageMark = -1
     this.#committingPositions = undefined
+    this.#pending = zeroCounters()
+    this.#inFlight = zeroCounters()
     this.#positions.clear()
     for (const [topic, offset] of this.#committedPositions) this.#positions.set(topic, offset)
     this.#dirty = false
@@ -323,7 +360,6 @@ export class Task {
 
   #commitStage(): void {
     for (const buffer of this.#buffers.values()) buffer.commitStage()
-    if (this.#stageMark >= 0) this.counters.outputs += this.#outputs.length - this.#stageMark
     this.#stageMark = -1
   }
 
@@ -333,7 +369,7 @@ export class Task {
     this.#stageMark = -1
   }
 
-  #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }): void {
+  #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }, attempts = 1): void {
     const wrapped = isWeirError(error)
       ? error
       : new WeirError('WEIR_ERR_PROCESSING', `processor ${node} failed: ${error instanceof Error ? error.message : String(error)}`, {
@@ -342,20 +378,19 @@ export class Task {
         })
     if (this.#options.errorPolicy === 'fail') throw wrapped
     if (this.#options.errorPolicy === 'skip') {
-      this.counters.skipped++
+      this.#pending.skipped++
       return
     }
-    this.counters.deadLettered++
     if (consumed !== undefined) {
-      this.#outputs.push({
+      this.#push({
         topic: this.#options.deadLetterTopic(consumed.topic),
         key: consumed.key ?? null,
         value: consumed.value ?? null,
-        headers: deadLetterHeaders(wrapped, { ...consumed, processor: node, attempts: 1 }),
+        headers: deadLetterHeaders(wrapped, { ...consumed, processor: node, attempts }),
       })
     } else if (timer !== undefined) {
       const topic = `${this.#options.applicationId}-timers`
-      this.#outputs.push({
+      this.#push({
         topic: this.#options.deadLetterTopic(topic),
         key: timer.timer.key,
         value: packr.pack({ at: timer.timer.at, payload: timer.timer.payload }),
@@ -423,8 +458,13 @@ export class Task {
       ...(partition === undefined ? {} : { partition }),
       ...(record.headers.size > 0 ? { headers: Object.fromEntries(record.headers) } : {}),
     }
-    this.#outputs.push(outgoing)
-    if (this.#stageMark < 0) this.counters.outputs++
+    this.#push(outgoing)
+  }
+
+  // Every output passes here: a dead letter (the runtime's or a processor's, such as the command router's) is
+  // made to fit its topic, so it can never make the transaction fail.
+  #push(record: OutgoingRecord): void {
+    this.#outputs.push(isDeadLetter(record) ? fitDeadLetter(record, this.#options.maxRecordBytes?.(record.topic) ?? DEFAULT_MAX_MESSAGE_BYTES) : record)
   }
 
   async #punctuate(type: 'wall-clock' | 'stream-time', time: number): Promise<void> {

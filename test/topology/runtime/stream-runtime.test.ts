@@ -21,7 +21,7 @@ const exists = (path: string) => access(path).then(() => true, () => false)
 
 after(closeAdmin)
 
-function countingTopology(input: string, output: string) {
+function countingTopology(input: string, output: string, onProcessed?: () => void) {
   return defineTopology({
     sources: { input: { topic: input, keySerde: 'string', valueSerde: 'string' } },
     stores: { counts: { keySerde: 'string', valueSerde: 'json' } },
@@ -45,6 +45,7 @@ function countingTopology(input: string, output: string) {
               // "timer" sets a timer due in 300 ms, "timer:<ms>" one due in that many ms.
               if (record.value.startsWith('timer')) await context.timers.set(`t-${key}`, context.now() + Number(record.value.split(':')[1] ?? 300), { key })
               await context.forward(record.withValue(`${key}=${next}`))
+              onProcessed?.()
             },
             async onTimer(timer: FiredTimer) {
               await context.forward(new StreamRecord((timer.payload as { key: string }).key, `fired:${timer.key}`, timer.at))
@@ -281,14 +282,17 @@ test('with commitWhenIdle (the default) a task commits as soon as it has process
 
   const [input2, output2] = await createTopics(t, { prefix: 'rt-interval-in', partitions: 1 }, { prefix: 'rt-interval-out', partitions: 1 })
   assert.ok(input2 && output2)
-  const lazy = await startRuntime(t, { applicationId: uniqueName('app'), topology: countingTopology(input2, output2), commitIntervalMs: 600_000, commitWhenIdle: false })
+  let processed = 0
+  const lazy = await startRuntime(t, { applicationId: uniqueName('app'), topology: countingTopology(input2, output2, () => processed++), commitIntervalMs: 600_000, commitWhenIdle: false })
   await produce([1, 2, 3].map((i) => ({ topic: input2, key: 'k', value: `v${i}` })))
-  await waitFor(async () => (await lazy.runtime.metrics()).processed === 3, { what: 'three records processed' })
+  await waitFor(() => processed === 3, { what: 'three records processed' })
   await new Promise((r) => setTimeout(r, 1000))
   assert.equal((await lazy.runtime.metrics()).commits, 0, 'nothing committed before the interval')
+  assert.equal((await lazy.runtime.metrics()).processed, 0, 'counters count what was committed, not what waits for a commit')
   await assert.rejects(consume(output2, { count: 1, timeoutMs: 1500 }), /read 0 record/)
   // Stopping commits what was processed.
   await lazy.runtime.stop()
+  assert.equal((await lazy.runtime.metrics()).processed, 3, 'counted once committed')
   assert.deepEqual((await consume(output2, { count: 3 })).map(text), ['k=1', 'k=2', 'k=3'])
 })
 
