@@ -15,6 +15,8 @@ export interface KafkaAdmin {
   endOffsets(topic: string, isolation?: 'read_committed' | 'read_uncommitted'): Promise<TopicPartitionOffset[]>
   /** Offsets a consumer group committed for a topic; partitions without a commit are omitted. */
   committedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>
+  /** Deletes the records of a partition below `before` (moves its log start offset there); returns the new log start. */
+  deleteRecords(topic: string, partition: number, before: bigint): Promise<bigint>
   close(): Promise<void>
 }
 
@@ -107,6 +109,16 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
         }
       }
       return result.sort((a, b) => a.partition - b.partition)
+    },
+
+    async deleteRecords(topic, partition, before) {
+      guard()
+      const deleted = await admin.deleteRecords({ topics: [{ name: topic, partitions: [{ partition, offset: before }] }] }).catch((e: unknown) => {
+        throw wrapKafkaError(e, `deleteRecords(${topic}[${partition}])`)
+      })
+      const lowWatermark = deleted.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.lowWatermark
+      if (lowWatermark === undefined) throw new WeirError('WEIR_ERR_KAFKA', `deleteRecords(${topic}[${partition}]) reported no log start offset`)
+      return lowWatermark
     },
 
     async close() {
