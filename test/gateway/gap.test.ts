@@ -10,7 +10,7 @@ import type { EventFrame, GapFrame, ResultFrame, TimeoutFrame } from '../../gate
 import { decodeEnvelope } from '../../envelope/codec.ts'
 import { admin, closeAdmin, readAll } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { createGatewayTopics, produceEvents, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
+import { createGatewayTopics, produceEvents, spawnGateway, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
 
 after(closeAdmin)
 
@@ -89,4 +89,45 @@ test('results and events deleted below a client\'s offsets: its resume and subsc
   assert.equal(now.find((p) => p.topic === topics.results)?.offset, ((resultAt.get('g-4') as bigint) + 1n).toString())
   assert.deepEqual(gaps.length, 2)
   assert.deepEqual(results.length, 2)
+})
+
+test('records deleted before the live stream read them: subscribers get a gap frame (onGap), then live events again', async (t) => {
+  const topics = await createGatewayTopics(t, 1)
+  const gateway = await spawnGateway(t, topics)
+  const gaps: GapFrame[] = []
+  const client = await connect({ url: `ws://127.0.0.1:${gateway.port}/ws`, token: await token({ sub: 'alice' }), onGap: (gap) => gaps.push(gap) })
+  t.after(() => client.close())
+  const events: EventFrame[] = []
+  client.subscribe('orders', (event) => events.push(event))
+  await waitFor(() => client.offsets().some((p) => p.topic === topics.events), { what: 'the subscription' })
+  const start = BigInt(client.offsets().find((p) => p.topic === topics.events)?.offset as string)
+
+  // The gateway process is stopped while records are written and deleted. A fetch it had sent before may have been
+  // answered with the first send's records (they are delivered); the second send's cannot be in that answer.
+  gateway.child.kill('SIGSTOP')
+  t.after(() => gateway.child.kill('SIGCONT'))
+  await produceEvents(topics.events, [{ e: 1 }, { e: 2 }])
+  await produceEvents(topics.events, [{ e: 3 }, { e: 4 }])
+  const end = (await admin().endOffsets(topics.events)).find((p) => p.partition === 0)?.offset as bigint
+  assert.equal(await admin().deleteRecords(topics.events, 0, end), end)
+  gateway.child.kill('SIGCONT')
+
+  await waitFor(() => gaps.length === 1, { what: 'the gap frame' })
+  const [gap] = gaps as [GapFrame]
+  assert.equal(gap.topic, topics.events)
+  assert.equal(gap.to, end.toString())
+  const delivered = events.map((e) => (e.payload as { e: number }).e)
+  t.diagnostic(`the stopped gateway had ${delivered.length === 0 ? 'no' : 'the first send\'s'} records in hand`)
+  if (delivered.length === 0) assert.equal(gap.from, start.toString())
+  else {
+    assert.deepEqual(delivered, [1, 2])
+    assert.equal(gap.from, (start + 2n).toString())
+  }
+  await produceEvents(topics.events, [{ e: 5 }])
+  await waitFor(() => events.some((e) => (e.payload as { e: number }).e === 5), { what: 'a live event after the gap' })
+  assert.deepEqual(
+    events.map((e) => (e.payload as { e: number }).e),
+    [...delivered, 5],
+  )
+  assert.equal(client.offsets().find((p) => p.topic === topics.events)?.offset, (end + 1n).toString())
 })
