@@ -245,3 +245,21 @@ test('after the gateway process is SIGKILLed, the SDK resumes on a new process w
   assert.equal(new Set(events.map((e) => `${e.partition}@${e.offset}`)).size, events.length, 'no event twice')
   assert.deepEqual(strays, [], 'no outcome twice')
 })
+
+test(
+  'two sessions that use the same requestId each get their own outcome',
+  { todo: 'processors/deadline-arbiter.ts keys its decisions by requestId alone: the second session\'s result on the same partition goes to the late results' },
+  async (t) => {
+    const alice = await connect({ url, token: await token({ sub: 'alice' }) })
+    const bob = await connect({ url, token: await token({ sub: 'bob' }), outcomeGraceMs: 500 })
+    t.after(() => {
+      alice.close()
+      bob.close()
+    })
+    // Two orders on one partition, so both commands reach the same task (and the same arbiter store).
+    const orders = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7', 'x8'].map((s) => `rw-shared-${s}`)
+    const [first, second] = orders.filter((id) => partitionFor(id, PARTITIONS) === partitionFor(orders[0] as string, PARTITIONS)) as [string, string]
+    assert.equal((await alice.send('orders/orders/place', { orderId: first, sku: 'fig', qty: 1 }, { requestId: 'rw-shared', ttlMs: 2000 })).status, 'ok')
+    assert.equal((await bob.send('orders/orders/place', { orderId: second, sku: 'fig', qty: 1 }, { requestId: 'rw-shared', ttlMs: 2000 })).status, 'ok')
+  },
+)
