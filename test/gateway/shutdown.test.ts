@@ -77,6 +77,8 @@ test('while close() drains: /ready and upgrades get 503, new commands WEIR_ERR_C
   t.after(() => admin().deleteTopics([missing]).catch(() => {}))
   // The grace period is long: what ends this drain is the stuck command completing.
   const draining = await startGateway(t, { catalog, deadlines: stuckOn(missing), shutdownGraceMs: 120_000 })
+  // Started first: the producer retries a missing topic for about 9 s, and the drain must end with it created.
+  const spare = await startGateway(t, { catalog })
   const commands = commandEvents(t, draining)
   let current = draining
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -102,18 +104,18 @@ test('while close() drains: /ready and upgrades get 503, new commands WEIR_ERR_C
   assert.equal((await raw.expect('error', (f) => f.requestId === 'late-raw')).code, 'WEIR_ERR_CLOSED')
   const resent = client.send('orders/sales/place', { orderId: 'o-sdk', qty: 1 }, { requestId: 'sdk-1' })
   await waitFor(() => commands.some((m) => m.requestId === 'sdk-1' && m.outcome === 'rejected' && m.code === 'WEIR_ERR_CLOSED'), { what: 'sdk-1 refused' })
+  current = spare
   assert.equal(raw.ws.readyState, WebSocket.OPEN)
   assert.equal(client.state, 'open')
   assert.equal(raw.frames.some((f) => f.type === 'ack' && f.requestId === 'stuck-1'), false, 'still being produced')
 
   // The stuck command completes: its ack goes out, then the sockets are closed with 1001 and close() returns.
-  current = await startGateway(t, { catalog })
   await admin().createTopics([{ name: missing, partitions: 1 }])
   await withTimeout(closing, 60_000, 'close() after the last command in flight completed')
   assert.equal((await raw.closed).code, 1001)
   const ackAt = raw.frames.findIndex((f) => f.type === 'ack' && f.requestId === 'stuck-1')
   assert.ok(ackAt >= 0, 'the command in flight was acked before the close')
-  if (current.port !== draining.port) {
+  if (spare.port !== draining.port) {
     const fresh = await get(new Agent(), draining.port, '/ready').catch((error: NodeJS.ErrnoException) => ({ status: error.code }))
     assert.equal(fresh.status, 'ECONNREFUSED', 'it stopped listening')
   }
