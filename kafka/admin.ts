@@ -17,6 +17,8 @@ export interface KafkaAdmin {
   committedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>
   /** Each topic's effective max.message.bytes (its own setting, else the broker's message.max.bytes); missing topics are left out. */
   maxMessageBytes(topics: readonly string[]): Promise<Map<string, number>>
+  /** Deletes the records of a partition below `before` (moves its log start offset there); returns the new log start. */
+  deleteRecords(topic: string, partition: number, before: bigint): Promise<bigint>
   close(): Promise<void>
 }
 
@@ -131,6 +133,16 @@ export function createAdmin(options: KafkaClientOptions): KafkaAdmin {
         if (Number.isInteger(value) && value > 0) limits.set(resource.resourceName, value)
       }
       return limits
+    },
+
+    async deleteRecords(topic, partition, before) {
+      guard()
+      const deleted = await admin.deleteRecords({ topics: [{ name: topic, partitions: [{ partition, offset: before }] }] }).catch((e: unknown) => {
+        throw wrapKafkaError(e, `deleteRecords(${topic}[${partition}])`)
+      })
+      const lowWatermark = deleted.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.lowWatermark
+      if (lowWatermark === undefined) throw new WeirError('WEIR_ERR_KAFKA', `deleteRecords(${topic}[${partition}]) reported no log start offset`)
+      return lowWatermark
     },
 
     async close() {

@@ -5,7 +5,8 @@ import { after, test } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
 import { connect } from '../../gateway/client.ts'
-import type { AckFrame, EventFrame } from '../../gateway/protocol.ts'
+import { parseServerFrame } from '../../gateway/protocol.ts'
+import type { AckFrame, EventFrame, ServerFrame } from '../../gateway/protocol.ts'
 import { closeAdmin } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { HS256_SECRET, createGatewayTopics, produceEvents, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
@@ -42,7 +43,8 @@ test('send resolves with the result, rejects with coded errors and timeouts; sub
   await assert.rejects(client.send('orders/sales/place', { qty: 'x' }, { onAck }), (e) => isWeirError(e) && (e.code as string) === 'WEIR_ERR_SCHEMA_VIOLATION')
   assert.equal(acks.length, 1, 'a refused command is never acked')
 
-  // The deadline arbiter's timeout outcome, and a handler's error result.
+  // How the SDK settles a timeout outcome and a handler's error result (here written by the fake worker; the real
+  // deadline arbiter's timeout, against the orders service, is in real-worker.test.ts).
   const timedOut = client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'c-timeout' })
   await worker.reply(await worker.command((c) => c.requestId === 'c-timeout'), { code: 'WEIR_ERR_DEADLINE_EXCEEDED' }, 'timeout')
   await assert.rejects(timedOut, (e) => isWeirError(e, 'WEIR_ERR_DEADLINE_EXCEEDED'))
@@ -169,8 +171,8 @@ test('the client reconnects to a new instance, resumes, and settles what it sent
   await worker.reply(await worker.command((c) => c.requestId === 'k-3'), { n: 3 })
   assert.deepEqual((await third).payload, { n: 3 })
   await produceEvents(topics.events, [{ e: 4 }])
-  await waitFor(() => events.length >= 4, { what: 'four events' })
-  await new Promise((r) => setTimeout(r, 100))
+  // Events of one partition arrive in order: once the last one is here, any copy of an earlier one would be too.
+  await waitFor(() => events.some((e) => (e.payload as { e: number }).e === 4), { what: 'the fourth event' })
   assert.deepEqual(
     events.map((e) => e.payload),
     [{ e: 1 }, { e: 2 }, { e: 3 }, { e: 4 }],
@@ -182,22 +184,43 @@ test('the client reconnects to a new instance, resumes, and settles what it sent
 
 test('the SDK refreshes its token before expiry over the open connection', async (t) => {
   const topics = await createGatewayTopics(t)
-  const gateway = await startGateway(t, { catalog: testCatalog(topics), auth: { hs256Secret: HS256_SECRET, clockToleranceSec: 0 } })
+  const toleranceSec = 1
+  const gateway = await startGateway(t, { catalog: testCatalog(topics), auth: { hs256Secret: HS256_SECRET, clockToleranceSec: toleranceSec } })
+  // What the gateway tells this client, seen through the SDK's own WebSocket.
+  const frames: ServerFrame[] = []
+  class RecordingWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols)
+      this.addEventListener('message', (event: MessageEvent) => {
+        const frame = typeof event.data === 'string' ? parseServerFrame(event.data, false) : undefined
+        if (frame !== undefined) frames.push(frame)
+      })
+    }
+  }
   let issued = 0
   const states: string[] = []
   const client = await connect({
     url: `ws://127.0.0.1:${gateway.port}/ws`,
     token: () => {
       issued++
-      return token({ sub: 'alice', expiresInSec: 2 })
+      return token({ sub: 'alice', expiresInSec: 6 })
     },
-    refreshBeforeExpiryMs: 1500,
+    // About every 2 s, with 4 s to spare before each token expires.
+    refreshBeforeExpiryMs: 4000,
     onStateChange: (s) => states.push(s),
+    WebSocket: RecordingWebSocket,
   })
   t.after(() => client.close())
-  // Without the refresh the gateway would close the connection (4001) two seconds after the first token.
-  await new Promise((r) => setTimeout(r, 3500))
+  const welcome = frames.find((f) => f.type === 'welcome')
+  assert.ok(welcome?.type === 'welcome' && welcome.expiresAt !== undefined)
+  // Two refreshes the gateway accepted, then past the first token's expiry plus the tolerance and the gateway's
+  // next check (it checks every second): without the refreshes it would have closed the connection with 4001.
+  const refreshed = () => frames.filter((f) => f.type === 'authenticated').map((f) => f.expiresAt ?? 0)
+  await waitFor(() => refreshed().length >= 2, { what: 'two accepted refreshes', timeoutMs: 30_000 })
+  await waitFor(() => Date.now() > (welcome.expiresAt as number) + toleranceSec * 1000 + 2000, { what: 'the first token to be expired for the gateway', timeoutMs: 30_000 })
   assert.equal(client.state, 'open')
   assert.deepEqual(states, ['open'])
+  assert.equal(frames.filter((f) => f.type === 'welcome').length, 1, 'one connection throughout')
+  assert.ok(refreshed().every((expiresAt) => expiresAt > (welcome.expiresAt as number)), 'each refresh moved the expiry on')
   assert.ok(issued >= 3, `tokens issued: ${issued}`)
 })

@@ -349,12 +349,24 @@ export interface GatewayProcess {
   readonly exited: Promise<number | NodeJS.Signals>
 }
 
-/** Runs the gateway service (gateway/main.ts) in a child process, as it runs in production. */
-export async function spawnGateway(t: Cleanup, topics: TestTopics, env: Record<string, string> = {}): Promise<GatewayProcess> {
+/**
+ * Runs the gateway service (gateway/main.ts) in a child process, as it runs in production: with the test catalog
+ * of `topics`, or with the catalog at `catalogPath` (a module exporting `catalog`, or a JSON description).
+ */
+export async function spawnGateway(
+  t: Cleanup,
+  topics: TestTopics | undefined,
+  env: Record<string, string> = {},
+  options: { catalogPath?: string } = {},
+): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'weir-gw-'))
-  const catalogFile = join(dir, 'catalog.json')
-  const catalog = testCatalog(topics)
-  await writeFile(catalogFile, JSON.stringify({ topics: catalog.topics, commands: catalog.commands }))
+  let catalogFile = options.catalogPath
+  if (catalogFile === undefined) {
+    if (topics === undefined) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'spawnGateway needs topics or a catalogPath')
+    catalogFile = join(dir, 'catalog.json')
+    const catalog = testCatalog(topics)
+    await writeFile(catalogFile, JSON.stringify({ topics: catalog.topics, commands: catalog.commands }))
+  }
   const child = spawn(process.execPath, [fileURLToPath(new URL('../../gateway/main.ts', import.meta.url))], {
     env: {
       ...process.env,

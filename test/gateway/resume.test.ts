@@ -5,7 +5,7 @@ import { after, test } from 'node:test'
 
 import { connect } from '../../gateway/client.ts'
 import type { EventFrame, FrameOffset, ServerFrame } from '../../gateway/protocol.ts'
-import { closeAdmin } from '../helpers/kafka.ts'
+import { admin, closeAdmin } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { createGatewayTopics, openSocket, produceEvents, spawnGateway, startGateway, startTestWorker, testCatalog, token } from './helpers.ts'
 import type { TestSocket } from './helpers.ts'
@@ -100,13 +100,14 @@ test('a resume while results keep arriving hands over from replay to live withou
   const topics = await createGatewayTopics(t)
   const catalog = testCatalog(topics)
   const worker = await startTestWorker(t, topics)
-  const gateway = await startGateway(t, { catalog })
+  const gateway = await startGateway(t, { catalog, checkpointIntervalMs: 200 })
   const nonce = 'race-nonce-0123456789abc'
   const aliceToken = await token({ sub: 'alice' })
   const first = await openSocket(t, gateway.port, { token: aliceToken, session: nonce })
   first.send({ type: 'resume', offsets: [] })
   const start = await first.expect('resumed')
   const total = 40
+  const afterSwitch = 5
   for (let n = 0; n < total; n++) {
     first.send({ type: 'command', path: 'orders/sales/place', requestId: `r-${n}`, payload: { orderId: `o-${n}`, qty: 1 } })
   }
@@ -114,25 +115,40 @@ test('a resume while results keep arriving hands over from replay to live withou
   first.close()
   await first.closed
 
-  // Results are produced while the second connection replays: some land before the switch, some after.
   let answered = 0
-  const answering = (async () => {
-    for (; answered < total; answered++) {
-      await worker.reply(await worker.command((c) => c.requestId === `r-${answered}`), { n: answered })
-      if (answered === 15) await new Promise((r) => setTimeout(r, 30))
-    }
-  })()
-  while (answered < 10) await new Promise((r) => setTimeout(r, 5))
+  const answer = async () => {
+    await worker.reply(await worker.command((c) => c.requestId === `r-${answered}`), { n: answered })
+    answered++
+  }
+  // Ten results exist before the resume: they can only be replayed.
+  while (answered < 10) await answer()
   const second = await openSocket(t, gateway.port, { token: aliceToken, session: nonce })
   second.send({ type: 'resume', offsets: start.positions })
-  await answering
+  // More are produced while it replays; which side of the switch each of these lands on is the race.
+  while (answered < total - afterSwitch) await answer()
+  const resumed = await second.expect('resumed')
+  // The last ones are produced after the switch: they can only be delivered live.
+  while (answered < total) await answer()
   await second.expect('result', (f) => f.requestId === `r-${total - 1}`)
-  await new Promise((r) => setTimeout(r, 200))
-  const ids = payloadsOf(second, 'result').map((f) => f.requestId)
-  const replayed = (await second.expect('resumed')).replayed
-  t.diagnostic(`${replayed} results replayed, ${total - replayed} live`)
+  const ends = await admin().endOffsets(topics.results)
+  await second.expect('checkpoint', (f) => ends.every((end) => BigInt(f.positions.find((p) => p.partition === end.partition)?.offset ?? '-1') >= end.offset))
+
+  const results = second.frames.filter((f) => f.type === 'result')
+  const ids = results.map((f) => f.requestId)
   assert.equal(ids.length, total, `got ${ids.join(',')}`)
   assert.equal(new Set(ids).size, total)
+  // The handover happened: the frames before `resumed` are exactly the replayed ones, the rest came live.
+  const switchedAt = second.frames.indexOf(resumed)
+  const replayed = second.frames.slice(0, switchedAt).filter((f) => f.type === 'result').length
+  assert.equal(resumed.replayed, replayed)
+  assert.ok(replayed >= 10, `${replayed} replayed: the results produced before the resume must be`)
+  assert.ok(total - replayed >= afterSwitch, `${total - replayed} live: the results produced after the switch must be`)
+  t.diagnostic(`${replayed - 10} of the ${total - 10 - afterSwitch} results produced during the replay were replayed, the others came live`)
+  // Each partition's results arrived in offset order across the switch.
+  for (const partition of new Set(results.map((f) => f.partition))) {
+    const offsets = results.filter((f) => f.partition === partition).map((f) => BigInt(f.offset))
+    assert.deepEqual(offsets, [...offsets].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `partition ${partition} in order`)
+  }
 })
 
 test('after the gateway process is killed (SIGKILL), the client SDK resumes on another instance with no gap and no duplicate', async (t) => {
@@ -166,8 +182,8 @@ test('after the gateway process is killed (SIGKILL), the client SDK resumes on a
   port = replacement.port
   assert.deepEqual((await pending).payload, { n: 2 })
   await produceEvents(topics.events, [{ e: 4 }])
-  await waitFor(() => events.length >= 4, { what: 'four events' })
-  await new Promise((r) => setTimeout(r, 100))
+  // Events of one partition arrive in order: once the last one is here, any copy of an earlier one would be too.
+  await waitFor(() => events.some((e) => (e.payload as { e: number }).e === 4), { what: 'the fourth event' })
   assert.deepEqual(
     events.map((e) => e.payload),
     [{ e: 1 }, { e: 2 }, { e: 3 }, { e: 4 }],

@@ -13,6 +13,7 @@ import type { GatewayConnectionMessage } from '../../core/diagnostics.ts'
 import { decodeEnvelope } from '../../envelope/codec.ts'
 import { pack } from 'msgpackr'
 import { closeAdmin, consume, readAll } from '../helpers/kafka.ts'
+import { withTimeout } from '../helpers/wait.ts'
 import {
   HS256_SECRET,
   cleanups,
@@ -107,6 +108,28 @@ test('the command key is the keyField of the payload; the record carries the sub
   assert.equal(record?.headers.get('weir.subject')?.toString(), 'carol')
 })
 
+test('the TTL is the frame\'s ttlMs, else the default, capped by the command\'s maxTtlMs, else the gateway\'s', async (t) => {
+  const ttlOf = async (port: number, requestId: string, path: string, payload: unknown, ttlMs?: number) => {
+    const socket = await openSocket(t, port, { token: await token({ sub: 'ttl', roles: ['admin'] }) })
+    socket.send({ type: 'command', path, requestId, payload, ...(ttlMs === undefined ? {} : { ttlMs }) })
+    const ack = await socket.expect('ack', (f) => f.requestId === requestId)
+    const command = await worker.command((c) => c.requestId === requestId)
+    assert.equal(ack.deadline, command.deadline, 'the ack tells the deadline the command carries')
+    return (command.deadline as number) - command.createdAt
+  }
+  const place = (orderId: string) => ({ orderId, qty: 1 })
+  // This file's gateway: defaults (30 s, at most 5 min); the place command's catalog entry says maxTtlMs 60 s.
+  assert.equal(await ttlOf(gateway.port, 'ttl-default', 'orders/sales/place', place('t-1')), 30_000)
+  assert.equal(await ttlOf(gateway.port, 'ttl-asked', 'orders/sales/place', place('t-2'), 1234), 1234)
+  assert.equal(await ttlOf(gateway.port, 'ttl-spec-cap', 'orders/sales/place', place('t-3'), 600_000), 60_000)
+  assert.equal(await ttlOf(gateway.port, 'ttl-gateway-cap', 'orders/admin/purge', {}, 3_600_000), 5 * 60_000)
+  // A gateway's own defaultTtlMs and maxTtlMs; a command's maxTtlMs still takes precedence over the gateway's.
+  const strict = await startGateway(t, { catalog: testCatalog(topics), defaultTtlMs: 1500, maxTtlMs: 2000 })
+  assert.equal(await ttlOf(strict.port, 'ttl-strict-default', 'orders/admin/purge', {}), 1500)
+  assert.equal(await ttlOf(strict.port, 'ttl-strict-cap', 'orders/admin/purge', {}, 10_000), 2000)
+  assert.equal(await ttlOf(strict.port, 'ttl-strict-spec', 'orders/sales/place', place('t-4'), 10_000), 10_000)
+})
+
 test('unknown commands, schema violations and missing roles get error frames and nothing is produced', async (t) => {
   const socket = await openSocket(t, gateway.port)
   socket.send({ type: 'command', path: 'orders/sales/nope', requestId: 'r-unknown', payload: {} })
@@ -142,11 +165,10 @@ test('malformed, invalid and oversized frames get coded errors and the connectio
   socket.sendRaw(JSON.stringify({ type: 'command', path: 'orders/sales/place', requestId: 'r-big', payload: { orderId: 'x'.repeat(5000), qty: 1 } }))
   socket.sendRaw(pack({ type: 'command', path: 'orders/sales/place', requestId: 'r-msgpack', payload: { orderId: 'o-3', qty: 1 } }))
 
-  const codes = async (n: number) => {
-    for (let i = 0; i < 50 && socket.frames.filter((f) => f.type === 'error').length < n; i++) await new Promise((r) => setTimeout(r, 20))
-    return socket.frames.filter((f) => f.type === 'error').map((f) => (f as { code: string }).code)
-  }
-  assert.deepEqual(await codes(6), [
+  // The msgpack command's ack comes after the six error frames (frames are answered in order).
+  await socket.expect('ack', (f) => f.requestId === 'r-msgpack')
+  const codes = socket.frames.filter((f) => f.type === 'error').map((f) => f.code)
+  assert.deepEqual(codes, [
     'WEIR_ERR_FRAME_MALFORMED',
     'WEIR_ERR_FRAME_MALFORMED',
     'WEIR_ERR_FRAME_MALFORMED',
@@ -156,8 +178,7 @@ test('malformed, invalid and oversized frames get coded errors and the connectio
   ])
   const invalid = await socket.expect('error', (f) => f.requestId === 'r-fields')
   assert.ok((invalid.details?.violations as string[]).some((v) => v.startsWith('path')))
-  // Still connected: a binary (msgpack) command after all that is accepted.
-  await socket.expect('ack', (f) => f.requestId === 'r-msgpack')
+  // Still connected: the binary (msgpack) command after all that was accepted (its ack, above).
 })
 
 /** The gateway's close events, as [code, reason] per session (the reason tells a uWS drop from the spurious close of docs/gateway.md). */
@@ -346,10 +367,35 @@ test('a token refresh over the open socket keeps the connection; another subject
   assert.equal((await socket.expect('error', (f) => f.code === 'WEIR_ERR_FORBIDDEN')).code, 'WEIR_ERR_FORBIDDEN')
 })
 
-test('a connection whose token expires is closed with 4001 after an error frame', async (t) => {
-  const socket = await openSocket(t, gateway.port, { token: await token({ sub: 'frank', expiresInSec: 1 }) })
+test('an auth frame with a bad token gets an error frame; the connection and its current token (and roles) stay', async (t) => {
+  const socket = await openSocket(t, gateway.port, { token: await token({ sub: 'grace' }) })
   await socket.expect('welcome')
-  const closed = await socket.closed
+  const forged = await token({ sub: 'grace', roles: ['admin'], secret: 'another-secret-another-secret-another-secret-xx' })
+  const cases: Array<[string, string]> = [
+    [forged, 'WEIR_ERR_UNAUTHENTICATED'],
+    ['not-a-jwt', 'WEIR_ERR_UNAUTHENTICATED'],
+    [await token({ sub: 'grace', expiresInSec: -120 }), 'WEIR_ERR_TOKEN_EXPIRED'],
+  ]
+  for (const [bad, code] of cases) {
+    const before = socket.frames.length
+    socket.send({ type: 'auth', token: bad })
+    const error = await socket.expect('error', (f) => socket.frames.indexOf(f) >= before)
+    assert.equal(error.code, code)
+  }
+  assert.equal(socket.frames.some((f) => f.type === 'authenticated'), false)
+  // The forged token's roles did not apply; the connection still works under its current token.
+  socket.send({ type: 'command', path: 'orders/admin/purge', requestId: 'r-forged', payload: {} })
+  assert.equal((await socket.expect('error', (f) => f.requestId === 'r-forged')).code, 'WEIR_ERR_FORBIDDEN')
+  socket.send({ type: 'command', path: 'orders/sales/place', requestId: 'r-after-bad-auth', payload: { orderId: 'o-g', qty: 1 } })
+  await socket.expect('ack', (f) => f.requestId === 'r-after-bad-auth')
+  assert.equal(socket.ws.readyState, WebSocket.OPEN)
+})
+
+test('a connection whose token expires is closed with 4001 after an error frame', async (t) => {
+  // Valid for the upgrade even on a slow machine (a few seconds), expired soon after.
+  const socket = await openSocket(t, gateway.port, { token: await token({ sub: 'frank', expiresInSec: 4 }) })
+  await socket.expect('welcome')
+  const closed = await withTimeout(socket.closed, 30_000, 'the gateway to close the connection of an expired token')
   assert.equal(closed.code, 4001)
   assert.ok(socket.frames.some((f) => f.type === 'error' && f.code === 'WEIR_ERR_TOKEN_EXPIRED'))
 })
