@@ -17,6 +17,10 @@ export interface WorkerConfig {
   commitWhenIdle: boolean
   errorPolicy: ErrorPolicy
   sessionTimeoutMs: number
+  /** Static group membership (Kafka's group.instance.id); undefined: dynamic membership. */
+  instanceId: string | undefined
+  /** How long a stop (SIGTERM) may take before the worker exits anyway, naming what it did not commit. */
+  shutdownTimeoutMs: number
   /** Health, readiness and metrics; 0 picks a free port, -1 disables the server. */
   httpPort: number
   httpHost: string
@@ -32,6 +36,8 @@ export const settings = [
   { flag: 'commit-when-idle', env: 'WEIR_COMMIT_WHEN_IDLE', default: 'true', help: 'also commit as soon as every fetched record is processed (true or false)' },
   { flag: 'error-policy', env: 'WEIR_ERROR_POLICY', default: 'dead-letter', help: 'processing errors: dead-letter, skip or fail' },
   { flag: 'session-timeout-ms', env: 'WEIR_SESSION_TIMEOUT_MS', default: '10000', help: 'how long a silent worker keeps its partitions' },
+  { flag: 'instance-id', env: 'WEIR_INSTANCE_ID', default: '(unset: dynamic membership)', help: 'static group membership (group.instance.id): a restart within the session timeout keeps the partitions, no rebalance' },
+  { flag: 'shutdown-timeout-ms', env: 'WEIR_SHUTDOWN_TIMEOUT_MS', default: '30000', help: 'longest stop on SIGTERM; past it the worker exits with code 3 naming the work not committed' },
   { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
   { flag: 'http-host', env: 'WEIR_HTTP_HOST', default: '0.0.0.0', help: 'address the HTTP server binds' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
@@ -52,6 +58,9 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const applicationId = value('application-id')
   if (applicationId !== undefined && !/^[A-Za-z0-9._-]+$/.test(applicationId)) violations.push('--application-id may use letters, digits, ., _ and - only')
 
+  const instanceId = value('instance-id')
+  if (instanceId !== undefined && !/^[A-Za-z0-9._-]+$/.test(instanceId)) violations.push('--instance-id may use letters, digits, ., _ and - only')
+
   const config: WorkerConfig = {
     topologyModule: topologyModule ?? '',
     applicationId,
@@ -61,6 +70,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     commitWhenIdle: boolean('commit-when-idle', true),
     errorPolicy: errorPolicy as ErrorPolicy,
     sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
+    instanceId,
+    shutdownTimeoutMs: integer('shutdown-timeout-ms', 30_000, 1),
     httpPort: integer('http-port', 9464, -1),
     httpHost: value('http-host') ?? '0.0.0.0',
     logLevel,
