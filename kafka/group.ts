@@ -86,6 +86,9 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
   if (options.assignment !== undefined && options.assignment !== 'co-partitioned' && options.assignment !== 'round-robin') {
     violations.push("assignment must be 'co-partitioned' or 'round-robin'")
   }
+  if (options.rebalanceTimeoutMs !== undefined && options.rebalanceTimeoutMs < (options.sessionTimeoutMs ?? 10_000)) {
+    violations.push('rebalanceTimeoutMs must be at least sessionTimeoutMs')
+  }
   if (options.groupInstanceId !== undefined && !(typeof options.groupInstanceId === 'string' && /^\S+$/.test(options.groupInstanceId))) {
     violations.push('groupInstanceId must be a non-empty string without whitespace')
   }
@@ -111,7 +114,8 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
     autocommit: false,
     sessionTimeout,
     heartbeatInterval: options.heartbeatIntervalMs ?? Math.max(100, Math.floor(sessionTimeout / 5)),
-    rebalanceTimeout: options.rebalanceTimeoutMs ?? 30_000,
+    // The client refuses a rebalance timeout below the session timeout: the default follows a long session timeout.
+    rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(30_000, sessionTimeout),
     ...(staticMember ? { groupInstanceId: options.groupInstanceId } : {}),
     // The protocol keeps the client's default name ('roundrobin'), so members of earlier weir versions (which send
     // no userData: they own nothing as far as the sticky assignor knows) can share the group during an upgrade.
