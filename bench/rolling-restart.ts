@@ -1,19 +1,26 @@
-// `node bench/rolling-restart.ts [--members 3] [--partitions 12] [--trials 1000] [--json]`: how many partitions
+// `npm run bench:rolling-restart [-- --members 3] [--partitions 12] [--trials 1000] [--kafka] [--json]`: how many partitions
 // move in a rolling restart of every worker, one after the other, with the group's assignment function:
 //   round-robin  the assignment weir used before: partition N to the (N mod members)-th member id in sorted
 //                order. Member ids are `<client id>-<random UUID>` from the broker, new on every restart, so a
 //                restarted member lands anywhere in that order;
 //   sticky       kafka/sticky-assignor.ts, the function the group leader runs now (members report what they own
 //                and where they have local state);
-//   static       sticky plus static membership (--instance-id): a restart within the session timeout is no
-//                rebalance at all.
+// Static membership (--instance-id) is measured with --kafka only: whether a restart is a rebalance is up to the
+// broker, not the assignment function.
 // Dynamic membership: a stopping worker leaves the group (one rebalance without it), then joins again with a new
 // member id and its state folders on disk (a second rebalance). `moved`: partitions whose worker changed, summed
 // over all rebalances; `cold`: moves to a worker without local state for the partition (a restore from the
 // start of the changelog). Random member ids are seeded, so runs repeat; round-robin shows the mean and range.
+// --kafka also runs the restart with real group members on a broker (the library's assignment, dynamic and
+// static membership; state folders are simulated, as above) and counts the same from their assignments and
+// generations.
+import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 
+import { createAdmin, createGroupMember } from '../kafka/index.ts'
+import type { GroupMember } from '../kafka/index.ts'
 import { assignSticky } from '../kafka/sticky-assignor.ts'
+import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +28,7 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '12' },
     trials: { type: 'string', default: '1000' },
     json: { type: 'boolean', default: false },
+    kafka: { type: 'boolean', default: false },
   },
 })
 const members = Number(values.members)
@@ -119,7 +127,103 @@ const results = {
   trials,
   'round-robin': summarize(Array.from({ length: trials }, () => rollingRestart(assigners['round-robin'], random))),
   sticky: summarize(Array.from({ length: trials }, () => rollingRestart(assigners.sticky, random))),
-  static: summarize([{ rebalances: 0, moved: 0, cold: 0 }]),
+}
+
+/** The same rolling restart with real members on a broker: moves and rebalances counted from their assignments. */
+async function onKafka(brokers: string[], mode: 'dynamic' | 'static'): Promise<Outcome> {
+  const topic = `weir-bench-rolling-${randomBytes(4).toString('hex')}`
+  const groupId = `${topic}-${mode}`
+  const admin = createAdmin({ brokers })
+  await admin.createTopics([{ name: topic, partitions }])
+  const slots = Array.from({ length: members }, (_, i) => `w${i + 1}`)
+  const local = new Map(slots.map((slot) => [slot, new Set<number>()]))
+  const live = new Map<string, GroupMember>()
+  const outcome: Outcome = { rebalances: 0, moved: 0, cold: 0 }
+  let owned = new Map<string, number[]>()
+  let generation = -1
+  const start = async (slot: string) => {
+    const member = createGroupMember({
+      brokers,
+      groupId,
+      topics: [topic],
+      sessionTimeoutMs: mode === 'static' ? 60_000 : 10_000,
+      heartbeatIntervalMs: 300,
+      localPartitions: () => [...(local.get(slot) as Set<number>)],
+      ...(mode === 'static' ? { groupInstanceId: `${groupId}-${slot}` } : {}),
+    })
+    live.set(slot, member)
+    await member.join()
+  }
+  /** Waits until the live members share every partition in one generation, then counts what changed. */
+  const settle = async (count: boolean) => {
+    const deadline = Date.now() + 120_000
+    for (;;) {
+      const generations = new Set([...live.values()].map((m) => m.generation().generationId))
+      const next = new Map([...live].map(([slot, m]) => [slot, m.assignments().map((p) => p.partition).sort((a, b) => a - b)]))
+      const all = [...next.values()].flat().sort((a, b) => a - b)
+      if (generations.size === 1 && all.length === partitions && all.every((p, i) => p === i)) {
+        const current = [...generations][0] as number
+        if (count && current !== generation) outcome.rebalances++
+        generation = current
+        const owner = new Map<number, string>()
+        for (const [slot, list] of owned) for (const p of list) owner.set(p, slot)
+        for (const [slot, list] of next) {
+          for (const p of list) {
+            if (count && owner.get(p) !== slot) {
+              outcome.moved++
+              if (!(local.get(slot) as Set<number>).has(p)) outcome.cold++
+            }
+            ;(local.get(slot) as Set<number>).add(p)
+          }
+        }
+        owned = next
+        return
+      }
+      if (Date.now() > deadline) throw new Error(`the group did not settle: ${JSON.stringify([...next])}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  try {
+    for (const slot of slots) await start(slot)
+    await settle(false)
+    for (const slot of slots) {
+      const member = live.get(slot) as GroupMember
+      live.delete(slot)
+      if (mode === 'dynamic') {
+        await member.leave()
+        await member.close()
+        await settle(true)
+      } else {
+        await member.close()
+      }
+      await start(slot)
+      await settle(true)
+    }
+    return outcome
+  } finally {
+    for (const member of live.values()) await member.close()
+    await admin.deleteTopics([topic]).catch(() => {})
+    await admin.close()
+  }
+}
+
+let measured: { dynamic: Outcome; static: Outcome } | undefined
+if (values.kafka) {
+  const progress = createProgress('bench')
+  try {
+    const infra = await provideInfrastructure({ redis: false, progress })
+    try {
+      progress.step(`rolling restart on Kafka: ${members} members, ${partitions} partitions, dynamic membership`)
+      const dynamic = await onKafka(infra.kafka.brokers, 'dynamic')
+      progress.step('rolling restart on Kafka: static membership')
+      measured = { dynamic, static: await onKafka(infra.kafka.brokers, 'static') }
+    } finally {
+      await infra.stop()
+    }
+  } catch (error) {
+    if (error instanceof InfraUnavailable) process.stderr.write(`[bench] no Kafka broker: ${error.message}\n`)
+    throw error
+  }
 }
 
 const cell = (s: { mean: number; min: number; max: number }) => (s.min === s.max ? String(s.min) : `${s.mean.toFixed(1)} (${s.min}..${s.max})`)
@@ -128,10 +232,19 @@ process.stdout.write(
     `rolling restart of ${members} workers, ${partitions} partitions, ${trials} trials (moves summed over the restart)`,
     '',
     `${'assignment'.padEnd(14)}${'rebalances'.padEnd(14)}${'moved'.padEnd(20)}cold (restore from scratch)`,
-    ...(['round-robin', 'sticky', 'static'] as const).map(
+    ...(['round-robin', 'sticky'] as const).map(
       (name) => `${name.padEnd(14)}${cell(results[name].rebalances).padEnd(14)}${cell(results[name].moved).padEnd(20)}${cell(results[name].cold)}`,
     ),
     '',
+    ...(measured === undefined
+      ? []
+      : [
+          'on Kafka (real members, the sticky assignment)',
+          ...(['dynamic', 'static'] as const).map(
+            (name) => `${`sticky ${name}`.padEnd(16)}rebalances ${measured?.[name].rebalances}, moved ${measured?.[name].moved}, cold ${measured?.[name].cold}`,
+          ),
+          '',
+        ]),
   ].join('\n'),
 )
-if (values.json) process.stdout.write(`${JSON.stringify(results)}\n`)
+if (values.json) process.stdout.write(`${JSON.stringify({ ...results, ...(measured === undefined ? {} : { kafka: measured }) })}\n`)
