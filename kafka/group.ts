@@ -52,7 +52,10 @@ export interface GroupMember {
   onAssignment(listener: (partitions: TopicPartition[], generation: GroupGeneration) => void): () => void
   /** Called when the group starts rebalancing (the current assignment is about to be revoked). */
   onRebalance(listener: () => void): () => void
-  /** Leaves the group so partitions move at once (instead of after the session timeout). */
+  /**
+   * Leaves the group so partitions move at once (instead of after the session timeout). A static member
+   * (`groupInstanceId`) does not leave: its partitions wait for it until the session timeout.
+   */
   leave(): Promise<void>
   close(): Promise<void>
 }

@@ -1,13 +1,12 @@
 // A broker of the test's own, for tests that kill it (never the shared one the run provides): a single-node
 // KRaft broker from the same cached Kafka jars and helpers scripts/infra/kafka.ts uses, on free ports, its data in
 // a temp folder. `kill()` SIGKILLs it; `stop()` also removes its folder.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { execFile } from 'node:child_process'
 
 import { clusterId, kafkaLibs, waitForBroker } from '../../scripts/infra/kafka.ts'
 import { createProgress } from '../../scripts/infra/progress.ts'
@@ -66,6 +65,11 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
     ['-Xms128m', '-Xmx384m', '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.Kafka', join(dir, 'server.properties')],
     { stdio: 'ignore' },
   )
+  // If the test process dies without its cleanup, the watchdog kills the broker, so no JVM is left behind.
+  spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${java.pid} 2>/dev/null; do sleep 1; done; kill -KILL ${java.pid} 2>/dev/null; exit 0`], {
+    stdio: 'ignore',
+    detached: true,
+  }).unref()
   const exited = new Promise<void>((r) => java.once('exit', () => r()))
   const kill = async () => {
     if (java.exitCode === null && java.signalCode === null) java.kill('SIGKILL')

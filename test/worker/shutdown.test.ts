@@ -1,6 +1,7 @@
 // Bounded shutdown of worker processes: SIGTERM with the broker gone exits within the shutdown deadline (code 3,
 // naming the tasks whose work was not committed); with the broker up a stop commits, leaves and exits 0.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -35,6 +36,17 @@ async function exitWithin(worker: WorkerProcess, ms: number): Promise<number | n
     clearTimeout(timer)
   }
 }
+
+test('--shutdown-timeout-ms and --instance-id are validated with the other settings', () => {
+  const result = spawnSync(process.execPath, [resolve(ROOT, 'worker/cli.ts'), 'worker', MODULE, '--shutdown-timeout-ms', '0', '--instance-id', 'pod 1'], {
+    encoding: 'utf8',
+    env: { ...process.env, WEIR_SHUTDOWN_TIMEOUT_MS: '', WEIR_INSTANCE_ID: '' },
+  })
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.match(result.stderr, /--shutdown-timeout-ms must be an integer >= 1, got "0"/)
+  assert.match(result.stderr, /--instance-id may use letters, digits/)
+})
 
 test('SIGTERM with the broker gone: the worker exits within its shutdown deadline, code 3, naming the work not committed', async (t) => {
   const broker = await startPrivateBroker()
