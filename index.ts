@@ -80,7 +80,7 @@ export type {
 } from './topology/processor.ts'
 export type { Serde, SerdeName, SerdeSpec } from './topology/serde.ts'
 export type { ErrorPolicy } from './topology/runtime/task.ts'
-export type { OpenedStore, RuntimeMetrics, RuntimeState, StoreOpener, StreamRuntime, StreamRuntimeOptions } from './topology/runtime/stream-runtime.ts'
+export type { OpenedStore, RuntimeMetrics, RuntimeState, StoreOpener, StreamRuntime, StreamRuntimeOptions, UncommittedTask } from './topology/runtime/stream-runtime.ts'
 export type { BatchOperation, KeyRange, KeyValueStore as ByteStore } from './state/kv-store.ts'
 export type { RocksDbStoreOptions } from './state/rocksdb-store.ts'
 export type { CommandContext, CommandHandler, CommandRegistry, CommandRouterOptions } from './processors/command-router.ts'

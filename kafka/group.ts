@@ -1,11 +1,12 @@
 // Consumer-group membership (classic protocol): join, heartbeats, rebalances, leave. Fetching is separate
 // (reader.ts), so the owner of the membership decides per partition where to read from.
 import { Consumer } from '@platformatic/kafka'
-import type { GroupPartitionsAssigner, GroupPartitionsAssignments } from '@platformatic/kafka'
+import type { GroupPartitionsAssigner, GroupPartitionsAssignments, GroupProtocolsMetadataCallback } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
 import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { assignSticky, decodeStickyUserData, encodeStickyUserData } from './sticky-assignor.ts'
 import type { KafkaClientOptions, TopicPartition } from './types.ts'
 
 export interface GroupMemberOptions extends KafkaClientOptions {
@@ -17,9 +18,21 @@ export interface GroupMemberOptions extends KafkaClientOptions {
   rebalanceTimeoutMs?: number
   /**
    * 'co-partitioned' (default) gives partition N of every subscribed topic to the same member, which
-   * tasks that join co-partitioned sources need; 'round-robin' spreads topic-partitions one by one.
+   * tasks that join co-partitioned sources need, and is sticky (sticky-assignor.ts); 'round-robin' spreads
+   * topic-partitions one by one.
    */
   assignment?: 'co-partitioned' | 'round-robin'
+  /**
+   * Static membership (Kafka's `group.instance.id`): a member that comes back with the same id within the
+   * session timeout gets its partitions back without a rebalance. A static member never sends LeaveGroup
+   * (Kafka's rule), so `leave()` does nothing and its partitions move only after the session timeout.
+   */
+  groupInstanceId?: string
+  /**
+   * Partition indexes this member holds local state for (co-partitioned assignment): told to the leader at
+   * every join, so a partition that has to move goes where its state already is.
+   */
+  localPartitions?: () => readonly number[] | Promise<readonly number[]>
 }
 
 export interface GroupGeneration {
@@ -39,7 +52,10 @@ export interface GroupMember {
   onAssignment(listener: (partitions: TopicPartition[], generation: GroupGeneration) => void): () => void
   /** Called when the group starts rebalancing (the current assignment is about to be revoked). */
   onRebalance(listener: () => void): () => void
-  /** Leaves the group so partitions move at once (instead of after the session timeout). */
+  /**
+   * Leaves the group so partitions move at once (instead of after the session timeout). A static member
+   * (`groupInstanceId`) does not leave: its partitions wait for it until the session timeout.
+   */
   leave(): Promise<void>
   close(): Promise<void>
 }
@@ -73,17 +89,40 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
   if (options.assignment !== undefined && options.assignment !== 'co-partitioned' && options.assignment !== 'round-robin') {
     violations.push("assignment must be 'co-partitioned' or 'round-robin'")
   }
+  if (options.rebalanceTimeoutMs !== undefined && options.rebalanceTimeoutMs < (options.sessionTimeoutMs ?? 10_000)) {
+    violations.push('rebalanceTimeoutMs must be at least sessionTimeoutMs')
+  }
+  if (options.groupInstanceId !== undefined && !(typeof options.groupInstanceId === 'string' && /^\S+$/.test(options.groupInstanceId))) {
+    violations.push('groupInstanceId must be a non-empty string without whitespace')
+  }
+  if (options.localPartitions !== undefined && typeof options.localPartitions !== 'function') violations.push('localPartitions must be a function')
   validateClientOptions('GroupMember', options, violations)
 
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000
+  const staticMember = options.groupInstanceId !== undefined
+  // Asked at every JoinGroup: what this member owns now and where it has state, for the sticky assignor.
+  const stickyUserData: GroupProtocolsMetadataCallback = async () => {
+    const owned = [...new Set((client.assignments ?? []).flatMap((a) => a.partitions))]
+    let local: readonly number[] = []
+    try {
+      local = (await options.localPartitions?.()) ?? []
+    } catch {
+      // Without the hint the assignment is still sticky by ownership.
+    }
+    return encodeStickyUserData({ generation: owned.length > 0 ? client.generationId : -1, owned, local })
+  }
   const client = new Consumer<Buffer, Buffer, Buffer, Buffer>({
     ...baseClientOptions(options, `weir-member-${options.groupId}`),
     groupId: options.groupId,
     autocommit: false,
     sessionTimeout,
     heartbeatInterval: options.heartbeatIntervalMs ?? Math.max(100, Math.floor(sessionTimeout / 5)),
-    rebalanceTimeout: options.rebalanceTimeoutMs ?? 30_000,
-    ...(options.assignment === 'round-robin' ? {} : { partitionAssigner: coPartitionedAssigner }),
+    // The client refuses a rebalance timeout below the session timeout: the default follows a long session timeout.
+    rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(30_000, sessionTimeout),
+    ...(staticMember ? { groupInstanceId: options.groupInstanceId } : {}),
+    // The protocol keeps the client's default name ('roundrobin'), so members of earlier weir versions (which send
+    // no userData: they own nothing as far as the sticky assignor knows) can share the group during an upgrade.
+    ...(options.assignment === 'round-robin' ? {} : { partitionAssigner: coPartitionedAssigner, protocolsMetadata: stickyUserData }),
   })
   const assignmentListeners = new Set<(partitions: TopicPartition[], generation: GroupGeneration) => void>()
   const rebalanceListeners = new Set<() => void>()
@@ -131,7 +170,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
       return () => rebalanceListeners.delete(listener)
     },
     async leave() {
-      if (client.memberId === null) return
+      if (client.memberId === null || staticMember) return
       try {
         await client.leaveGroup()
       } catch {
@@ -143,6 +182,9 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
       closed = true
       assignmentListeners.clear()
       rebalanceListeners.clear()
+      // Closing the connections first makes the client skip its LeaveGroup (it only sends one over an open
+      // coordinator connection): a static member keeps its place in the group until the session timeout.
+      if (staticMember) await client.connections.close().catch(() => {})
       await client.close(true).catch(() => {})
     },
   }
@@ -150,25 +192,21 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
   return member
 }
 
-/** Partition N of every topic to the same member; partition indexes spread round-robin over sorted members. */
+/** Partition N of every topic to the same member, sticky and balanced over partition indexes (sticky-assignor.ts). */
 const coPartitionedAssigner: GroupPartitionsAssigner = (_current, members, topics, metadata) => {
-  const memberIds = [...members.keys()].sort()
-  const result = new Map<string, GroupPartitionsAssignments>(
-    memberIds.map((memberId) => [memberId, { memberId, assignments: new Map() }]),
+  const counts = new Map([...topics].sort().map((topic) => [topic, metadata.topics.get(topic)?.partitionsCount ?? 0]))
+  const maxPartitions = Math.max(0, ...counts.values())
+  const subscriptions = [...members.values()].map((m) =>
+    decodeStickyUserData(m.memberId, typeof m.metadata === 'string' ? Buffer.from(m.metadata) : m.metadata),
   )
-  const maxPartitions = Math.max(0, ...[...topics].map((t) => metadata.topics.get(t)?.partitionsCount ?? 0))
-  for (let partition = 0; partition < maxPartitions; partition++) {
-    const memberId = memberIds[partition % memberIds.length]
-    if (memberId === undefined) continue
-    const target = result.get(memberId)
-    if (target === undefined) continue
-    for (const topic of [...topics].sort()) {
-      const count = metadata.topics.get(topic)?.partitionsCount ?? 0
-      if (partition >= count) continue
-      const entry = target.assignments.get(topic) ?? { topic, partitions: [] as number[] }
-      entry.partitions.push(partition)
-      target.assignments.set(topic, entry)
+  const result: GroupPartitionsAssignments[] = []
+  for (const [memberId, partitions] of assignSticky(maxPartitions, subscriptions)) {
+    const assignments = new Map<string, { topic: string; partitions: number[] }>()
+    for (const [topic, count] of counts) {
+      const mine = partitions.filter((p) => p < count)
+      if (mine.length > 0) assignments.set(topic, { topic, partitions: mine })
     }
+    result.push({ memberId, assignments })
   }
-  return [...result.values()]
+  return result
 }

@@ -1,9 +1,17 @@
 // `weir worker <topology-module> [options]`: runs a topology until SIGTERM/SIGINT.
-// Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration.
+// Exit codes: 0 stopped cleanly, 1 runtime failure, 2 invalid configuration, 3 stopped with work not committed
+// (the shutdown deadline passed or a final commit failed; stderr and the log name the tasks).
 import { isWeirError } from '../core/errors.ts'
 import { openStore } from '../state/open-store.ts'
 import { parseWorkerConfig, usage } from './config.ts'
 import { startWorker } from './worker.ts'
+import type { StopOutcome } from './worker.ts'
+
+function exitCodeOf(outcome: StopOutcome): number {
+  if (outcome.clean) return 0
+  process.stderr.write(`weir worker: stopped with work not committed (${outcome.error?.code}): ${outcome.error?.message}\n`)
+  return 3
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -42,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1)
     }
     worker.logger.info({ signal }, 'signal received')
-    void worker.stop().then(() => process.exit(0))
+    void worker.stop().then((outcome) => process.exit(exitCodeOf(outcome)))
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)

@@ -21,6 +21,10 @@ export interface WorkerConfig {
   /** The dead-letter topics' record size limit, bytes (undefined: asked from the broker per topic). */
   maxMessageBytes: number | undefined
   sessionTimeoutMs: number
+  /** Static group membership (Kafka's group.instance.id); undefined: dynamic membership. */
+  instanceId: string | undefined
+  /** How long a stop (SIGTERM) may take before the worker exits anyway, naming what it did not commit. */
+  shutdownTimeoutMs: number
   /** Health, readiness and metrics; 0 picks a free port, -1 disables the server. */
   httpPort: number
   httpHost: string
@@ -38,6 +42,8 @@ export const settings = [
   { flag: 'max-task-failures', env: 'WEIR_MAX_TASK_FAILURES', default: '5', help: 'failures in a row at one offset (refused by the broker) before the error policy applies to that record' },
   { flag: 'max-message-bytes', env: 'WEIR_MAX_MESSAGE_BYTES', default: '(each topic\'s max.message.bytes)', help: 'largest dead letter, bytes; larger ones are truncated to fit' },
   { flag: 'session-timeout-ms', env: 'WEIR_SESSION_TIMEOUT_MS', default: '10000', help: 'how long a silent worker keeps its partitions' },
+  { flag: 'instance-id', env: 'WEIR_INSTANCE_ID', default: '(unset: dynamic membership)', help: 'static group membership (group.instance.id): a restart within the session timeout keeps the partitions, no rebalance' },
+  { flag: 'shutdown-timeout-ms', env: 'WEIR_SHUTDOWN_TIMEOUT_MS', default: '30000', help: 'longest stop on SIGTERM; past it the worker exits with code 3 naming the work not committed' },
   { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
   { flag: 'http-host', env: 'WEIR_HTTP_HOST', default: '0.0.0.0', help: 'address the HTTP server binds' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
@@ -58,6 +64,9 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const applicationId = value('application-id')
   if (applicationId !== undefined && !/^[A-Za-z0-9._-]+$/.test(applicationId)) violations.push('--application-id may use letters, digits, ., _ and - only')
 
+  const instanceId = value('instance-id')
+  if (instanceId !== undefined && !/^[A-Za-z0-9._-]+$/.test(instanceId)) violations.push('--instance-id may use letters, digits, ., _ and - only')
+
   const config: WorkerConfig = {
     topologyModule: topologyModule ?? '',
     applicationId,
@@ -69,6 +78,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     maxTaskFailures: integer('max-task-failures', 5, 1),
     maxMessageBytes: value('max-message-bytes') === undefined ? undefined : integer('max-message-bytes', 1_048_588, 1024),
     sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
+    instanceId,
+    shutdownTimeoutMs: integer('shutdown-timeout-ms', 30_000, 1),
     httpPort: integer('http-port', 9464, -1),
     httpHost: value('http-host') ?? '0.0.0.0',
     logLevel,

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { WeirError, invalidOptions } from '../core/errors.ts'
 import type { Topology } from '../topology/define.ts'
 import { createStreamRuntime } from '../topology/runtime/stream-runtime.ts'
-import type { RuntimeMetrics, StoreOpener, StreamRuntime, TaskFailure } from '../topology/runtime/stream-runtime.ts'
+import type { RuntimeMetrics, StoreOpener, StreamRuntime, TaskFailure, UncommittedTask } from '../topology/runtime/stream-runtime.ts'
 import type { WorkerConfig } from './config.ts'
 import { subscribeLogging } from './logging.ts'
 import { createWorkerMetrics } from './metrics.ts'
@@ -21,7 +21,19 @@ export interface Worker {
   readonly logger: Logger
   /** Port of the HTTP server, when enabled. */
   readonly httpPort: number | undefined
-  stop(): Promise<void>
+  /**
+   * Finishes in-flight work, commits, leaves the group and closes, within the shutdown deadline
+   * (`shutdownTimeoutMs`). Resolves either way; `error` (WEIR_ERR_SHUTDOWN_INCOMPLETE) says what was not committed.
+   */
+  stop(): Promise<StopOutcome>
+}
+
+export interface StopOutcome {
+  /** Stopped within the deadline with everything committed. */
+  readonly clean: boolean
+  /** Tasks whose work was not committed: their next owner redoes it from the committed offsets. */
+  readonly uncommitted: readonly UncommittedTask[]
+  readonly error?: WeirError
 }
 
 export interface TopologyModule {
@@ -85,6 +97,7 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     maxTaskFailures: config.maxTaskFailures,
     ...(config.maxMessageBytes === undefined ? {} : { maxMessageBytes: config.maxMessageBytes }),
     sessionTimeoutMs: config.sessionTimeoutMs,
+    ...(config.instanceId === undefined ? {} : { groupInstanceId: config.instanceId }),
   })
   const unsubscribe = subscribeLogging(logger, applicationId)
   const metrics = createWorkerMetrics(runtime)
@@ -119,20 +132,54 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
   logger.info({ applicationId, brokers: config.brokers, stateDir: config.stateDir, httpPort, topology: module.topology.describe() }, 'worker starting')
   await runtime.start()
   logger.info({ partitions: runtime.partitions() }, 'worker running')
-  let stopping: Promise<void> | undefined
+  let stopping: Promise<StopOutcome> | undefined
   return {
     runtime,
     logger,
     httpPort,
     stop() {
-      stopping ??= (async () => {
-        logger.info('worker stopping: finishing in-flight work, committing, leaving the group')
-        await runtime.stop()
+      stopping ??= (async (): Promise<StopOutcome> => {
+        const timeoutMs = config.shutdownTimeoutMs
+        logger.info({ shutdownTimeoutMs: timeoutMs }, 'worker stopping: finishing in-flight work, committing, leaving the group')
+        const outcome = await withDeadline(runtime.stop(), timeoutMs)
+        const uncommitted = runtime.uncommitted()
+        server?.closeAllConnections()
         await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())))
+        if (outcome === 'stopped' && uncommitted.length === 0) {
+          unsubscribe()
+          logger.info('worker stopped')
+          return { clean: true, uncommitted }
+        }
+        const error = incompleteStop(outcome === 'deadline' ? 'deadline' : 'commit-failed', timeoutMs, uncommitted)
+        logger.error({ err: error }, error.message)
         unsubscribe()
-        logger.info('worker stopped')
+        return { clean: false, uncommitted, error }
       })()
       return stopping
     },
   }
+}
+
+/** Waits for `work` up to `timeoutMs`; the work goes on in the background after the deadline (the process exits). */
+async function withDeadline(work: Promise<void>, timeoutMs: number): Promise<'stopped' | 'deadline'> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<'deadline'>((r) => {
+    timer = setTimeout(() => r('deadline'), timeoutMs)
+  })
+  try {
+    return await Promise.race([work.then(() => 'stopped' as const), deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function incompleteStop(reason: 'deadline' | 'commit-failed', timeoutMs: number, uncommitted: readonly UncommittedTask[]): WeirError {
+  const what =
+    uncommitted.length === 0
+      ? 'every task had committed (the group was not left: its partitions move after the session timeout)'
+      : `not committed: ${uncommitted
+          .map((t) => `task ${t.taskId} (partition ${t.partition}, processed up to ${Object.entries(t.processed).map(([topic, offset]) => `${topic}@${offset}`).join(', ')})`)
+          .join('; ')}; the next owner of these partitions redoes that work from their committed offsets`
+  const head = reason === 'deadline' ? `the stop did not finish within its ${timeoutMs} ms shutdown deadline` : 'a final commit failed during the stop'
+  return new WeirError('WEIR_ERR_SHUTDOWN_INCOMPLETE', `${head}: ${what}`, { details: { reason, timeoutMs, uncommitted } })
 }

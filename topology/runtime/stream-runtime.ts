@@ -8,7 +8,7 @@
 // on processing into the next one while the transaction is in flight; one commit per task at a time.
 // Each task has its own transactional producer (id `<applicationId>-<partition>`): the next owner of a
 // partition fences the previous one and aborts its open transaction before reading offsets and changelogs.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { channels, publish } from '../../core/diagnostics.ts'
@@ -54,6 +54,8 @@ export interface StreamRuntimeOptions {
   deadLetterTopic?: (sourceTopic: string) => string
   sessionTimeoutMs?: number
   heartbeatIntervalMs?: number
+  /** Static group membership (`group.instance.id`): a restart within the session timeout keeps the partitions. */
+  groupInstanceId?: string
   /** Local state of partitions this worker no longer owns is deleted after this delay (default 10 min). */
   stateCleanupDelayMs?: number
   /** Create changelog and dead-letter topics when missing (default true). */
@@ -127,6 +129,15 @@ export interface StreamRuntime {
   metrics(): Promise<RuntimeMetrics>
   /** Partitions this worker owns now. */
   partitions(): number[]
+  /** Tasks holding work not committed (processed, in a commit in flight, or in a commit that failed at stop). */
+  uncommitted(): UncommittedTask[]
+}
+
+export interface UncommittedTask {
+  taskId: string
+  partition: number
+  /** Next offset to process per source topic: what was processed; the next owner redoes it from the committed offsets. */
+  processed: Record<string, string>
 }
 
 interface LiveTask {
@@ -812,6 +823,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     await commitsSettled()
     startCommits(() => true)
     await commitsSettled()
+    for (const live of tasks.values()) if (live.failure !== undefined) droppedAtStop.push(describeUncommitted(live))
     await member?.leave()
     for (const partition of [...tasks.keys()]) await closeTask(partition, true)
     await reader?.close()
@@ -833,6 +845,10 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         topics: topology.sourceTopics,
         ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
         ...(options.heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+        ...(options.groupInstanceId === undefined ? {} : { groupInstanceId: options.groupInstanceId }),
+        // State folders on disk (this run's and earlier ones'): the assignor moves partitions to where their state is.
+        localPartitions: async () =>
+          (await readdir(join(options.stateDir, applicationId)).catch(() => [])).filter((name) => /^\d+$/.test(name)).map(Number),
       })
       member.onAssignment((partitions) => {
         pendingAssignment = partitions
@@ -860,6 +876,12 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     }
   }
 
+  const droppedAtStop: UncommittedTask[] = []
+  function describeUncommitted(live: LiveTask): UncommittedTask {
+    const processed = Object.fromEntries(topology.sourceTopics.map((topic) => [topic, String(live.task.position(topic) ?? '')]))
+    return { taskId: live.task.id, partition: live.task.partition, processed }
+  }
+
   let running: Promise<void> | undefined
 
   return {
@@ -880,6 +902,10 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     },
     state: () => state,
     partitions: () => [...tasks.keys()].sort((a, b) => a - b),
+    uncommitted: () => [
+      ...droppedAtStop,
+      ...[...tasks.values()].filter((live) => live.task.dirty || live.committing !== undefined || live.failure !== undefined).map(describeUncommitted),
+    ],
     async metrics() {
       const live = [...tasks.values()].map((t) => t.task.counters)
       const sum = (key: keyof typeof retired) => retired[key] + live.reduce((total, c) => total + c[key], 0)
