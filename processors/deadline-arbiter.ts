@@ -9,8 +9,9 @@
 //     (timers wait while a handler runs in the same task), so the timeout is the outcome and the result is late;
 //   - a result that arrives after its timeout is forwarded to `late` (kept and counted, never delivered);
 //   - the deadline timer fires at the deadline however long the command waits behind others.
-// Decisions are stored by requestId and committed with the outputs, so every reader of the outcomes topic sees
-// the same outcome.
+// Decisions are stored per request (client session and requestId: a requestId is the client's choice and only
+// unique within its session) and committed with the outputs, so every reader of the outcomes topic sees the same
+// outcome.
 import { invalidOptions } from '../core/errors.ts'
 import type { ErrorCode } from '../core/errors.ts'
 import { followUp } from '../envelope/envelope.ts'
@@ -43,6 +44,11 @@ export type DeadlineArbiterFactory = ProcessorFactory & { readonly metrics: Dead
 
 export const TIMEOUT_ERROR_CODE: ErrorCode = 'WEIR_ERR_DEADLINE_EXCEEDED'
 
+/** The key of a request's decision and timers: requestIds of different client sessions never meet. */
+export function requestKey(envelope: Pick<Envelope, 'requestId' | 'clientSessionId'>): string {
+  return envelope.clientSessionId === undefined ? envelope.requestId : `${envelope.clientSessionId}\u0000${envelope.requestId}`
+}
+
 export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbiterFactory {
   if (typeof options.store !== 'string' || options.store.length === 0) throw invalidOptions('deadlineArbiter', ['store must name a declared store'])
   const retentionMs = options.retentionMs ?? 60 * 60_000
@@ -57,7 +63,7 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
     /** The timeout outcome of an open request whose deadline passed. */
     async function timeOut(command: Envelope, deadline: number, at: number): Promise<void> {
       metrics.timeouts++
-      await decide(command.requestId, 'timeout')
+      await decide(requestKey(command), 'timeout')
       const timeout = followUp(command, {
         kind: 'result',
         alias: command.alias,
@@ -68,10 +74,10 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
       await context.forward(new StreamRecord(command.requestId, timeout, at), outcomes)
     }
 
-    async function decide(requestId: string, outcome: 'ok' | 'error' | 'timeout'): Promise<void> {
+    async function decide(key: string, outcome: 'ok' | 'error' | 'timeout'): Promise<void> {
       const now = context.now()
-      await decisions().put(requestId, { state: 'done', outcome, at: now })
-      await context.timers.set(`gc:${requestId}`, now + retentionMs, requestId)
+      await decisions().put(key, { state: 'done', outcome, at: now })
+      await context.timers.set(`gc:${key}`, now + retentionMs, key)
     }
 
     return {
@@ -81,22 +87,23 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
       async process(record: StreamRecord<unknown, Envelope>) {
         const envelope = record.value
         const requestId = envelope.requestId
-        const current = await decisions().get(requestId)
+        const key = requestKey(envelope)
+        const current = await decisions().get(key)
         if (envelope.kind === 'command') {
           // A registration: the first one counts; replays and registrations after the outcome are ignored.
           if (current !== undefined || envelope.deadline === undefined) return
           metrics.registered++
-          await decisions().put(requestId, { state: 'open', deadline: envelope.deadline })
-          await context.timers.set(`ttl:${requestId}`, envelope.deadline, envelope)
+          await decisions().put(key, { state: 'open', deadline: envelope.deadline })
+          await context.timers.set(`ttl:${key}`, envelope.deadline, envelope)
           return
         }
         if (envelope.kind !== 'result') return
         let decided = current
         if (current?.state === 'open' && context.now() >= current.deadline) {
           // The deadline came first; its timer just has not fired yet.
-          const timer = await context.timers.get(`ttl:${requestId}`)
+          const timer = await context.timers.get(`ttl:${key}`)
           if (timer !== undefined) {
-            await context.timers.cancel(`ttl:${requestId}`)
+            await context.timers.cancel(`ttl:${key}`)
             await timeOut(timer.payload as Envelope, current.deadline, context.now())
             decided = { state: 'done', outcome: 'timeout', at: context.now() }
           }
@@ -107,9 +114,9 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
           return
         }
         if (current === undefined) metrics.unregisteredResults++
-        else await context.timers.cancel(`ttl:${requestId}`)
+        else await context.timers.cancel(`ttl:${key}`)
         metrics.results++
-        await decide(requestId, envelope.status === 'error' ? 'error' : 'ok')
+        await decide(key, envelope.status === 'error' ? 'error' : 'ok')
         await context.forward(new StreamRecord(requestId, envelope, record.timestamp, record.headers), outcomes)
       },
       async onTimer(timer) {
@@ -118,7 +125,7 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
           return
         }
         const command = timer.payload as Envelope
-        const current = await decisions().get(command.requestId)
+        const current = await decisions().get(requestKey(command))
         if (current?.state !== 'open') return
         await timeOut(command, timer.at, timer.firedAt)
       },

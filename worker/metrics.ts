@@ -46,6 +46,7 @@ export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
   counter('weir_commits_total', 'Task transactions committed', (m) => m.commits)
   counter('weir_commits_failed_total', 'Task transactions that failed and were rolled back', (m) => m.failedCommits)
   counter('weir_restored_records_total', 'Changelog records replayed into local stores', (m) => m.restoredRecords)
+  gauge('weir_records_uncommitted', 'Input records processed and not yet committed', (m) => m.uncommitted)
   gauge('weir_tasks', 'Tasks (partitions) owned by this worker', (m) => m.tasks)
   gauge('weir_tasks_restoring', 'Tasks restoring their stores', (m) => m.restoring)
   gauge('weir_last_commit_seconds', 'Duration of the last commit round', (m) => m.lastCommitMs / 1000)

@@ -250,7 +250,6 @@ test('after the gateway process is SIGKILLed, the SDK resumes on a new process w
 
 test(
   'two sessions that use the same requestId each get their own outcome',
-  { todo: 'processors/deadline-arbiter.ts keys its decisions by requestId alone: the second session\'s result on the same partition goes to the late results' },
   async (t) => {
     const alice = await connect({ url, token: await token({ sub: 'alice' }) })
     const bob = await connect({ url, token: await token({ sub: 'bob' }), outcomeGraceMs: 500 })

@@ -19,9 +19,11 @@ after(closeAdmin)
 const ROOT = resolve(import.meta.dirname, '../..')
 const MODULE = resolve(ROOT, 'test/fixtures/chaos-topology.ts')
 
+/** Records processed, committed or not (the tests commit nothing before the stop). */
 async function processed(worker: WorkerProcess): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${await worker.port}/metrics`)
-  return Number(/^weir_records_processed_total(?:\{[^}]*\})? (\d+)/m.exec(await response.text())?.[1] ?? 0)
+  const text = await (await fetch(`http://127.0.0.1:${await worker.port}/metrics`)).text()
+  const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+  return metric('weir_records_processed_total') + metric('weir_records_uncommitted')
 }
 
 /** Resolves with the exit code, or fails (with the worker's log) if the process is still running after `ms`. */

@@ -81,7 +81,10 @@ export interface StreamRuntimeOptions {
 export interface RuntimeMetrics {
   state: RuntimeState
   tasks: number
+  /** Input records processed and committed. */
   processed: number
+  /** Input records processed and not yet committed (work a crash now would have redone). */
+  uncommitted: number
   outputs: number
   deadLettered: number
   skipped: number
@@ -913,6 +916,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         state,
         tasks: tasks.size,
         processed: sum('processed'),
+        uncommitted: [...tasks.values()].reduce((total, t) => total + t.task.uncommittedRecords, 0),
         outputs: sum('outputs'),
         deadLettered: sum('deadLettered'),
         skipped: sum('skipped'),

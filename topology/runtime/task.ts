@@ -107,6 +107,10 @@ export class Task {
   /** Counted since the last commit plan, and in the plan in flight: added to `counters` when it commits. */
   #pending: TaskCounters = zeroCounters()
   #inFlight: TaskCounters = zeroCounters()
+  /** Input records processed and not yet committed (since the last commit plan, plus the plan in flight). */
+  get uncommittedRecords(): number {
+    return this.#pending.processed + this.#inFlight.processed
+  }
   readonly #options: TaskOptions
   readonly #buffers = new Map<string, WriteBuffer>()
   readonly #timers = new Map<string, DurableTimers>()
