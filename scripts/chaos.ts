@@ -40,6 +40,8 @@ const { values } = parseArgs({
     envelopes: { type: 'string', default: '2000' },
     'cs-workers': { type: 'string', default: '2' },
     'keep-topics': { type: 'boolean', default: false },
+    // Nodes of the local cluster (scripts/infra: replication min(N, 3), min.insync.replicas one less).
+    brokers: { type: 'string', default: '1' },
   },
 })
 const records = Number(values.records)
@@ -68,7 +70,7 @@ interface WorkerSpec {
 }
 
 async function main(): Promise<RunReport> {
-  const infra = await provideInfrastructure({ redis: false, progress })
+  const infra = await provideInfrastructure({ redis: false, progress, brokers: Number(values.brokers) })
   process.env.KAFKA_BOOTSTRAP_SERVERS = infra.env.KAFKA_BOOTSTRAP_SERVERS
   const brokers = infra.kafka.brokers
   const started = performance.now()

@@ -17,7 +17,9 @@ async function main(): Promise<number> {
   if (!skipChecks && !runChecks(progress)) return 1
   // The demo's browser test needs Chromium: provided before anything is started, so a failed install stops nothing.
   const chromium = await provideChromium(progress)
-  const infra = await provideInfrastructure({ progress })
+  // A local broker gets a SASL_SSL listener too (test/kafka/security.test.ts uses it); WEIR_TEST_SECURE=0 leaves it out,
+  // WEIR_TEST_BROKERS=3 runs the suite on a three-node cluster.
+  const infra = await provideInfrastructure({ progress, brokers: Number(process.env.WEIR_TEST_BROKERS ?? '1'), secure: process.env.WEIR_TEST_SECURE !== '0' })
   try {
     const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
     progress.step(`running ${files.join(' ')} (node ${process.version}, ${process.execPath})`)

@@ -224,6 +224,23 @@ test('a missing ACL is WEIR_ERR_KAFKA_AUTHORIZATION naming the resource and the 
   assert.ok(isWeirError(error, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(error))
   assert.deepEqual({ type: error.details.resourceType, name: error.details.resourceName, operation: error.details.operation }, { type: 'Topic', name: foreign, operation: 'Describe' })
 
+  // A sink topic outside the prefix: the first commit is refused, and the runtime fails instead of retrying it.
+  const [input] = await secureTopics(1, 'acl-in')
+  const foreignOut = uniqueName('not-granted-out')
+  await admin.createTopics([{ name: foreignOut, partitions: 1 }])
+  topics.push(foreignOut)
+  const sink = await runtimeFor(worker.connection, worker.brokers ?? [], input as string, foreignOut)
+  t.after(sink.dispose)
+  await bounded(sink.runtime.start(), 90_000)
+  topics.push(changelogTopic(sink.runtime.applicationId, 'counts'), `${input}.dlq`, `${sink.runtime.applicationId}-timers.dlq`)
+  const producer0 = createProducer({ brokers: plain, clientId: 'security-test-acl-input' })
+  t.after(() => producer0.close())
+  await producer0.send([{ topic: input as string, key: 'k', value: 'v' }])
+  const failed = await bounded(sink.runtime.done.then(() => assert.fail('stopped cleanly'), (e: unknown) => e))
+  assert.ok(isWeirError(failed, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(failed))
+  assert.equal(failed.details.resourceName, foreignOut)
+  assert.equal(failed.details.operation, 'Write')
+
   // A transactional id outside the prefix: Write on TransactionalId.
   const producer = createProducer({ brokers: worker.brokers ?? [], connection: worker.connection, transactionalId: 'not-granted-tx' })
   t.after(() => producer.close())
