@@ -1,5 +1,5 @@
 // Creates the orders service's topics (idempotent): `node examples/orders/create-topics.ts [--partitions 3]`.
-// Brokers from KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092), prefix from WEIR_ORDERS_PREFIX (default `orders`).
+// Brokers from KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092; TLS and SASL from WEIR_KAFKA_CONFIG), prefix from WEIR_ORDERS_PREFIX (default `orders`).
 import { parseArgs } from 'node:util'
 
 import { createAdmin, kafkaFromEnvironment } from '../../kafka/index.ts'
