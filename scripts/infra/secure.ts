@@ -60,7 +60,10 @@ export async function makeSecureMaterial(dir: string): Promise<SecureMaterial> {
 export function secureBrokerProperties(material: SecureMaterial): string[] {
   const plainUsers = SECURE_USERS.map((u) => `user_${u}="${material.passwords[u]}"`).join(' ')
   return [
-    'sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN',
+    'sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN,OAUTHBEARER',
+    // OAUTHBEARER with Kafka's unsecured validator (unsigned JWTs, principal from `sub`): for tests of the token
+    // callback only; a real cluster validates signed tokens against its identity provider.
+    'listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";',
     `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${material.passwords.admin}" ${plainUsers};`,
     'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
     'ssl.keystore.type=PEM',
@@ -73,6 +76,13 @@ export function secureBrokerProperties(material: SecureMaterial): string[] {
     'super.users=User:admin;User:ANONYMOUS',
     'allow.everyone.if.no.acl.found=false',
   ]
+}
+
+/** An unsigned JWT for Kafka's unsecured OAUTHBEARER validator: principal `User:<subject>`, expiring in `lifetimeMs`. */
+export function unsecuredToken(subject: string, lifetimeMs: number, now = Date.now()): { value: string; expiresAtMs: number } {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const expiresAtMs = now + lifetimeMs
+  return { value: `${part({ alg: 'none' })}.${part({ sub: subject, iat: Math.floor(now / 1000), exp: Math.floor(expiresAtMs / 1000) })}.`, expiresAtMs }
 }
 
 /** StorageTool arguments that create the SCRAM-SHA-512 users before the first start. */

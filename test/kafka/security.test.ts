@@ -14,7 +14,7 @@ import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
 import { followUp } from '../../envelope/envelope.ts'
 import { createAdmin, createPartitionReader, createProducer, loadClientProperties } from '../../kafka/index.ts'
 import type { ConsumedRecord, KafkaAdmin, KafkaConnection } from '../../kafka/index.ts'
-import { makeCertificateAuthority } from '../../scripts/infra/secure.ts'
+import { makeCertificateAuthority, unsecuredToken } from '../../scripts/infra/secure.ts'
 import { openStore } from '../../state/open-store.ts'
 import { defineTopology } from '../../topology/define.ts'
 import type { ProcessorContext } from '../../topology/processor.ts'
@@ -258,4 +258,39 @@ test('a missing ACL is WEIR_ERR_KAFKA_AUTHORIZATION naming the resource and the 
   const denied = await bounded(producer.beginTransaction().then(() => assert.fail('began'), (e: unknown) => e))
   assert.ok(isWeirError(denied, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(denied))
   assert.match(denied.message, /Write on TransactionalId not-granted-tx/)
+})
+
+test('OAUTHBEARER: the token callback authenticates the connections of a client (one call while the token is fresh)', async (t) => {
+  const [topic] = await secureTopics(1, 'oauth')
+  const ca = await readFile(join(kafka.dir, 'ca.pem'), 'utf8')
+  let issued = 0
+  const producer = createProducer({
+    brokers: user('worker').brokers ?? [],
+    clientId: 'security-test-oauth',
+    connection: {
+      tls: { ca },
+      sasl: {
+        mechanism: 'OAUTHBEARER',
+        token: async () => {
+          issued++
+          return unsecuredToken('worker', 60_000)
+        },
+      },
+    },
+  })
+  t.after(() => producer.close())
+  await bounded(producer.send([{ topic: topic as string, value: 'first' }]))
+  await bounded(producer.send([{ topic: topic as string, value: 'second' }]))
+  assert.equal(issued, 1)
+  assert.deepEqual((await readUntil(topic as string, 2)).map((r) => r.value?.toString()), ['first', 'second'])
+
+  // A token for a principal without ACLs on the topic: authenticated, then refused by the authorizer.
+  const stranger = createProducer({
+    brokers: user('worker').brokers ?? [],
+    clientId: 'security-test-oauth-stranger',
+    connection: { tls: { ca }, sasl: { mechanism: 'OAUTHBEARER', token: () => unsecuredToken('stranger', 60_000) } },
+  })
+  t.after(() => stranger.close())
+  const denied = await bounded(stranger.send([{ topic: topic as string, value: 'x' }]).then(() => assert.fail('sent'), (e: unknown) => e))
+  assert.ok(isWeirError(denied, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(denied))
 })
