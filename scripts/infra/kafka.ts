@@ -303,7 +303,7 @@ export async function startLocalBroker(progress: Progress, options: LocalBrokerO
     await rm(dir, { recursive: true, force: true }).catch(() => {})
   }
   try {
-    await waitForBroker(brokers, 90_000 + 30_000 * (count - 1), [...processes.values()])
+    await waitForBroker(brokers, 90_000 + 60_000 * (count - 1), [...processes.values()])
   } catch (error) {
     const logs = await Promise.all(ports.map((p) => readFile(join(nodeDir(p.id), 'server.log'), 'utf8').catch(() => '')))
     await stop()
