@@ -5,7 +5,7 @@ import type { GroupPartitionsAssigner, GroupPartitionsAssignments, GroupProtocol
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
-import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
 import { assignSticky, decodeStickyUserData, encodeStickyUserData } from './sticky-assignor.ts'
 import type { KafkaClientOptions, TopicPartition } from './types.ts'
 
@@ -111,7 +111,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
     }
     return encodeStickyUserData({ generation: owned.length > 0 ? client.generationId : -1, owned, local })
   }
-  const client = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+  const client = stopRetryingFatalErrors(new Consumer<Buffer, Buffer, Buffer, Buffer>({
     ...baseClientOptions(options, `weir-member-${options.groupId}`),
     groupId: options.groupId,
     autocommit: false,
@@ -123,7 +123,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
     // The protocol keeps the client's default name ('roundrobin'), so members of earlier weir versions (which send
     // no userData: they own nothing as far as the sticky assignor knows) can share the group during an upgrade.
     ...(options.assignment === 'round-robin' ? {} : { partitionAssigner: coPartitionedAssigner, protocolsMetadata: stickyUserData }),
-  })
+  }))
   const assignmentListeners = new Set<(partitions: TopicPartition[], generation: GroupGeneration) => void>()
   const rebalanceListeners = new Set<() => void>()
   const current = (): GroupGeneration => ({
@@ -155,7 +155,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
       try {
         await client.joinGroup({})
       } catch (error) {
-        throw wrapKafkaError(error, `joinGroup(${options.groupId})`)
+        throw wrapKafkaError(error, `joinGroup(${options.groupId})`, { operation: 'Read', group: options.groupId, topics: options.topics })
       }
       return assignments()
     },

@@ -36,7 +36,7 @@ import { InfraUnavailable, createProgress, provideInfrastructure } from './infra
 const ROOT = resolve(import.meta.dirname, '..')
 
 /** Every numeric option and its default; each must be an integer >= 1. */
-const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2' } as const
+const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1' } as const
 type NumericOption = keyof typeof NUMERIC
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
@@ -86,7 +86,7 @@ interface WorkerSpec {
 }
 
 async function main(): Promise<ChaosRunReport> {
-  const infra = await provideInfrastructure({ redis: false, progress })
+  const infra = await provideInfrastructure({ redis: false, progress, brokers: options.brokers })
   process.env.KAFKA_BOOTSTRAP_SERVERS = infra.env.KAFKA_BOOTSTRAP_SERVERS
   const brokers = infra.kafka.brokers
   const started = performance.now()

@@ -81,7 +81,7 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
     await rm(dir, { recursive: true, force: true }).catch(() => {})
   }
   try {
-    await waitForBroker(brokers, 120_000, java)
+    await waitForBroker(brokers, 120_000, [java])
   } catch (error) {
     await stop()
     throw error

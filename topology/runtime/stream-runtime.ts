@@ -13,7 +13,8 @@ import { join } from 'node:path'
 
 import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
-import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
+import { checkReplication, committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, isSecurityError, validateReplication, withReplication } from '../../kafka/index.ts'
+import type { KafkaConnection, ReplicationSettings } from '../../kafka/index.ts'
 import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
 import { TIMER_STORE_SUFFIX } from '../define.ts'
 import type { Topology } from '../define.ts'
@@ -36,6 +37,10 @@ export interface StreamRuntimeOptions {
   applicationId: string
   topology: Topology
   brokers: readonly string[]
+  /** TLS, SASL and compression of every client the runtime makes (kafka/connection.ts). */
+  connection?: KafkaConnection
+  /** Replication of the changelog and dead-letter topics it creates (default: the broker's defaults). */
+  replication?: ReplicationSettings
   /** Local state folder (RocksDB stores, checkpoints). */
   stateDir: string
   openStore: StoreOpener
@@ -219,6 +224,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const backoffMax = options.failureBackoffMs?.max ?? 30_000
   if (!(Number.isInteger(backoffMin) && backoffMin >= 0)) violations.push('failureBackoffMs.min must be a non-negative integer')
   if (!(Number.isInteger(backoffMax) && backoffMax >= backoffMin)) violations.push('failureBackoffMs.max must be an integer >= failureBackoffMs.min')
+  validateReplication(options.replication, violations)
   if (violations.length > 0) throw invalidOptions('StreamRuntime', violations)
 
   const { applicationId, topology } = options
@@ -230,7 +236,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const now = options.now ?? Date.now
   const cleanupDelay = options.stateCleanupDelayMs ?? 10 * 60_000
   const brokers = [...options.brokers]
-  const client = { brokers, ...(options.clientId === undefined ? {} : { clientId: options.clientId }) }
+  const client = { brokers, ...(options.connection === undefined ? {} : { connection: options.connection }), ...(options.clientId === undefined ? {} : { clientId: options.clientId }) }
   const changelogStores = Object.entries(topology.stores)
     .filter(([, spec]) => spec.changelog)
     .map(([name]) => name)
@@ -304,15 +310,16 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         )
       }
       partitionCount = [...distinct][0] as number
-      if (options.createTopics === false) return
-      await admin.createTopics([
+      const internal = [...changelogStores.map((store) => changelogTopic(applicationId, store)), ...[...topology.sourceTopics, `${applicationId}-timers`].map(deadLetterTopic)]
+      if (options.createTopics !== false) await admin.createTopics(withReplication([
         ...changelogStores.map((store) => ({
           name: changelogTopic(applicationId, store),
           partitions: partitionCount,
           configs: { 'cleanup.policy': 'compact' },
         })),
         ...[...topology.sourceTopics, `${applicationId}-timers`].map((topic) => ({ name: deadLetterTopic(topic), partitions: partitionCount })),
-      ])
+      ], options.replication))
+      await checkReplication(admin, [...topology.sourceTopics, ...internal], options.replication, applicationId)
     } finally {
       if (options.maxMessageBytes === undefined) {
         const deadLetterTopics = [...topology.sourceTopics, `${applicationId}-timers`].map(deadLetterTopic)
@@ -589,6 +596,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     for (const live of [...tasks.values()]) {
       if (live.failure === undefined) continue
       const { error, attempt } = live.failure
+      // A refused login, an untrusted certificate or a missing ACL does not heal by retrying: the runtime fails.
+      if (isSecurityError(error)) throw error
       publish(channels.runtimeError, { applicationId, error, fatal: false })
       live.task.rollback()
       const offsets: Record<string, string> = {}
