@@ -4,7 +4,7 @@
 //
 // Throughput, for each partition count (min / median / max of --runs runs), in steady state by default: the bench
 // preloads --records inputs, starts the system, keeps feeding it (a backlog that lasts the warm-up, the window and a
-// margin), lets it warm up (--warmup-seconds from ready, and at least --warmup-records outputs; not counted), then
+// margin), lets it warm up (--warmup-seconds from its first output, and at least --warmup-records outputs; not counted), then
 // measures --seconds: records/s = output records that became visible to a read_committed reader between two samples of
 // the output topic's last stable offsets, ÷ the time between the samples (bench/steady-state.ts). With --cold, the
 // short run instead: --records preloaded, records/s from ready to the last output visible (JIT and caches cold).
@@ -19,6 +19,7 @@
 //
 // Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting
 //          --warmup-seconds 20 --warmup-records 0 --seconds 30 (the steady-state window) --cold --ks-threads 1
+//          (--records: with --cold the whole input of a run; in steady state the backlog preloaded before each system starts)
 //          (--payload sizes the counting records; commands are orders/orders/place envelopes of ~400 B)
 //          --delayed 10000,100000,1000000 --delayed-rate 20000 --delayed-runs 1
 //          --skip throughput,delayed,kafka-streams,redis-poller,ceiling --json
@@ -451,7 +452,7 @@ function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<
   const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
   const how = cold
     ? `COLD (--cold): ${records.toLocaleString('en')} records preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
-    : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from ready${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
+    : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
   const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
   const throughputLines = [
     `Throughput: ${topologyName}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,

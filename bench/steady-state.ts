@@ -31,10 +31,12 @@ export interface OffsetSample {
 export interface SteadyStateWindow {
   /** When the system was ready (weir: every partition assigned and restored; Kafka Streams: RUNNING; raw client: joined), epoch ms. */
   readyAt: number
-  /** Warm-up asked for: at least this long after readyAt, and at least this many outputs visible. */
+  /** When the first output was seen visible (the offset samples, every 250 ms): the warm-up's clock starts here. */
+  firstOutputAt: number
+  /** Warm-up asked for: at least this long after the first output, and at least this many outputs visible. */
   warmupSeconds: number
   warmupRecords: number
-  /** Outputs visible (offset estimate, markers included) when the warm-up ended. */
+  /** Outputs visible since ready (offset estimate, markers included) when the warm-up ended. */
   warmupOutputs: number
   /** The window: from the first offset sample to the second. */
   start: OffsetSample
@@ -174,6 +176,8 @@ export interface WindowOptions {
   lowWaterSeconds?: number
   /** Largest backlog the feeder builds, in units (default 3,000,000). */
   maxBacklog?: number
+  /** Give up when no output is visible this long after ready (default 180 s). */
+  firstOutputTimeoutMs?: number
 }
 
 /**
@@ -207,11 +211,18 @@ export async function measureWindow(options: WindowOptions): Promise<SteadyState
       if (n > 0) await feeder.feed(Math.min(n, measuring ? Math.max(1000, Math.ceil(rate)) : 100_000))
       return feeder.produced - visible
     }
-    const warmupEndsAt = options.readyAt + options.warmupSeconds * 1000
+    // The warm-up's clock starts at the first output, not at ready: a system whose first transactions take long
+    // (topic creation, producer fencing on a loaded broker) still gets its full warm-up of processing.
+    let firstOutputAt = 0
     let reported = Date.now()
     for (;;) {
+      const warmupEndsAt = (firstOutputAt || Date.now()) + options.warmupSeconds * 1000
       await tick(false, Math.max(0, (warmupEndsAt - Date.now()) / 1000) + options.measuredSeconds)
-      if (Date.now() >= warmupEndsAt && visibleSince(last) >= options.warmupRecords) break
+      if (firstOutputAt === 0 && visibleSince(last) > 0) firstOutputAt = last.at
+      if (firstOutputAt === 0 && Date.now() - options.readyAt > (options.firstOutputTimeoutMs ?? 180_000)) {
+        throw new Error(`${options.name}: no output on ${options.output} within ${(options.firstOutputTimeoutMs ?? 180_000) / 1000} s of ready`)
+      }
+      if (firstOutputAt > 0 && Date.now() >= firstOutputAt + options.warmupSeconds * 1000 && visibleSince(last) >= options.warmupRecords) break
       if (Date.now() - reported > 5000) {
         reported = Date.now()
         progress.step(`  ${options.name}: warming up, ${visibleSince(last).toLocaleString('en')} outputs, ${Math.round(rate).toLocaleString('en')}/s`)
@@ -238,6 +249,7 @@ export async function measureWindow(options: WindowOptions): Promise<SteadyState
     if (minBacklog === Infinity) minBacklog = feeder.produced - visibleSince(end)
     return {
       readyAt: options.readyAt,
+      firstOutputAt,
       warmupSeconds: options.warmupSeconds,
       warmupRecords: options.warmupRecords,
       warmupOutputs,

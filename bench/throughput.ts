@@ -1,5 +1,7 @@
-// Partition throughput of one system on preloaded input: how fast its outputs become visible to a
-// read_committed reader in the bench process. Every system is timed from the moment it is ready to process
+// Partition throughput of one system: how fast its outputs become visible to a read_committed reader in the bench
+// process. Two shapes: run* (the cold run, bench:partition --cold) processes preloaded input to the end; start*
+// leaves the system running for a steady-state window (bench/steady-state.ts measures it from outside).
+// In the cold run every system is timed from the moment it is ready to process
 // (weir: its worker reports every partition assigned and restored; Kafka Streams: the RUNNING state; the raw
 // client: group joined) to its last output visible, so process start, group join and restore are left out.
 // (The first-to-last-output window is not used: a system that commits in a few large transactions would look

@@ -8,6 +8,7 @@ import { after, test } from 'node:test'
 import { buildKafkaStreamsBaseline } from '../../bench/baselines/kafka-streams.ts'
 import { latencyFigures, runFloor } from '../../bench/gateway/floor.ts'
 import { countBetween, countWindow, createFeeder, feedAmount, measureWindow, offsetDelta, sampleOffsets, spread, windowRate } from '../../bench/steady-state.ts'
+import { lastJsonLine, markdown } from '../../bench/report.ts'
 import { startRawClient } from '../../bench/throughput.ts'
 import { createPartitionReader, createProducer } from '../../kafka/index.ts'
 import { brokers, closeAdmin, createTopics, readAll, uniqueName } from '../helpers/kafka.ts'
@@ -127,7 +128,7 @@ test('a short real window over the raw client: warm-up, then the outputs between
   } finally {
     await system.stop()
   }
-  assert.ok(window.start.at >= window.readyAt + 1000, 'the window starts after the warm-up')
+  assert.ok(window.firstOutputAt >= window.readyAt && window.start.at >= window.firstOutputAt + 1000, 'the window starts after the warm-up, counted from the first output')
   assert.ok(window.end.at - window.start.at >= 2000, 'and lasts at least the measured seconds')
   assert.ok(window.warmupOutputs >= 100, JSON.stringify(window))
   const counted = await countWindow(brokers(), output, window)
@@ -149,4 +150,26 @@ test('the request/reply floor answers every command exactly once through the Jav
   assert.ok(result.commands >= 100 && result.commands <= 150, JSON.stringify(result))
   assert.equal(result.missing, 0, JSON.stringify(result))
   assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms && result.maxMs >= result.p99Ms, JSON.stringify(result))
+})
+
+test('bench/report.ts labels a steady-state run and a cold one, with min / median / max of the runs', () => {
+  const figures = (median: number, runs: number[]) => ({ recordsPerSecond: median, minRecordsPerSecond: Math.min(...runs), maxRecordsPerSecond: Math.max(...runs), perPartitionRecordsPerSecond: median, cpuSecondsPerMillion: 200, peakRssMb: 300, runs })
+  const scenario = {
+    weir: 5000,
+    rawClient: 90_000,
+    kafkaStreams: 7000,
+    brokerCeiling: null,
+    ratios: { weirToRawClient: 0.06, weirToKafkaStreams: 0.71 },
+    details: { partitions: 1, weir: figures(5000, [5100, 4900, 5000]), rawClient: figures(90_000, [90_000]), kafkaStreams: figures(7000, [7000, 6800, 7200]) },
+  }
+  const run = { bench: 'partition', at: '2026-12-02T01:00:00.000Z', machine: { cpus: 2, node: 'v24' }, topology: 'command-service', records: 20000, payloadBytes: 100, exactlyOnce: true, runs: 3, throughput: { 'partitions=1': scenario }, delayedDelivery: { ratePerSecond: 20000, latenessP99Ms: {} } }
+  const steady = markdown([lastJsonLine(JSON.stringify({ ...run, mode: 'steady', steadyState: { warmupSeconds: 20, warmupRecords: 0, measuredSeconds: 30 } }))], '2 vCPU')
+  assert.match(steady, /### Throughput: command-service topology, steady state/)
+  assert.match(steady, /warm-up 20 s from the first output \(not counted\), then records\/s over 30 s measured/)
+  assert.match(steady, /\| 4,900 \/ 5,000 \/ 5,100 \| 6,800 \/ 7,000 \/ 7,200 \|/)
+  // A run from before steady state (no mode) was cold, and its figures had only the list of runs.
+  const older = { ...scenario, details: { ...scenario.details, weir: { ...scenario.details.weir, minRecordsPerSecond: undefined, maxRecordsPerSecond: undefined } } }
+  const cold = markdown([lastJsonLine(JSON.stringify({ ...run, throughput: { 'partitions=1': older } }))], '2 vCPU')
+  assert.match(cold, /### Throughput: command-service topology, cold/)
+  assert.match(cold, /\| 4,900 \/ 5,000 \/ 5,100 \|/)
 })
