@@ -27,8 +27,6 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { encodeEnvelope } from '../envelope/codec.ts'
-import { createEnvelope } from '../envelope/envelope.ts'
 import { ordersService } from '../examples/orders/service.ts'
 import { createOrdersTopics } from '../examples/orders/create-topics.ts'
 import { createAdmin, createProducer } from '../kafka/index.ts'
@@ -42,7 +40,9 @@ import type { DelayedResult, DelayedSystem } from './delayed.ts'
 import { kafkaStreamsScheduler } from './systems/kafka-streams-scheduler.ts'
 import { redisPoller } from './systems/redis-poller.ts'
 import { weirScheduler } from './systems/weir-scheduler.ts'
-import { countWindow, createFeeder, measureWindow, spread, withTimeout } from './steady-state.ts'
+import { inputMaker } from './inputs.ts'
+import type { InputSpec } from './inputs.ts'
+import { countWindow, createFeederProcess, measureWindow, spread, withTimeout } from './steady-state.ts'
 import type { SteadyStateWindow } from './steady-state.ts'
 import { runRawClient, runWeirWorker, startRawClient, startWeirWorker } from './throughput.ts'
 import type { Figures, RunningSystem, ThroughputSample } from './throughput.ts'
@@ -157,13 +157,12 @@ interface PreparedRun {
   weirEnv: Record<string, string>
   weirApp: string
   ksExtra: string[]
-  /** The input records of unit i (a record, or a command and its deadline registration): one output each. */
-  make: (i: number) => OutgoingRecord[]
+  /** How to make its input: unit i is a record, or a command and its deadline registration; one output each. */
+  spec: InputSpec
 }
 
 /** The topics of one run (what weir, the raw client and Kafka Streams read and write), and how to make its input. */
 async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<PreparedRun> {
-  const payload = 'x'.repeat(payloadBytes)
   if (topologyName === 'counting') {
     const input = `bench-${run}.input`
     const weirOutput = `bench-${run}.weir-out`
@@ -181,7 +180,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
       weirModule: resolve(import.meta.dirname, 'topologies/counting.ts'),
       weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
       ksExtra: [],
-      make: (i) => [{ topic: input, key: `key-${i % keyCount}`, value: JSON.stringify({ seq: i, payload }) }],
+      spec: { topology: 'counting', input, keys: keyCount, payloadBytes },
     }
   }
   // The orders example service: commands plus their deadline registrations (what the gateway writes).
@@ -192,24 +191,6 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
     { name: `bench-${run}.raw-out`, partitions },
     { name: `bench-${run}.ks-out`, partitions },
   ])
-  // Made when fed: a command fed during a long run is as fresh as the gateway would write it.
-  const make = (i: number): OutgoingRecord[] => {
-    const orderId = `o-${i}`
-    const command = createEnvelope({
-      kind: 'command',
-      topicAlias: 'orders',
-      contextPath: 'orders',
-      alias: 'place',
-      payload: { orderId, sku: `sku-${i % keyCount}`, qty: 1 },
-      clientSessionId: `session-${i % 100}`,
-      ttlMs: 10 * 60_000,
-    })
-    const bytes = encodeEnvelope(command)
-    return [
-      { topic: topics.commands, key: orderId, value: bytes },
-      { topic: topics.deadlines, key: orderId, value: bytes },
-    ]
-  }
   return {
     input: topics.commands,
     weirOutput: topics.outcomes,
@@ -217,7 +198,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
     weirModule: resolve(import.meta.dirname, '../examples/orders/topology.ts'),
     weirEnv: { WEIR_ORDERS_PREFIX: prefix },
     ksExtra: ['--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
-    make,
+    spec: { topology: 'command-service', commands: topics.commands, deadlines: topics.deadlines, keys: keyCount },
   }
 }
 
@@ -247,7 +228,8 @@ async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string |
   progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
   const prepared = await prepareRun(brokers, admin, run, partitions)
   const all: OutgoingRecord[] = []
-  for (let i = 0; i < records; i++) all.push(...prepared.make(i))
+  const make = inputMaker(prepared.spec)
+  for (let i = 0; i < records; i++) all.push(...make(i))
   await send(brokers, all, topologyName === 'counting' ? 'records' : 'commands', progress)
   const samples: Record<System, ThroughputSample | undefined> = { weir: undefined, rawClient: undefined, kafkaStreams: undefined }
   for (const system of systemOrder(r, classpath !== undefined)) {
@@ -330,7 +312,7 @@ async function startSystem(system: System, brokers: string[], run: string, parti
 async function steadyRun(system: System, brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number): Promise<{ sample: ThroughputSample; window: SteadyStateWindow }> {
   const prepared = await prepareRun(brokers, admin, run, partitions)
   const output = outputOf(system, run, prepared)
-  const feeder = createFeeder(brokers, prepared.make, `bench-feeder-${run}`)
+  const feeder = await createFeederProcess(brokers, prepared.spec, `bench-feeder-${run}`)
   try {
     progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
     await feeder.feed(records)
@@ -451,7 +433,7 @@ function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<
   // min / median / max of the runs
   const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
   const how = cold
-    ? `COLD (--cold): ${records.toLocaleString('en')} records preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
+    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
     : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
   const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
   const throughputLines = [

@@ -4,9 +4,13 @@
 // the two samples. After the system has stopped, the records between the two offset sets are read at
 // read_committed and counted, so transaction markers and aborted records are not counted. Nothing changes inside the
 // systems: the same window works for weir, the raw client and Kafka Streams.
+import { fork } from 'node:child_process'
+import { join } from 'node:path'
+
 import { createPartitionReader, createProducer } from '../kafka/index.ts'
 import type { OutgoingRecord, PartitionReader, TopicPartitionOffset } from '../kafka/index.ts'
 import type { Progress } from '../scripts/infra/index.ts'
+import type { InputSpec } from './inputs.ts'
 
 export interface Spread {
   min: number
@@ -272,4 +276,52 @@ export async function measureWindow(options: WindowOptions): Promise<SteadyState
 export async function countWindow(brokers: string[], output: string, window: SteadyStateWindow): Promise<SteadyStateWindow> {
   const records = await countBetween(brokers, output, window.start.offsets, window.end.offsets)
   return { ...window, records, recordsPerSecond: windowRate(records, window.start.at, window.end.at) }
+}
+
+/** Messages to and from bench/feeder-process.ts. */
+export type FeederRequest = { readonly type: 'start'; readonly brokers: string[]; readonly spec: InputSpec; readonly clientId: string } | { readonly type: 'feed'; readonly n: number }
+export type FeederReply = { readonly type: 'fed'; readonly produced: number } | { readonly type: 'failed'; readonly message: string }
+
+/**
+ * A Feeder in a child process (bench/feeder-process.ts) making the records of `spec`: the bench process's thread
+ * stays free for what it measures (the raw client runs there).
+ */
+export async function createFeederProcess(brokers: string[], spec: InputSpec, clientId = 'bench-feeder'): Promise<Feeder> {
+  const child = fork(join(import.meta.dirname, 'feeder-process.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  let produced = 0
+  const request = (message: FeederRequest) =>
+    new Promise<void>((resolve, reject) => {
+      const onMessage = (reply: FeederReply) => {
+        cleanup()
+        if (reply.type === 'failed') return reject(new Error(`the feeder failed: ${reply.message}`))
+        produced = reply.produced
+        resolve()
+      }
+      const onExit = (code: number | null) => {
+        cleanup()
+        reject(new Error(`the feeder exited (${code})`))
+      }
+      const cleanup = () => {
+        child.removeListener('message', onMessage)
+        child.removeListener('exit', onExit)
+      }
+      child.once('message', onMessage)
+      child.once('exit', onExit)
+      child.send(message)
+    })
+  await request({ type: 'start', brokers, spec, clientId })
+  return {
+    get produced() {
+      return produced
+    },
+    feed: (n) => request({ type: 'feed', n }),
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.disconnect()
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
 }

@@ -275,7 +275,8 @@ export async function startRawClient(options: { brokers: string[]; input: string
   })
   return {
     readyAt,
-    // The bench process also runs the feeder and the window's offset samples: an upper bound of the client's own CPU.
+    // The bench process also takes the window's offset samples (the feeder has a process of its own): an upper
+    // bound of the client's own CPU.
     cpuSeconds: async () => {
       const used = process.cpuUsage()
       return (used.user + used.system) / 1e6

@@ -7,7 +7,7 @@ import { after, test } from 'node:test'
 
 import { buildKafkaStreamsBaseline } from '../../bench/baselines/kafka-streams.ts'
 import { latencyFigures, runFloor } from '../../bench/gateway/floor.ts'
-import { countBetween, countWindow, createFeeder, feedAmount, measureWindow, offsetDelta, sampleOffsets, spread, windowRate } from '../../bench/steady-state.ts'
+import { countBetween, countWindow, createFeederProcess, feedAmount, measureWindow, offsetDelta, sampleOffsets, spread, windowRate } from '../../bench/steady-state.ts'
 import { lastJsonLine, markdown } from '../../bench/report.ts'
 import { startRawClient } from '../../bench/throughput.ts'
 import { createPartitionReader, createProducer } from '../../kafka/index.ts'
@@ -105,7 +105,8 @@ test('the window counts the committed records between two last-stable-offset sam
 
 test('a short real window over the raw client: warm-up, then the outputs between the samples, fed continuously', { timeout: 120_000 }, async (t) => {
   const [input, output] = (await createTopics(t, { prefix: 'steady-in', partitions: 2 }, { prefix: 'steady-out', partitions: 2 })) as [string, string]
-  const feeder = createFeeder(brokers(), (i) => [{ topic: input, key: `k${i % 10}`, value: `v${i}` }])
+  // The feeder process, as bench:partition runs it.
+  const feeder = await createFeederProcess(brokers(), { topology: 'counting', input, keys: 10, payloadBytes: 20 })
   t.after(() => feeder.close())
   await feeder.feed(500)
   const system = await startRawClient({ brokers: brokers(), input, output, run: uniqueName('steady-raw'), exactlyOnce: true })
