@@ -3,7 +3,10 @@
 // last-stable-offset samples, aborted ones and markers left out), a short real window over the raw client, and a
 // short run of the Java request/reply floor.
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { resolve } from 'node:path'
 import { after, test } from 'node:test'
+import { promisify } from 'node:util'
 
 import { buildKafkaStreamsBaseline } from '../../bench/baselines/kafka-streams.ts'
 import { latencyFigures, runFloor } from '../../bench/gateway/floor.ts'
@@ -16,6 +19,22 @@ import { javaBaselineBuildable } from '../helpers/maven.ts'
 
 const quiet = { step: () => {}, done: () => {} }
 after(closeAdmin)
+
+const run = promisify(execFile)
+const failure = (script: string, args: string[]) =>
+  run(process.execPath, [resolve(import.meta.dirname, '../../bench', script), ...args]).then(
+    () => undefined,
+    (error: { code?: number; stderr?: string }) => error,
+  )
+
+test('bad steady-state and floor options are refused before anything runs, every one at once, exit 2', async () => {
+  const partition = await failure('partition.ts', ['--seconds', '0', '--warmup-seconds=-1', '--warmup-records', 'x', '--ks-threads', '0'])
+  assert.equal(partition?.code, 2)
+  assert.match(partition?.stderr ?? '', /--warmup-seconds must be >= 0; --warmup-records must be >= 0; --seconds must be >= 1; --ks-threads must be an integer >= 1/)
+  const gateway = await failure('gateway/load.ts', ['--floor', 'maybe', '--seconds', '0'])
+  assert.equal(gateway?.code, 2)
+  assert.match(gateway?.stderr ?? '', /invalid options: seconds, floor/)
+})
 
 test('spread: min, median (the lower middle of an even count: a measured value) and max, in any order', () => {
   assert.deepEqual(spread([5]), { min: 5, median: 5, max: 5 })
