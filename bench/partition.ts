@@ -2,7 +2,12 @@
 // measured in the same run, on the same broker, with the same records. Starts its own infrastructure (Kafka,
 // Redis) like every weir command, or uses KAFKA_BOOTSTRAP_SERVERS / REDIS_URL.
 //
-// Throughput, for each partition count (median of --runs runs):
+// Throughput, for each partition count (min / median / max of --runs runs), in steady state by default: the bench
+// preloads --records inputs, starts the system, keeps feeding it (a backlog that lasts the warm-up, the window and a
+// margin), lets it warm up (--warmup-seconds from its first output, and at least --warmup-records outputs; not counted), then
+// measures --seconds: records/s = output records that became visible to a read_committed reader between two samples of
+// the output topic's last stable offsets, ÷ the time between the samples (bench/steady-state.ts). With --cold, the
+// short run instead: --records preloaded, records/s from ready to the last output visible (JIT and caches cold).
 //   weir          the topology (--topology command-service: the orders example service, i.e. dedupe + TTL
 //                 arbiter + routing handler with a state store + produce; or counting: a per-key counter) in a
 //                 worker process, exactly once;
@@ -13,6 +18,8 @@
 // Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99.
 //
 // Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting
+//          --warmup-seconds 20 --warmup-records 0 --seconds 30 (the steady-state window) --cold --ks-threads 1
+//          (--records: with --cold the whole input of a run; in steady state the backlog preloaded before each system starts)
 //          (--payload sizes the counting records; commands are orders/orders/place envelopes of ~400 B)
 //          --delayed 10000,100000,1000000 --delayed-rate 20000 --delayed-runs 1
 //          --skip throughput,delayed,kafka-streams,redis-poller,ceiling --json
@@ -20,8 +27,6 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { encodeEnvelope } from '../envelope/codec.ts'
-import { createEnvelope } from '../envelope/envelope.ts'
 import { ordersService } from '../examples/orders/service.ts'
 import { createOrdersTopics } from '../examples/orders/create-topics.ts'
 import { createAdmin, createProducer } from '../kafka/index.ts'
@@ -29,14 +34,18 @@ import type { KafkaAdmin, OutgoingRecord } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
 import type { Progress } from '../scripts/infra/index.ts'
 import { measureBrokerCeiling } from './baselines/broker-ceiling.ts'
-import { buildKafkaStreamsBaseline, runKafkaStreams } from './baselines/kafka-streams.ts'
+import { buildKafkaStreamsBaseline, runKafkaStreams, startKafkaStreams } from './baselines/kafka-streams.ts'
 import { runDelayed, scenarioFor } from './delayed.ts'
 import type { DelayedResult, DelayedSystem } from './delayed.ts'
 import { kafkaStreamsScheduler } from './systems/kafka-streams-scheduler.ts'
 import { redisPoller } from './systems/redis-poller.ts'
 import { weirScheduler } from './systems/weir-scheduler.ts'
-import { runRawClient, runWeirWorker } from './throughput.ts'
-import type { Figures, ThroughputSample } from './throughput.ts'
+import { inputMaker } from './inputs.ts'
+import type { InputSpec } from './inputs.ts'
+import { countWindow, createFeederProcess, measureWindow, spread, withTimeout } from './steady-state.ts'
+import type { SteadyStateWindow } from './steady-state.ts'
+import { runRawClient, runWeirWorker, startRawClient, startWeirWorker } from './throughput.ts'
+import type { Figures, RunningSystem, ThroughputSample } from './throughput.ts'
 
 const { values } = parseArgs({
   options: {
@@ -52,6 +61,11 @@ const { values } = parseArgs({
     'delayed-rate': { type: 'string', default: '20000' },
     'delayed-runs': { type: 'string', default: '1' },
     skip: { type: 'string', default: '' },
+    cold: { type: 'boolean', default: false },
+    'warmup-seconds': { type: 'string', default: '20' },
+    'warmup-records': { type: 'string', default: '0' },
+    seconds: { type: 'string', default: '30' },
+    'ks-threads': { type: 'string', default: '1' },
     // Writes a V8 CPU profile of every weir worker process into this folder (open it in Chrome DevTools).
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -74,6 +88,11 @@ const delayedSizes = String(values.delayed).split(',').filter(Boolean).map(Numbe
 const delayedRate = Number(values['delayed-rate'])
 const delayedRuns = Number(values['delayed-runs'])
 const skip = new Set(String(values.skip).split(',').filter(Boolean))
+const cold = values.cold
+const warmupSeconds = Number(values['warmup-seconds'])
+const warmupRecords = Number(values['warmup-records'])
+const measuredSeconds = Number(values.seconds)
+const ksThreads = Number(values['ks-threads'])
 const progress = createProgress('bench')
 
 const problems: string[] = []
@@ -82,6 +101,10 @@ if (!(runs >= 1)) problems.push('--runs must be >= 1')
 if (partitionCounts.some((p) => !(p >= 1))) problems.push('--partitions must list positive numbers')
 if (!['command-service', 'counting'].includes(topologyName)) problems.push('--topology must be command-service or counting')
 if (delayedSizes.some((n) => !(n >= 1))) problems.push('--delayed must list positive numbers')
+if (!(warmupSeconds >= 0)) problems.push('--warmup-seconds must be >= 0')
+if (!(warmupRecords >= 0)) problems.push('--warmup-records must be >= 0')
+if (!(measuredSeconds >= 1)) problems.push('--seconds must be >= 1')
+if (!(Number.isInteger(ksThreads) && ksThreads >= 1)) problems.push('--ks-threads must be an integer >= 1')
 for (const s of skip) if (!['throughput', 'delayed', 'kafka-streams', 'redis-poller', 'ceiling'].includes(s)) problems.push(`--skip: unknown ${s}`)
 if (problems.length > 0) {
   process.stderr.write(`bench:partition: ${problems.join('; ')}\n`)
@@ -95,20 +118,21 @@ interface ThroughputScenario {
   kafkaStreams?: Figures
   brokerCeiling?: { producerRecordsPerSecond: number; consumerRecordsPerSecond: number }
   ratios: { weirToRawClient: number; weirToKafkaStreams?: number }
+  /** Steady state only: the warm-up and the measured window of every system in every run. */
+  steadyState?: Record<System, SteadyStateWindow[]>
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] as number
-}
+type System = 'weir' | 'rawClient' | 'kafkaStreams'
 
 function figures(samples: ThroughputSample[], partitions: number): Figures {
   const rates = samples.map((s) => s.recordsPerSecond)
-  const rate = median(rates)
+  const { min, median: rate, max } = spread(rates)
   return {
     recordsPerSecond: rate,
+    minRecordsPerSecond: min,
+    maxRecordsPerSecond: max,
     perPartitionRecordsPerSecond: Math.round(rate / partitions),
-    cpuSecondsPerMillion: Number((median(samples.map((s) => s.cpuSeconds)) / (records / 1e6)).toFixed(1)),
+    cpuSecondsPerMillion: Number(spread(samples.map((s) => s.cpuSeconds / (Math.max(1, s.records) / 1e6))).median.toFixed(1)),
     peakRssMb: Math.round(Math.max(...samples.map((s) => s.peakRssMb))),
     runs: rates,
   }
@@ -126,9 +150,19 @@ async function send(brokers: string[], all: OutgoingRecord[], what: string, p: P
   }
 }
 
-/** The input of one run: what weir, the raw client and Kafka Streams read. */
-async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<{ input: string; weirOutput: string; weirModule: string; weirEnv: Record<string, string>; weirApp: string; ksExtra: string[] }> {
-  const payload = 'x'.repeat(payloadBytes)
+interface PreparedRun {
+  input: string
+  weirOutput: string
+  weirModule: string
+  weirEnv: Record<string, string>
+  weirApp: string
+  ksExtra: string[]
+  /** How to make its input: unit i is a record, or a command and its deadline registration; one output each. */
+  spec: InputSpec
+}
+
+/** The topics of one run (what weir, the raw client and Kafka Streams read and write), and how to make its input. */
+async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<PreparedRun> {
   if (topologyName === 'counting') {
     const input = `bench-${run}.input`
     const weirOutput = `bench-${run}.weir-out`
@@ -138,9 +172,6 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
       { name: `bench-${run}.raw-out`, partitions },
       { name: `bench-${run}.ks-out`, partitions },
     ])
-    const all: OutgoingRecord[] = []
-    for (let i = 0; i < records; i++) all.push({ topic: input, key: `key-${i % keyCount}`, value: JSON.stringify({ seq: i, payload }) })
-    await send(brokers, all, 'records', progress)
     const weirApp = `bench-weir-${run}`
     return {
       input,
@@ -149,6 +180,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
       weirModule: resolve(import.meta.dirname, 'topologies/counting.ts'),
       weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
       ksExtra: [],
+      spec: { topology: 'counting', input, keys: keyCount, payloadBytes },
     }
   }
   // The orders example service: commands plus their deadline registrations (what the gateway writes).
@@ -159,24 +191,6 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
     { name: `bench-${run}.raw-out`, partitions },
     { name: `bench-${run}.ks-out`, partitions },
   ])
-  const all: OutgoingRecord[] = []
-  const now = Date.now()
-  for (let i = 0; i < records; i++) {
-    const orderId = `o-${i}`
-    const command = createEnvelope({
-      kind: 'command',
-      topicAlias: 'orders',
-      contextPath: 'orders',
-      alias: 'place',
-      payload: { orderId, sku: `sku-${i % keyCount}`, qty: 1 },
-      clientSessionId: `session-${i % 100}`,
-      ttlMs: 10 * 60_000,
-      now,
-    })
-    const bytes = encodeEnvelope(command)
-    all.push({ topic: topics.commands, key: orderId, value: bytes }, { topic: topics.deadlines, key: orderId, value: bytes })
-  }
-  await send(brokers, all, 'commands', progress)
   return {
     input: topics.commands,
     weirOutput: topics.outcomes,
@@ -184,6 +198,7 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
     weirModule: resolve(import.meta.dirname, '../examples/orders/topology.ts'),
     weirEnv: { WEIR_ORDERS_PREFIX: prefix },
     ksExtra: ['--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
+    spec: { topology: 'command-service', commands: topics.commands, deadlines: topics.deadlines, keys: keyCount },
   }
 }
 
@@ -192,52 +207,167 @@ function profileEnv(): Record<string, string> {
   return dir === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${resolve(dir)}`.trim() }
 }
 
+/** The order of the systems in run r: rotated, so no system always meets a warmer broker. */
+function systemOrder(r: number, withKafkaStreams: boolean): System[] {
+  const systems: System[] = ['weir', 'rawClient', ...(withKafkaStreams ? (['kafkaStreams'] as const) : [])]
+  for (let i = 0; i < r % systems.length; i++) systems.push(systems.shift() as System)
+  return systems
+}
+
+function outputOf(system: System, run: string, prepared: PreparedRun): string {
+  return system === 'weir' ? prepared.weirOutput : system === 'rawClient' ? `bench-${run}.raw-out` : `bench-${run}.ks-out`
+}
+
+async function deleteRunTopics(admin: KafkaAdmin, run: string): Promise<void> {
+  const created = await admin.listTopics().catch(() => [] as string[])
+  await admin.deleteTopics(created.filter((t) => t.startsWith(`bench-${run}`))).catch(() => {})
+}
+
+/** The short run: --records preloaded once, each system processes all of them, timed from ready to the last output. */
+async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number, r: number): Promise<Record<System, ThroughputSample | undefined>> {
+  progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
+  const prepared = await prepareRun(brokers, admin, run, partitions)
+  const all: OutgoingRecord[] = []
+  const make = inputMaker(prepared.spec)
+  for (let i = 0; i < records; i++) all.push(...make(i))
+  await send(brokers, all, topologyName === 'counting' ? 'records' : 'commands', progress)
+  const samples: Record<System, ThroughputSample | undefined> = { weir: undefined, rawClient: undefined, kafkaStreams: undefined }
+  for (const system of systemOrder(r, classpath !== undefined)) {
+    let sample: ThroughputSample
+    if (system === 'weir') {
+      sample = await runWeirWorker({
+        brokers,
+        admin,
+        module: prepared.weirModule,
+        applicationId: prepared.weirApp,
+        env: { ...prepared.weirEnv, ...profileEnv() },
+        partitions,
+        output: prepared.weirOutput,
+        expected: records,
+        exactlyOnce,
+      })
+    } else if (system === 'rawClient') {
+      sample = await runRawClient({ brokers, admin, input: prepared.input, output: outputOf(system, run, prepared), records, run, exactlyOnce })
+    } else {
+      const result = await runKafkaStreams({
+        brokers,
+        mode: topologyName === 'counting' ? 'counting' : 'command-service',
+        input: prepared.input,
+        output: outputOf(system, run, prepared),
+        applicationId: `bench-ks-${run}`,
+        exactlyOnce,
+        threads: ksThreads,
+        expectedOutputs: records,
+        extraArgs: prepared.ksExtra,
+        ...(classpath === undefined ? {} : { classpath }),
+      })
+      sample = { recordsPerSecond: Math.round(records / Math.max(0.001, result.runningSeconds)), seconds: result.runningSeconds, cpuSeconds: result.cpuSeconds, records, peakRssMb: result.peakRssMb }
+    }
+    samples[system] = sample
+    progress.step(`  ${system.padEnd(12)} ${sample.recordsPerSecond.toLocaleString('en')} records/s`)
+  }
+  await deleteRunTopics(admin, run)
+  return samples
+}
+
+async function startSystem(system: System, brokers: string[], run: string, partitions: number, prepared: PreparedRun, classpath: string | undefined): Promise<RunningSystem> {
+  if (system === 'weir') {
+    return startWeirWorker({ brokers, module: prepared.weirModule, applicationId: prepared.weirApp, env: { ...prepared.weirEnv, ...profileEnv() }, partitions, exactlyOnce })
+  }
+  if (system === 'rawClient') return startRawClient({ brokers, input: prepared.input, output: outputOf(system, run, prepared), run, exactlyOnce })
+  const ks = await startKafkaStreams({
+    brokers,
+    mode: topologyName === 'counting' ? 'counting' : 'command-service',
+    input: prepared.input,
+    output: outputOf(system, run, prepared),
+    applicationId: `bench-ks-${run}`,
+    exactlyOnce,
+    threads: ksThreads,
+    extraArgs: prepared.ksExtra,
+    progress,
+    ...(classpath === undefined ? {} : { classpath }),
+  })
+  let readyAt: number
+  try {
+    readyAt = await withTimeout(ks.running, 180_000, () => 'Kafka Streams was not RUNNING within 180 s')
+  } catch (error) {
+    await ks.stop()
+    throw error
+  }
+  return {
+    readyAt,
+    cpuSeconds: async () => (await ks.usage()).cpuSeconds,
+    peakRssMb: async () => (await ks.usage()).peakRssMb,
+    problem: () => ks.problem(),
+    async stop() {
+      await ks.stop()
+    },
+  }
+}
+
+/**
+ * One system in steady state, on topics of its own: preload --records, start it, feed it while it warms up and
+ * through the window (bench/steady-state.ts), stop it, then count the window's outputs.
+ */
+async function steadyRun(system: System, brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number): Promise<{ sample: ThroughputSample; window: SteadyStateWindow }> {
+  const prepared = await prepareRun(brokers, admin, run, partitions)
+  const output = outputOf(system, run, prepared)
+  const feeder = await createFeederProcess(brokers, prepared.spec, `bench-feeder-${run}`)
+  try {
+    progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
+    await feeder.feed(records)
+    const running = await startSystem(system, brokers, run, partitions, prepared, classpath)
+    let window: SteadyStateWindow
+    let peakRssMb: number
+    try {
+      window = await measureWindow({
+        brokers,
+        output,
+        partitions,
+        feeder,
+        readyAt: running.readyAt,
+        warmupSeconds,
+        warmupRecords,
+        measuredSeconds,
+        cpu: () => running.cpuSeconds(),
+        alive: () => running.problem(),
+        name: system,
+        progress,
+      })
+      peakRssMb = await running.peakRssMb()
+    } finally {
+      await running.stop()
+    }
+    window = await countWindow(brokers, output, window)
+    const sample = { recordsPerSecond: window.recordsPerSecond, seconds: window.measuredSeconds, cpuSeconds: window.cpuSeconds, records: window.records, peakRssMb }
+    return { sample, window }
+  } finally {
+    await feeder.close()
+    await deleteRunTopics(admin, run)
+  }
+}
+
 async function throughput(brokers: string[], admin: KafkaAdmin, classpath: string | undefined): Promise<ThroughputScenario[]> {
   const scenarios: ThroughputScenario[] = []
   for (const partitions of partitionCounts) {
-    const samples: Record<'weir' | 'rawClient' | 'kafkaStreams', ThroughputSample[]> = { weir: [], rawClient: [], kafkaStreams: [] }
+    const samples: Record<System, ThroughputSample[]> = { weir: [], rawClient: [], kafkaStreams: [] }
+    const windows: Record<System, SteadyStateWindow[]> = { weir: [], rawClient: [], kafkaStreams: [] }
     for (let r = 0; r < runs; r++) {
       const run = `${Date.now().toString(36)}-${partitions}-${r}`
-      progress.step(`throughput, ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
-      const prepared = await prepareRun(brokers, admin, run, partitions)
-      // Alternate the order so no system always meets a warmer broker.
-      const systems: Array<'weir' | 'rawClient' | 'kafkaStreams'> = ['weir', 'rawClient', ...(classpath === undefined ? [] : (['kafkaStreams'] as const))]
-      for (let i = 0; i < r % systems.length; i++) systems.push(systems.shift() as 'weir')
-      for (const system of systems) {
-        let sample: ThroughputSample
-        if (system === 'weir') {
-          sample = await runWeirWorker({
-            brokers,
-            admin,
-            module: prepared.weirModule,
-            applicationId: prepared.weirApp,
-            env: { ...prepared.weirEnv, ...profileEnv() },
-            partitions,
-            output: prepared.weirOutput,
-            expected: records,
-            exactlyOnce,
-          })
-        } else if (system === 'rawClient') {
-          sample = await runRawClient({ brokers, admin, input: prepared.input, output: `bench-${run}.raw-out`, records, run, exactlyOnce })
-        } else {
-          const result = await runKafkaStreams({
-            brokers,
-            mode: topologyName === 'counting' ? 'counting' : 'command-service',
-            input: prepared.input,
-            output: `bench-${run}.ks-out`,
-            applicationId: `bench-ks-${run}`,
-            exactlyOnce,
-            expectedOutputs: records,
-            extraArgs: prepared.ksExtra,
-            ...(classpath === undefined ? {} : { classpath }),
-          })
-          sample = { recordsPerSecond: Math.round(records / Math.max(0.001, result.runningSeconds)), seconds: result.runningSeconds, cpuSeconds: result.cpuSeconds, peakRssMb: result.peakRssMb }
-        }
-        samples[system].push(sample)
-        progress.step(`  ${system.padEnd(12)} ${sample.recordsPerSecond.toLocaleString('en')} records/s`)
+      if (cold) {
+        const cold = await coldRun(brokers, admin, classpath, run, partitions, r)
+        for (const system of ['weir', 'rawClient', 'kafkaStreams'] as const) if (cold[system] !== undefined) samples[system].push(cold[system])
+        continue
       }
-      const created = await admin.listTopics().catch(() => [] as string[])
-      await admin.deleteTopics(created.filter((t) => t.startsWith(`bench-${run}`))).catch(() => {})
+      progress.step(`throughput (steady state), ${partitions} partition(s), run ${r + 1}/${runs}`)
+      for (const system of systemOrder(r, classpath !== undefined)) {
+        const { sample, window } = await steadyRun(system, brokers, admin, classpath, `${run}-${system}`, partitions)
+        samples[system].push(sample)
+        windows[system].push(window)
+        progress.step(
+          `  ${system.padEnd(12)} ${sample.recordsPerSecond.toLocaleString('en')} records/s over ${window.measuredSeconds.toFixed(1)} s (${window.records.toLocaleString('en')} outputs; fed ${window.fedDuringWindow.toLocaleString('en')} during the window${window.starved ? '; STARVED: the backlog ran out' : ''})`,
+        )
+      }
     }
     const scenario: ThroughputScenario = {
       partitions,
@@ -245,6 +375,7 @@ async function throughput(brokers: string[], admin: KafkaAdmin, classpath: strin
       rawClient: figures(samples.rawClient, partitions),
       ratios: { weirToRawClient: 0 },
     }
+    if (!cold) scenario.steadyState = windows
     if (samples.kafkaStreams.length > 0) scenario.kafkaStreams = figures(samples.kafkaStreams, partitions)
     if (!skip.has('ceiling')) {
       progress.step(`broker ceiling, ${partitions} partition(s): ProducerPerformance and ConsumerPerformance`)
@@ -299,14 +430,21 @@ async function main() {
 
 function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>): string {
   const n = (x: number | undefined) => (x === undefined ? '—' : x.toLocaleString('en'))
+  // min / median / max of the runs
+  const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
+  const how = cold
+    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
+    : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
+  const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
   const throughputLines = [
-    `Throughput: ${topologyName}, ${records.toLocaleString('en')} records, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, median of ${runs} run(s); records/s from ready to last output visible (read_committed)`,
+    `Throughput: ${topologyName}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
+    ...(starved.length > 0 ? [`STARVED (the input backlog ran out during a window; those runs are lower bounds): ${starved.join(', ')}`] : []),
     '',
     '| partitions | weir | weir / partition | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw | weir ÷ KS | weir CPU s / M | KS CPU s / M | weir peak RSS MB |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...scenarios.map(
       (s) =>
-        `| ${s.partitions} | ${n(s.weir.recordsPerSecond)} | ${n(s.weir.perPartitionRecordsPerSecond)} | ${n(s.rawClient.recordsPerSecond)} | ${n(s.kafkaStreams?.recordsPerSecond)} | ${n(s.brokerCeiling?.producerRecordsPerSecond)} | ${n(s.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${s.weir.cpuSecondsPerMillion} | ${s.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${s.weir.peakRssMb} |`,
+        `| ${s.partitions} | ${mmm(s.weir)} | ${n(s.weir.perPartitionRecordsPerSecond)} | ${mmm(s.rawClient)} | ${mmm(s.kafkaStreams)} | ${n(s.brokerCeiling?.producerRecordsPerSecond)} | ${n(s.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${s.weir.cpuSecondsPerMillion} | ${s.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${s.weir.peakRssMb} |`,
     ),
     '',
   ]
@@ -336,7 +474,9 @@ main().then(
             kafkaStreams: s.kafkaStreams?.recordsPerSecond ?? null,
             brokerCeiling: s.brokerCeiling?.producerRecordsPerSecond ?? null,
             ratios: s.ratios,
-            details: s,
+            steadyState: s.steadyState ?? null,
+            // The windows are above; details keeps the figures.
+            details: { ...s, steadyState: undefined },
           },
         ]),
       )
@@ -353,7 +493,7 @@ main().then(
       )
       const machine = { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version }
       process.stdout.write(
-        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
+        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
       )
     }
     process.exit(0)

@@ -21,6 +21,9 @@ interface BenchJson {
   at: string
   machine: { cpus: number | null; node: string }
   topology: string
+  /** 'steady' (warm-up, then a measured window) or 'cold'; runs from before steady state have neither field and were cold. */
+  mode?: 'steady' | 'cold'
+  steadyState?: { warmupSeconds: number; warmupRecords: number; measuredSeconds: number } | null
   records: number
   payloadBytes: number
   exactlyOnce: boolean
@@ -64,16 +67,31 @@ export function markdown(results: BenchJson[], machine: string): string {
   return out.join('\n')
 }
 
+/** "min / median / max" of a system's runs (older JSON has only the list of runs). */
+function runSpread(f: Figures | undefined): string {
+  if (f === undefined) return '—'
+  const sorted = [...f.runs].sort((a, b) => a - b)
+  const older = f as Partial<Figures>
+  return `${n(older.minRecordsPerSecond ?? sorted[0])} / ${n(f.recordsPerSecond)} / ${n(older.maxRecordsPerSecond ?? sorted.at(-1))}`
+}
+
 function throughputTable(r: BenchJson, at: string): string[] {
   const out: string[] = []
-  out.push(`### Throughput: ${r.topology} topology (${at})`, '')
-  out.push(`${r.records.toLocaleString('en')} ${r.topology === 'counting' ? `records of ${r.payloadBytes} B` : 'commands'}, exactly-once ${r.exactlyOnce ? 'on' : 'off'}, median of ${r.runs} runs, records/s from ready to the last output visible to a read_committed reader.`, '')
-  out.push('| partitions | weir | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw client | weir ÷ Kafka Streams | weir CPU s per M | Kafka Streams CPU s per M | weir runs |')
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
+  const what = r.topology === 'counting' ? `records of ${r.payloadBytes} B` : 'commands'
+  const steady = r.mode === 'steady' && r.steadyState !== null && r.steadyState !== undefined
+  out.push(`### Throughput: ${r.topology} topology, ${steady ? 'steady state' : 'cold'} (${at})`, '')
+  out.push(
+    steady
+      ? `Exactly-once ${r.exactlyOnce ? 'on' : 'off'}, ${r.runs} runs; each system preloaded with ${r.records.toLocaleString('en')} ${what} and fed continuously, warm-up ${r.steadyState?.warmupSeconds} s from the first output (not counted), then records/s over ${r.steadyState?.measuredSeconds} s measured: outputs visible to a read_committed reader between two samples of the output topic's last stable offsets.`
+      : `Cold: ${r.records.toLocaleString('en')} ${what}, exactly-once ${r.exactlyOnce ? 'on' : 'off'}, ${r.runs} runs, records/s from ready to the last output visible to a read_committed reader (JIT and caches cold).`,
+    '',
+  )
+  out.push('| partitions | weir | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw client | weir ÷ Kafka Streams | weir CPU s per M | Kafka Streams CPU s per M | weir min / median / max | Kafka Streams min / median / max |')
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |')
   for (const s of Object.values(r.throughput)) {
     const d = s.details
     out.push(
-      `| ${d.partitions} | ${n(s.weir)} | ${n(s.rawClient)} | ${n(s.kafkaStreams)} | ${n(d.brokerCeiling?.producerRecordsPerSecond)} | ${n(d.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${d.weir.cpuSecondsPerMillion} | ${d.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${d.weir.runs.map((x) => n(x)).join(' / ')} |`,
+      `| ${d.partitions} | ${n(s.weir)} | ${n(s.rawClient)} | ${n(s.kafkaStreams)} | ${n(d.brokerCeiling?.producerRecordsPerSecond)} | ${n(d.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${d.weir.cpuSecondsPerMillion} | ${d.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${runSpread(d.weir)} | ${runSpread(d.kafkaStreams)} |`,
     )
   }
   out.push('')

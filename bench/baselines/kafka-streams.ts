@@ -174,7 +174,7 @@ export async function processUsage(pid: number): Promise<{ cpuSeconds: number; p
   return { cpuSeconds, peakRssMb: kb / 1024 }
 }
 
-function modeArgs(options: KafkaStreamsRunOptions, stateDir: string): string[] {
+function modeArgs(options: KafkaStreamsStartOptions, stateDir: string): string[] {
   return [
     '--mode',
     options.mode,
@@ -297,4 +297,77 @@ export async function runKafkaStreams(options: KafkaStreamsRunOptions): Promise<
     if (ownStateDir) await rm(stateDir, { recursive: true, force: true }).catch(() => {})
   }
   return { ...result, exitCode: java.exitCode }
+}
+
+/** What startKafkaStreams needs: the run options without the end condition. */
+export type KafkaStreamsStartOptions = Omit<KafkaStreamsRunOptions, 'expectedOutputs' | 'onOutput' | 'timeoutMs'>
+
+export interface KafkaStreamsProcess {
+  readonly pid: number
+  /** Resolves with the epoch ms of the first RUNNING state; rejects when the JVM fails or exits first. */
+  readonly running: Promise<number>
+  /** Why the process is no longer usable (failed or exited), else undefined. */
+  problem(): string | undefined
+  /** CPU seconds and peak RSS of the JVM so far. */
+  usage(): Promise<{ cpuSeconds: number; peakRssMb: number }>
+  /** SIGTERM (clean close), SIGKILL after 45 s; resolves with the exit code. */
+  stop(): Promise<number | null>
+}
+
+/**
+ * Starts one Kafka Streams application and leaves it running, for runs that end on a clock rather than on a
+ * count of outputs (bench:partition's steady state: the harness feeds it and samples its output topic).
+ */
+export async function startKafkaStreams(options: KafkaStreamsStartOptions): Promise<KafkaStreamsProcess> {
+  const progress = options.progress ?? { step: () => {}, done: () => {} }
+  const classpath = options.classpath ?? (await buildKafkaStreamsBaseline(progress))
+  const ownStateDir = options.stateDir === undefined
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'weir-streams-')))
+  const javaOptions = options.javaOptions ?? ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC']
+  const java = spawn('java', [...javaOptions, '-cp', classpath, 'dev.weir.bench.Main', ...modeArgs(options, stateDir)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const killOnExit = () => java.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  let failure: string | undefined
+  let stderr = ''
+  let stdoutRest = ''
+  let onRunning: (at: number) => void = () => {}
+  let onFailed: (error: Error) => void = () => {}
+  const running = new Promise<number>((resolve, reject) => {
+    onRunning = resolve
+    onFailed = reject
+  })
+  running.catch(() => {})
+  const describe = () => `the Kafka Streams process ${failure === undefined ? `exited (${java.exitCode ?? java.signalCode})` : `failed: ${failure}`}\n${stderr.slice(-4000)}`
+  java.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (stdoutRest + chunk.toString()).split('\n')
+    stdoutRest = lines.pop() ?? ''
+    for (const line of lines) {
+      const state = /^weir-streams: (\S+) ?(.*)$/.exec(line)
+      if (state === null) continue
+      if (state[1] === 'RUNNING') onRunning(Number(state[2]) || Date.now())
+      if (state[1] === 'FAILED') {
+        failure = state[2]
+        onFailed(new Error(describe()))
+      }
+      progress.step(`  kafka streams: ${state[1]}`)
+    }
+  })
+  java.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-8000)
+  })
+  let stopping = false
+  java.once('exit', () => onFailed(new Error(describe())))
+  return {
+    pid: java.pid as number,
+    running,
+    problem: () => (stopping ? undefined : failure !== undefined || java.exitCode !== null || java.signalCode !== null ? describe() : undefined),
+    usage: () => processUsage(java.pid as number),
+    async stop() {
+      stopping = true
+      await stopProcess(java, 45_000)
+      process.removeListener('exit', killOnExit)
+      if (ownStateDir) await rm(stateDir, { recursive: true, force: true }).catch(() => {})
+      return java.exitCode
+    },
+  }
 }

@@ -8,6 +8,9 @@
 //              p50/p99, results/s, and where the time goes (stages timed from the envelopes' createdAt).
 //   broadcast: events produced to the service's events topic, delivered by the gateway process to every
 //              subscribed connection; deliveries/s.
+//   floor:     an exactly-once request/reply through the same broker at the same offered rate with nothing of weir
+//              in it (floor.ts: commands produced by the bench process, Kafka's Java client consuming and answering
+//              them in transactions, results read at read_committed); weir's latency is reported as a ratio to it.
 //   bare uWS:  the same connections on a bare uWS server process that publishes frames of the same shape in a
 //              loop: the ceiling the broadcast figure is compared with (ratio). Both use plain WebSocket clients
 //              in this process that count frames without parsing them, so the ratio compares the servers.
@@ -30,6 +33,9 @@ import { ORDERS_PREFIX_ENV, ordersService } from '../../examples/orders/service.
 import { BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL } from '../../gateway/protocol.ts'
 import { createAdmin, createPartitionReader, createProducer } from '../../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../../scripts/infra/index.ts'
+import { buildKafkaStreamsBaseline } from '../baselines/kafka-streams.ts'
+import { runFloor } from './floor.ts'
+import type { FloorResult } from './floor.ts'
 import type { BareUwsMessage } from './bare-uws-process.ts'
 import type { ClientMessage, ClientStart, Sample } from './client-process.ts'
 import type { GatewayProcessMessage, GatewayProcessOptions } from './gateway-process.ts'
@@ -39,9 +45,10 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
 
   --connections <n>         WebSocket SDK connections sending commands, and broadcast receivers (default 50)
   --rate <n>                commands per second, all connections together (default 2000)
-  --seconds <n>             measured seconds of commands (default 10), after --warmup-seconds (default 10: a cold
+  --seconds <n>             measured seconds of commands (default 30), after --warmup-seconds (default 10: a cold
                             worker (JIT, caches) builds a backlog in its first seconds that takes about as long
-                            to drain at 2,000/s; the measured window is the steady state after it)
+                            to drain at 2,000/s; the measured window is the steady state after it); the floor
+                            uses the same warm-up and window
   --client-processes <n>    processes the connections are spread over (default 2)
   --commit-interval-ms <n>  the worker's transaction commit interval (default 100, the worker's default: at 2,000/s
                             shorter intervals cost the worker more throughput than they save latency)
@@ -54,6 +61,8 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
                             cannot spare)
   --partitions <n>          partitions of the orders topics (default 3, as the demo)
   --events <n>              events for the broadcast scenario (default 2000)
+  --floor <b>               run the exactly-once request/reply floor, true or false (default true; needs Java and
+                            Maven for the Kafka Streams baseline jar, bench/baselines/)
   --keep-logs               keep the worker and gateway logs (the folder is printed at the end; start the run
                             with WEIR_LOG_LEVEL=debug to have the worker log every commit with its duration)
   --json                    print one JSON line last
@@ -66,7 +75,7 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '2000' },
-    seconds: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '30' },
     'warmup-seconds': { type: 'string', default: '10' },
     'client-processes': { type: 'string', default: '2' },
     'commit-interval-ms': { type: 'string', default: '100' },
@@ -78,6 +87,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
+    floor: { type: 'string', default: 'true' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
@@ -101,6 +111,8 @@ const settings = {
 const invalid = Object.entries(settings).filter(([key, n]) => !Number.isFinite(n) || n < (key === 'warmupSeconds' || key === 'fetchMaxWaitMs' || key === 'commandLingerMs' ? 0 : 1))
 if (values['commit-when-idle'] !== 'true' && values['commit-when-idle'] !== 'false') invalid.push(['commitWhenIdle', Number.NaN])
 if (values.breakdown !== 'true' && values.breakdown !== 'false') invalid.push(['breakdown', Number.NaN])
+if (values.floor !== 'true' && values.floor !== 'false') invalid.push(['floor', Number.NaN])
+const withFloor = values.floor === 'true'
 if (settings.workers > settings.partitions) invalid.push(['workers (at most --partitions)', settings.workers])
 const commitWhenIdle = values['commit-when-idle'] === 'true'
 // The observer decodes every command and result (about 15% of a core at 2,000/s): off leaves that CPU to the system.
@@ -157,6 +169,14 @@ interface Results {
   broadcastDeliveriesPerSecond: number
   bareUwsDeliveriesPerSecond: number
   broadcastToBareRatio: number
+  /** The exactly-once request/reply floor at the same rate, warm-up and window (null with --floor false). */
+  floor: FloorResult | null
+  floorP50Ms: number | null
+  floorP99Ms: number | null
+  /** weir's latency ÷ the floor's (1 = no cost over the floor). */
+  p50Ratio: number | null
+  p90Ratio: number | null
+  p99Ratio: number | null
 }
 
 // ---- child processes ----
@@ -487,6 +507,13 @@ async function benchBareUws(frame: string, dir: string): Promise<number> {
 async function main(): Promise<Results> {
   const infra = await provideInfrastructure({ progress, redis: false })
   const brokers = infra.kafka.brokers
+  // Built (or found cached) before anything runs: a first Maven build takes minutes.
+  const classpath = withFloor
+    ? await buildKafkaStreamsBaseline(progress).catch(async (error: unknown) => {
+        await infra.stop()
+        throw error
+      })
+    : undefined
   const prefix = `bench-gw-${process.pid}-${Date.now()}`
   const dir = await mkdtemp(join(tmpdir(), 'weir-bench-gateway-'))
   const children: Child[] = []
@@ -530,11 +557,22 @@ async function main(): Promise<Results> {
     await gateway.stop()
     for (const worker of workers) await worker.stop()
 
+    // With weir's processes stopped, so the floor has the machine weir had.
+    let floor: FloorResult | null = null
+    if (classpath !== undefined) {
+      floor = await runFloor({ brokers, classpath, prefix, partitions: settings.partitions, rate: settings.rate, warmupSeconds: settings.warmupSeconds, seconds: settings.seconds, fetchMaxWaitMs: settings.fetchMaxWaitMs, progress })
+      progress.step(`  floor: ${floor.resultsPerSecond} results/s, p50 ${floor.p50Ms} ms, p99 ${floor.p99Ms} ms, ${floor.missing} of ${floor.commands} without a result`)
+    }
+
     progress.step('bare uWS publish to the same number of connections')
     // A frame like the gateway's event frames (same fields, same size).
     const sample = eventEnvelope(0)
     const frame = JSON.stringify({ type: 'event', topic: `${prefix}.events`, partition: 0, offset: '1000', ...sample, breadcrumbs: undefined, traceparent: sample.trace?.traceparent, trace: undefined })
     const bare = await benchBareUws(frame, dir)
+    const p50Ms = round(percentile(latencies, 50), 2)
+    const p90Ms = round(percentile(latencies, 90), 2)
+    const p99Ms = round(percentile(latencies, 99), 2)
+    const ratio = (weir: number, base: number | undefined) => (base === undefined || !(base > 0) ? null : round(weir / base, 2))
     return {
       connections: settings.connections,
       clientProcesses: settings.clientProcesses,
@@ -548,15 +586,21 @@ async function main(): Promise<Results> {
       commands: measured.length,
       failed: measured.length - ok.length,
       commandsPerSecond: Math.round(ok.length / ((lastResult - run.measuredFrom) / 1000)),
-      p50Ms: round(percentile(latencies, 50), 2),
-      p90Ms: round(percentile(latencies, 90), 2),
-      p99Ms: round(percentile(latencies, 99), 2),
+      p50Ms,
+      p90Ms,
+      p99Ms,
       maxMs: round(latencies.at(-1) ?? Number.NaN, 2),
       breakdown: stages,
       events: settings.events,
       broadcastDeliveriesPerSecond: broadcast,
       bareUwsDeliveriesPerSecond: bare,
       broadcastToBareRatio: round(broadcast / bare, 2),
+      floor,
+      floorP50Ms: floor?.p50Ms ?? null,
+      floorP99Ms: floor?.p99Ms ?? null,
+      p50Ratio: ratio(p50Ms, floor?.p50Ms),
+      p90Ratio: ratio(p90Ms, floor?.p90Ms),
+      p99Ratio: ratio(p99Ms, floor?.p99Ms),
     }
   } catch (error) {
     for (const child of children) process.stderr.write(`--- ${child.name} log (${child.logFile}):\n${child.tail()}\n`)
@@ -588,6 +632,14 @@ function table(r: Results): string {
     `| bare uWS deliveries/s | ${r.bareUwsDeliveriesPerSecond.toLocaleString('en')} |`,
     `| broadcast / bare uWS | ${r.broadcastToBareRatio} |`,
   ]
+  if (r.floor !== null) {
+    rows.push(
+      `| floor (Java client, exactly-once request/reply): results/s | ${r.floor.resultsPerSecond.toLocaleString('en')} |`,
+      `| floor command -> result p50 / p90 / p99 / max ms | ${r.floor.p50Ms} / ${r.floor.p90Ms} / ${r.floor.p99Ms} / ${r.floor.maxMs} |`,
+      `| floor commands without a result | ${r.floor.missing} of ${r.floor.commands} |`,
+      `| weir ÷ floor at p50 / p90 / p99 | ${r.p50Ratio} / ${r.p90Ratio} / ${r.p99Ratio} |`,
+    )
+  }
   if (r.breakdown !== undefined) {
     rows.push('', '| stage | p50 ms | p99 ms | mean in the slowest 1% ms |', '| --- | ---: | ---: | ---: |')
     for (const [stage, label] of STAGES) {
