@@ -45,12 +45,14 @@ test('send resolves with the result, rejects with coded errors and timeouts; sub
 
   // How the SDK settles a timeout outcome and a handler's error result (here written by the fake worker; the real
   // deadline arbiter's timeout, against the orders service, is in real-worker.test.ts).
-  const timedOut = client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'c-timeout' })
+  // The expectations are attached before the replies: a rejection that settles while the test awaits the reply is
+  // then handled, never an unhandled rejection.
+  const timedOut = assert.rejects(client.send('orders/sales/place', { orderId: 'o-2', qty: 1 }, { requestId: 'c-timeout' }), (e) => isWeirError(e, 'WEIR_ERR_DEADLINE_EXCEEDED'))
   await worker.reply(await worker.command((c) => c.requestId === 'c-timeout'), { code: 'WEIR_ERR_DEADLINE_EXCEEDED' }, 'timeout')
-  await assert.rejects(timedOut, (e) => isWeirError(e, 'WEIR_ERR_DEADLINE_EXCEEDED'))
-  const failed = client.send('orders/sales/place', { orderId: 'o-3', qty: 1 }, { requestId: 'c-error' })
+  await timedOut
+  const failed = assert.rejects(client.send('orders/sales/place', { orderId: 'o-3', qty: 1 }, { requestId: 'c-error' }), (e) => isWeirError(e, 'WEIR_ERR_NON_RETRIABLE') && e.message === 'out of stock')
   await worker.reply(await worker.command((c) => c.requestId === 'c-error'), { code: 'WEIR_ERR_NON_RETRIABLE', message: 'out of stock' }, 'error')
-  await assert.rejects(failed, (e) => isWeirError(e, 'WEIR_ERR_NON_RETRIABLE') && e.message === 'out of stock')
+  await failed
 
   await produceEvents(topics.events, [{ e: 1 }, { e: 2 }])
   await waitFor(() => events.length === 2, { what: 'two events' })

@@ -320,11 +320,12 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         ...[...topology.sourceTopics, `${applicationId}-timers`].map((topic) => ({ name: deadLetterTopic(topic), partitions: partitionCount })),
       ], options.replication))
       await checkReplication(admin, [...topology.sourceTopics, ...internal], options.replication, applicationId)
-    } finally {
+      // Only once the broker answered: after a refused login or a missing topic another request would only fail again.
       if (options.maxMessageBytes === undefined) {
         const deadLetterTopics = [...topology.sourceTopics, `${applicationId}-timers`].map(deadLetterTopic)
         for (const [name, limit] of await admin.maxMessageBytes(deadLetterTopics).catch(() => new Map<string, number>())) limits.set(name, limit)
       }
+    } finally {
       await admin.close()
     }
   }
