@@ -565,9 +565,10 @@ async function main(): Promise<Results> {
     }
 
     progress.step('bare uWS publish to the same number of connections')
-    // A frame like the gateway's event frames (same fields, same size).
+    // A frame like the gateway's event frames to other sessions (same fields, same size): no requestId, and no
+    // trace context on a stream the catalog does not mark internal (docs/protocol.md).
     const sample = eventEnvelope(0)
-    const frame = JSON.stringify({ type: 'event', topic: `${prefix}.events`, partition: 0, offset: '1000', ...sample, breadcrumbs: undefined, traceparent: sample.trace?.traceparent, trace: undefined })
+    const frame = JSON.stringify({ type: 'event', topic: `${prefix}.events`, partition: 0, offset: '1000', ...sample, requestId: undefined, breadcrumbs: undefined, trace: undefined })
     const bare = await benchBareUws(frame, dir)
     const p50Ms = round(percentile(latencies, 50), 2)
     const p90Ms = round(percentile(latencies, 90), 2)
