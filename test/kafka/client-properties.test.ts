@@ -122,7 +122,9 @@ test('weir worker and the gateway take --kafka-config / WEIR_KAFKA_CONFIG; its p
   assert.equal(worker.connection?.sasl?.mechanism, 'PLAIN')
   assert.equal(worker.sessionTimeoutMs, 45_000)
   assert.deepEqual(worker.replication, { replicationFactor: 3, minInsyncReplicas: 2 })
-  const gateway = parseGatewayConfig(['--catalog', 'c.json', '--session-secret', 'x'.repeat(32), '--jwt-hs256-secret', 'y'.repeat(32)], {
+  const gateway = parseGatewayConfig(['--catalog', 'c.json'], {
+    WEIR_SESSION_SECRET: 'x'.repeat(32),
+    WEIR_JWT_HS256_SECRET: 'y'.repeat(32),
     WEIR_KAFKA_CONFIG: fixture('aiven.properties'),
     KAFKA_BOOTSTRAP_SERVERS: 'override:9093',
   })
