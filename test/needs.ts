@@ -65,6 +65,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/processors/scheduler.test.ts': [],
   'test/scripts/api-report.test.ts': [],
   'test/scripts/chaos.test.ts': [],
+  'test/scripts/folder-rules.test.ts': [],
   'test/scripts/infra/kafka.test.ts': [],
   'test/scripts/test-needs.test.ts': [],
   'test/state/memory-store.test.ts': [],
