@@ -23,8 +23,8 @@ function restrictedImportsExcept(allowed, patterns = []) {
         paths: confined
           .filter((c) => !allowed.includes(c.name))
           .map((c) => ({ name: c.name, message: `Only ${c.home} may import ${c.name} (native addons and clients live in one room each).` })),
-        patterns: patterns.map((group) => ({
-          group: [group],
+        patterns: patterns.map((regex) => ({
+          regex,
           message: 'This folder may not import that one (the floors: scripts/lib/folder-rules.ts, docs/architecture.md).',
         })),
       },

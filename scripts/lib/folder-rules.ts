@@ -46,10 +46,14 @@ export const KNOWN_VIOLATIONS: ReadonlyArray<{ readonly file: string; readonly i
   },
 ]
 
-/** The import patterns (gitignore style, as no-restricted-imports matches them) a folder's files may not use. */
+/**
+ * The import specifiers a folder's files may not use, as regular expressions (no-restricted-imports' `regex`): a
+ * relative path that climbs out (`../`, any number) and enters a forbidden folder, so a subfolder of the importer's
+ * own that happens to share a name (`./state/x.ts`) is not caught.
+ */
 export function forbiddenPatterns(rule: FolderRule, except: readonly string[] = []): string[] {
   const own = rule.folder.split('/')[0]!
   const forbidden = WEIR_FOLDERS.filter((f) => f !== own && !rule.imports.includes(f))
   const hidden = HIDDEN[own] ?? []
-  return [...forbidden, ...hidden].filter((f) => !except.includes(f)).map((f) => `**/${f}/**`)
+  return [...forbidden, ...hidden].filter((f) => !except.includes(f)).map((f) => `^(\\.\\./)+${f.replace('/', '\\/')}\\/`)
 }
