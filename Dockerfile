@@ -1,8 +1,13 @@
 # syntax=docker/dockerfile:1
-# weir worker (and gateway) image. Debian 13 (trixie) has glibc 2.41, which uWebSockets.js 20.57 needs (>= 2.38).
-# Build:  docker build -t weir .
-# Run:    docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -v $PWD/my-topology.ts:/app/topology.ts weir \
-#           worker /app/topology.ts --application-id my-app
+# weir image: the worker is the entry point; the gateway runs from the same image with --entrypoint (docs/worker.md).
+# Debian 13 (trixie) has glibc 2.41, which uWebSockets.js 20.57 needs (>= 2.38).
+# Build:        docker build -t weir .
+# Run a worker: docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -v $PWD/my-topology.ts:/app/topology.ts weir \
+#                 worker /app/topology.ts --application-id my-app
+# The gateway:  docker run --rm --entrypoint node -p 8080:8080 -e WEIR_HTTP_PORT=8080 -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 \
+#                 -e WEIR_SESSION_SECRET -e WEIR_JWT_HS256_SECRET -v $PWD/catalog.json:/app/catalog.json weir \
+#                 /app/gateway/main.ts --catalog /app/catalog.json
+#               (WEIR_HTTP_PORT points the HEALTHCHECK at the gateway's own /health.)
 # Not built on the project's development machines: they have no Docker engine.
 
 FROM node:24-trixie-slim AS deps

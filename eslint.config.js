@@ -1,8 +1,11 @@
 // Lint rules, including where native addons and the Kafka client may be imported:
 // only state/ touches RocksDB, only gateway/ touches uWebSockets.js, only kafka/ touches @platformatic/kafka,
 // only processors/redis/ (the Redis poller baseline and importer, their tests and benchmarks) touches ioredis.
+// And the floors (scripts/lib/folder-rules.ts): which of weir's folders each source folder may import.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
+
+import { FOLDER_RULES, KNOWN_VIOLATIONS, forbiddenPatterns } from './scripts/lib/folder-rules.ts'
 
 const confined = [
   { name: '@platformatic/kafka', home: 'kafka/' },
@@ -12,7 +15,7 @@ const confined = [
   { name: 'ioredis', home: 'processors/redis/' },
 ]
 
-function restrictedImportsExcept(allowed) {
+function restrictedImportsExcept(allowed, patterns = []) {
   return {
     'no-restricted-imports': [
       'error',
@@ -20,10 +23,26 @@ function restrictedImportsExcept(allowed) {
         paths: confined
           .filter((c) => !allowed.includes(c.name))
           .map((c) => ({ name: c.name, message: `Only ${c.home} may import ${c.name} (native addons and clients live in one room each).` })),
+        patterns: patterns.map((regex) => ({
+          regex,
+          message: 'This folder may not import that one (the floors: scripts/lib/folder-rules.ts, docs/architecture.md).',
+        })),
       },
     ],
   }
 }
+
+// The addons each source folder may import, for its floor block (which replaces the addon-only blocks below).
+const addonsOf = { kafka: ['@platformatic/kafka'], state: ['@nxtedition/rocksdb', 'rocksdb-native'], gateway: ['uWebSockets.js'], 'processors/redis': ['ioredis'] }
+
+// One block per folder, deeper folders last (a later block replaces an earlier one's rule); known violations last.
+const floorBlocks = [...FOLDER_RULES]
+  .sort((a, b) => a.folder.split('/').length - b.folder.split('/').length)
+  .map((rule) => ({ files: [`${rule.folder}/**`], rules: restrictedImportsExcept(addonsOf[rule.folder] ?? [], forbiddenPatterns(rule)) }))
+const exemptionBlocks = KNOWN_VIOLATIONS.map((v) => {
+  const rule = [...FOLDER_RULES].filter((r) => v.file.startsWith(`${r.folder}/`)).sort((a, b) => b.folder.length - a.folder.length)[0]
+  return { files: [v.file], rules: restrictedImportsExcept(addonsOf[rule.folder] ?? [], forbiddenPatterns(rule, [v.imports])) }
+})
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.weir/**', 'bench/baselines/**/target/**', 'docs/**'] },
@@ -44,6 +63,8 @@ export default tseslint.config(
   { files: ['kafka/**'], rules: restrictedImportsExcept(['@platformatic/kafka']) },
   { files: ['state/**', 'bench/state/**'], rules: restrictedImportsExcept(['@nxtedition/rocksdb', 'rocksdb-native']) },
   { files: ['gateway/**', 'test/gateway/**', 'bench/gateway/**'], rules: restrictedImportsExcept(['uWebSockets.js']) },
+  ...floorBlocks,
+  ...exemptionBlocks,
   // ESLint's config format requires a default export, and declarations describe packages that have one.
   { files: ['eslint.config.js', '**/*.d.ts'], rules: { 'no-restricted-exports': 'off' } },
 )

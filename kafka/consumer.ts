@@ -5,6 +5,7 @@ import { Admin } from '@platformatic/kafka'
 import { WeirError } from '../core/errors.ts'
 import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
 import { createGroupMember, groupInternals, registerGroupInternals } from './group.ts'
+import { keyOfPartition as keyOf } from './partition-key.ts'
 import type { GroupMember } from './group.ts'
 import { createPartitionReader } from './reader.ts'
 import type { PartitionReader } from './reader.ts'
@@ -168,10 +169,6 @@ export function createConsumer(options: KafkaConsumerOptions): KafkaConsumer {
     },
   }
   return consumer
-}
-
-function keyOf(p: TopicPartition): string {
-  return `${p.topic}\u0000${p.partition}`
 }
 
 /**

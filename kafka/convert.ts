@@ -241,8 +241,8 @@ export function validateClientOptions(component: string, options: KafkaClientOpt
 // coordinator moves: retried quickly (the Java client uses a short backoff here too), everything else
 // backs off exponentially. The quick steps double from 2 ms (2, 4, 8 ... 256: 510 ms over the 8 retries):
 // the next transaction's AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS in about one commit of eight here,
-// and the markers are usually written a few milliseconds later, so a first wait of 10 ms (the steps until
-// 2026-12) put 10 ms on those commits (a transaction probe: send p90 13 ms -> 5 ms).
+// and the markers are usually written a few milliseconds later, so a longer first wait would be added to every
+// such commit (docs/architecture.md, "Working around @platformatic/kafka").
 const QUICK_RETRY = new Set(['CONCURRENT_TRANSACTIONS', 'COORDINATOR_LOAD_IN_PROGRESS', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE'])
 
 export function retryDelayMs(_client: unknown, _operation: string, attempt: number, _retries: number, error: Error): number {

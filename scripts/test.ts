@@ -1,36 +1,59 @@
 // `npm test`: static checks, then every test file under test/ with node:test, against one real Kafka
 // broker and Redis for the whole run (provided by scripts/infra when not configured).
-// Arguments, if any, replace the default test file glob (e.g. `npm test -- test/kafka`).
+// Arguments, if any, replace the default of every file (e.g. `npm test -- test/kafka`), and only what those files
+// need (test/needs.ts) is provided. `--unit` (`npm run test:unit`) runs the files that need nothing, with no static
+// checks and no infrastructure.
 import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 
+import { TEST_NEEDS } from '../test/needs.ts'
 import { runChecks } from './check.ts'
 import { provideChromium } from './infra/chromium.ts'
-import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
+import { createProgress, InfraUnavailable, provideInfrastructure, type Infrastructure } from './infra/index.ts'
 import { providePythonMsgpack } from './infra/python-msgpack.ts'
+import { selectTests } from './lib/test-needs.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const progress = createProgress('test')
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2)
-  const skipChecks = process.env.WEIR_SKIP_CHECKS === '1'
+  const unit = args.length === 1 && args[0] === '--unit'
+  const { files, needs } = selectTests(args, TEST_NEEDS)
+  if (files.length === 0) {
+    progress.step(`✘ no test files match ${args.join(' ')}`)
+    return 1
+  }
+  const skipChecks = unit || process.env.WEIR_SKIP_CHECKS === '1'
   if (!skipChecks && !runChecks(progress)) return 1
   // The demo's browser test needs Chromium: provided before anything is started, so a failed install stops nothing.
-  const chromium = await provideChromium(progress)
+  const chromium = needs.includes('chromium') ? await provideChromium(progress) : undefined
   // The envelope's cross-language tests need a msgpack writer that is not JavaScript.
-  const python = await providePythonMsgpack(progress)
+  const python = needs.includes('python') ? await providePythonMsgpack(progress) : undefined
   // A local broker gets a SASL_SSL listener too (test/kafka/security.test.ts uses it); WEIR_TEST_SECURE=0 leaves it out,
-  // WEIR_TEST_BROKERS=3 runs the suite on a three-node cluster.
-  const infra = await provideInfrastructure({ progress, brokers: Number(process.env.WEIR_TEST_BROKERS ?? '1'), secure: process.env.WEIR_TEST_SECURE !== '0' })
+  // WEIR_TEST_BROKERS=3 runs the suite on a three-node cluster. Files that need Redis and no broker still get both.
+  const infra: Infrastructure | undefined =
+    needs.includes('kafka') || needs.includes('redis')
+      ? await provideInfrastructure({
+          progress,
+          redis: needs.includes('redis'),
+          brokers: Number(process.env.WEIR_TEST_BROKERS ?? '1'),
+          secure: process.env.WEIR_TEST_SECURE !== '0',
+        })
+      : undefined
   try {
-    const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
-    progress.step(`running ${files.join(' ')} (node ${process.version}, ${process.execPath})`)
+    progress.step(`running ${args.length === 0 ? 'test/**/*.test.ts' : unit ? `${files.length} files that need no infrastructure` : files.join(' ')} (needs: ${needs.join(', ') || 'none'}; node ${process.version}, ${process.execPath})`)
     const code = await new Promise<number>((resolveRun) => {
       const child = spawn(
         process.execPath,
-        ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
-        { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...infra.env, LIBUS_LISTEN_EXCLUSIVE_PORT: '1', WEIR_CHROMIUM: chromium, WEIR_PYTHON: python } },
+        ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...(args.length === 0 ? ['test/**/*.test.ts'] : files)],
+        { cwd: ROOT, stdio: 'inherit', env: {
+          ...process.env,
+          ...infra?.env,
+          LIBUS_LISTEN_EXCLUSIVE_PORT: '1',
+          ...(chromium === undefined ? {} : { WEIR_CHROMIUM: chromium }),
+          ...(python === undefined ? {} : { WEIR_PYTHON: python }),
+        }, },
       )
       child.on('exit', (exitCode, signal) => resolveRun(exitCode ?? (signal ? 1 : 0)))
     })
@@ -38,7 +61,7 @@ async function main(): Promise<number> {
     else progress.step(`✘ tests failed (exit ${code})`)
     return code
   } finally {
-    await infra.stop()
+    await infra?.stop()
   }
 }
 

@@ -1,10 +1,9 @@
 // RocksDB key-value store: the only module that imports a RocksDB binding.
 //
-// Binding: @nxtedition/rocksdb 12 (RocksDB 9.7, abstract-level API), chosen over rocksdb-native 3.18 by
-// bench/state/bindings.ts (docs/state.md): 3.4x on single-put commits, 2x on range scans, 1.4x on the timer index
-// and 1.25x on multi-gets; rocksdb-native is 1.16x on 1000-put batches and even at 100. Its synchronous multi-get
-// reads a cached key ~8x faster than either binding's asynchronous get (no thread-pool hop), and point reads are
-// what a processor does per record. The binding writes, and scans through its iterator, on the calling thread.
+// Binding: @nxtedition/rocksdb (abstract-level API), chosen over rocksdb-native by bench/state/bindings.ts
+// (figures in docs/state.md): faster on single-put commits, range scans, the timer index and multi-gets, even on
+// large batches. Its synchronous multi-get reads a cached key without a thread-pool hop, and point reads are what
+// a processor does per record. The binding writes, and scans through its iterator, on the calling thread.
 //
 // Durability: RocksDB's write-ahead log is on; a resolved write() survives a crash of the process. With
 // `sync: true` each write() also fsyncs the log, so it survives an OS crash or power loss as well.

@@ -108,7 +108,7 @@ export function defineTopology(input: TopologyInput): Topology {
     stores[name] = Object.freeze({ ...spec, backend: spec.backend ?? 'rocksdb', changelog: spec.changelog ?? true })
   }
 
-  const parentsOf = (owner: string, from: readonly string[] | undefined, allowSinkless: boolean) => {
+  const parentsOf = (owner: string, from: readonly string[] | undefined) => {
     if (!Array.isArray(from) || from.length === 0) {
       violations.push(`${owner} has no input (from is empty)`)
       return
@@ -118,10 +118,9 @@ export function defineTopology(input: TopologyInput): Topology {
       if (kind === undefined) violations.push(`${owner}: unknown parent ${parent}`)
       else if (kind === 'sink') violations.push(`${owner}: a sink (${parent}) cannot be a parent`)
     }
-    void allowSinkless
   }
   for (const [name, spec] of Object.entries(processors)) {
-    parentsOf(`processor ${name}`, spec.from, true)
+    parentsOf(`processor ${name}`, spec.from)
     if (typeof spec.use !== 'function') violations.push(`processor ${name}: use must be a factory function returning a processor`)
     for (const store of spec.stores ?? []) {
       if (declaredStores[store] === undefined) violations.push(`processor ${name}: unknown store ${store}`)
@@ -129,7 +128,7 @@ export function defineTopology(input: TopologyInput): Topology {
     if (spec.timers === true) stores[timerStoreName(name)] = Object.freeze({ backend: 'rocksdb', changelog: true })
   }
   for (const [name, spec] of Object.entries(sinks)) {
-    parentsOf(`sink ${name}`, spec.from, false)
+    parentsOf(`sink ${name}`, spec.from)
     if (typeof spec.topic !== 'function' && (typeof spec.topic !== 'string' || spec.topic.length === 0)) {
       violations.push(`sink ${name}: topic must be a non-empty string or a function`)
     }

@@ -3,7 +3,7 @@
 // early" compare that stamp with the due time; the record's own timestamp is the worker's clock value that
 // chose the due timers, so it is never before the due time whatever the worker did.
 import { WeirError } from '../../core/errors.ts'
-import { createPartitionReader } from '../../kafka/index.ts'
+import { createPartitionReader, keyOfPartition } from '../../kafka/index.ts'
 import type { ConsumedRecord, TopicPartition } from '../../kafka/index.ts'
 import { admin, brokers } from './kafka.ts'
 
@@ -28,7 +28,7 @@ export async function tailTopics(topics: readonly string[]): Promise<Tail> {
     const count = await admin().partitionCount(topic)
     for (let partition = 0; partition < count; partition++) partitions.push({ topic, partition })
   }
-  const id = (p: TopicPartition) => `${p.topic}\u0000${p.partition}`
+  const id = keyOfPartition
   const positions = new Map<string, bigint>((await reader.offsets(partitions, 'earliest')).map((o) => [id(o), o.offset]))
   const records: TailedRecord[] = []
   let closed = false
