@@ -4,6 +4,11 @@
 import { Packr, Unpackr } from 'msgpackr'
 
 import type { WireErrorCode } from './errors.ts'
+import { CLIENT_FRAME_TYPES, isClientFrameType, isServerFrameType } from './frame-types.ts'
+import type { ClientFrameType, ServerFrameType } from './frame-types.ts'
+
+export { CLIENT_FRAME_TYPES, SERVER_FRAME_TYPES } from './frame-types.ts'
+export type { ClientFrameType, ServerFrameType } from './frame-types.ts'
 
 export const PROTOCOL_VERSION = 1
 /** The WebSocket subprotocol the gateway speaks (echoed in the upgrade response). */
@@ -68,7 +73,16 @@ export interface AuthFrame {
   readonly token: string
 }
 
-export type ClientFrame = CommandFrame | SubscribeFrame | UnsubscribeFrame | ResumeFrame | AuthFrame
+/** Each client frame type's shape: a type in CLIENT_FRAME_TYPES without an entry here does not compile. */
+export interface ClientFrames {
+  readonly command: CommandFrame
+  readonly subscribe: SubscribeFrame
+  readonly unsubscribe: UnsubscribeFrame
+  readonly resume: ResumeFrame
+  readonly auth: AuthFrame
+}
+
+export type ClientFrame = ClientFrames[ClientFrameType]
 
 // ---- server -> client ----
 
@@ -206,19 +220,23 @@ export interface AuthenticatedFrame {
   readonly expiresAt?: number
 }
 
-export type ServerFrame =
-  | WelcomeFrame
-  | AckFrame
-  | ResultFrame
-  | TimeoutFrame
-  | EventFrame
-  | ErrorFrame
-  | GapFrame
-  | SubscribedFrame
-  | UnsubscribedFrame
-  | ResumedFrame
-  | CheckpointFrame
-  | AuthenticatedFrame
+/** Each server frame type's shape: a type in SERVER_FRAME_TYPES without an entry here does not compile. */
+export interface ServerFrames {
+  readonly welcome: WelcomeFrame
+  readonly ack: AckFrame
+  readonly result: ResultFrame
+  readonly timeout: TimeoutFrame
+  readonly event: EventFrame
+  readonly error: ErrorFrame
+  readonly gap: GapFrame
+  readonly subscribed: SubscribedFrame
+  readonly unsubscribed: UnsubscribedFrame
+  readonly resumed: ResumedFrame
+  readonly checkpoint: CheckpointFrame
+  readonly authenticated: AuthenticatedFrame
+}
+
+export type ServerFrame = ServerFrames[ServerFrameType]
 
 // Close codes the gateway uses (4000-4999 are for applications).
 export const closeCodes = {
@@ -278,64 +296,69 @@ export function parseClientFrame(data: Uint8Array | string, isBinary: boolean, m
   const v = decoded.frame
   const violations: string[] = []
   const requestId = typeof v.requestId === 'string' && v.requestId.length > 0 && v.requestId.length <= MAX_REQUEST_ID_LENGTH ? v.requestId : undefined
-  const fail = (): DecodeResult<ClientFrame> => ({
+  const type = isClientFrameType(v.type) ? v.type : undefined
+  const frame = type === undefined ? undefined : clientFrameParsers[type](v, violations, requestId)
+  if (type === undefined) violations.push(`type must be one of ${CLIENT_FRAME_TYPES.join(', ')}; got ${JSON.stringify(v.type) ?? 'nothing'}`)
+  if (frame !== undefined && violations.length === 0) return { ok: true, frame }
+  return {
     ok: false,
     code: 'WEIR_ERR_FRAME_INVALID',
-    message: `invalid ${CLIENT_TYPES.has(v.type as string) ? `${v.type as string} ` : ''}frame: ${violations.join('; ')}`,
+    message: `invalid ${type === undefined ? '' : `${type} `}frame: ${violations.join('; ')}`,
     violations,
     ...(requestId === undefined ? {} : { requestId }),
-  })
-  switch (v.type) {
-    case 'command': {
-      if (requestId === undefined) violations.push(`requestId must be a string of 1 to ${MAX_REQUEST_ID_LENGTH} characters`)
-      if (!(typeof v.path === 'string' && v.path.length > 0 && v.path.length <= MAX_PATH_LENGTH)) {
-        violations.push(`path must be a string of 1 to ${MAX_PATH_LENGTH} characters (topicAlias/contextPath/commandAlias)`)
-      }
-      if (!('payload' in v) || v.payload === undefined) violations.push('payload is missing')
-      if (v.ttlMs !== undefined && !(Number.isInteger(v.ttlMs) && (v.ttlMs as number) > 0 && (v.ttlMs as number) <= MAX_TTL_MS)) {
-        violations.push(`ttlMs must be a positive integer of at most ${MAX_TTL_MS}`)
-      }
-      if (v.traceparent !== undefined && !(typeof v.traceparent === 'string' && v.traceparent.length <= 128)) {
-        violations.push('traceparent must be a W3C traceparent string')
-      }
-      if (violations.length > 0) return fail()
-      return {
-        ok: true,
-        frame: {
-          type: 'command',
-          path: v.path as string,
-          requestId: requestId as string,
-          payload: v.payload,
-          ...(v.ttlMs === undefined ? {} : { ttlMs: v.ttlMs as number }),
-          ...(v.traceparent === undefined ? {} : { traceparent: v.traceparent as string }),
-        },
-      }
-    }
-    case 'subscribe':
-    case 'unsubscribe': {
-      if (!(typeof v.topic === 'string' && v.topic.length > 0 && v.topic.length <= MAX_PATH_LENGTH)) violations.push('topic must name a topic alias')
-      const offsets = v.type === 'subscribe' && v.offsets !== undefined ? parseOffsets(v.offsets, violations) : undefined
-      if (violations.length > 0) return fail()
-      if (v.type === 'unsubscribe') return { ok: true, frame: { type: 'unsubscribe', topic: v.topic as string } }
-      return { ok: true, frame: { type: 'subscribe', topic: v.topic as string, ...(offsets === undefined ? {} : { offsets }) } }
-    }
-    case 'resume': {
-      const offsets = parseOffsets(v.offsets, violations)
-      if (violations.length > 0 || offsets === undefined) return fail()
-      return { ok: true, frame: { type: 'resume', offsets } }
-    }
-    case 'auth': {
-      if (!(typeof v.token === 'string' && v.token.length > 0 && v.token.length <= 16_384)) violations.push('token must be a non-empty string')
-      if (violations.length > 0) return fail()
-      return { ok: true, frame: { type: 'auth', token: v.token as string } }
-    }
-    default:
-      violations.push(`type must be one of command, subscribe, unsubscribe, resume, auth; got ${JSON.stringify(v.type) ?? 'nothing'}`)
-      return fail()
   }
 }
 
-const CLIENT_TYPES: ReadonlySet<string> = new Set(['command', 'subscribe', 'unsubscribe', 'resume', 'auth'])
+/** Reads one frame type's fields: the frame, or undefined with the violations pushed. */
+type FrameParser<K extends ClientFrameType> = (v: Record<string, unknown>, violations: string[], requestId: string | undefined) => ClientFrames[K] | undefined
+
+const clientFrameParsers: { readonly [K in ClientFrameType]: FrameParser<K> } = {
+  command(v, violations, requestId) {
+    if (requestId === undefined) violations.push(`requestId must be a string of 1 to ${MAX_REQUEST_ID_LENGTH} characters`)
+    if (!(typeof v.path === 'string' && v.path.length > 0 && v.path.length <= MAX_PATH_LENGTH)) {
+      violations.push(`path must be a string of 1 to ${MAX_PATH_LENGTH} characters (topicAlias/contextPath/commandAlias)`)
+    }
+    if (!('payload' in v) || v.payload === undefined) violations.push('payload is missing')
+    if (v.ttlMs !== undefined && !(Number.isInteger(v.ttlMs) && (v.ttlMs as number) > 0 && (v.ttlMs as number) <= MAX_TTL_MS)) {
+      violations.push(`ttlMs must be a positive integer of at most ${MAX_TTL_MS}`)
+    }
+    if (v.traceparent !== undefined && !(typeof v.traceparent === 'string' && v.traceparent.length <= 128)) {
+      violations.push('traceparent must be a W3C traceparent string')
+    }
+    if (violations.length > 0) return undefined
+    return {
+      type: 'command',
+      path: v.path as string,
+      requestId: requestId as string,
+      payload: v.payload,
+      ...(v.ttlMs === undefined ? {} : { ttlMs: v.ttlMs as number }),
+      ...(v.traceparent === undefined ? {} : { traceparent: v.traceparent as string }),
+    }
+  },
+  subscribe(v, violations) {
+    parseTopic(v, violations)
+    const offsets = v.offsets === undefined ? undefined : parseOffsets(v.offsets, violations)
+    if (violations.length > 0) return undefined
+    return { type: 'subscribe', topic: v.topic as string, ...(offsets === undefined ? {} : { offsets }) }
+  },
+  unsubscribe(v, violations) {
+    parseTopic(v, violations)
+    return violations.length > 0 ? undefined : { type: 'unsubscribe', topic: v.topic as string }
+  },
+  resume(v, violations) {
+    const offsets = parseOffsets(v.offsets, violations)
+    return offsets === undefined ? undefined : { type: 'resume', offsets }
+  },
+  auth(v, violations) {
+    if (!(typeof v.token === 'string' && v.token.length > 0 && v.token.length <= 16_384)) violations.push('token must be a non-empty string')
+    return violations.length > 0 ? undefined : { type: 'auth', token: v.token as string }
+  },
+}
+
+function parseTopic(v: Record<string, unknown>, violations: string[]): void {
+  if (!(typeof v.topic === 'string' && v.topic.length > 0 && v.topic.length <= MAX_PATH_LENGTH)) violations.push('topic must name a topic alias')
+}
+
 const MAX_OFFSETS = 10_000
 
 function parseOffsets(value: unknown, violations: string[]): FrameOffset[] | undefined {
@@ -372,25 +395,10 @@ function normalizeOffset(value: unknown): string | undefined {
   return undefined
 }
 
-const SERVER_TYPES: ReadonlySet<string> = new Set([
-  'welcome',
-  'ack',
-  'result',
-  'timeout',
-  'event',
-  'error',
-  'gap',
-  'subscribed',
-  'unsubscribed',
-  'resumed',
-  'checkpoint',
-  'authenticated',
-])
-
 /** Client side: decodes a server frame (the server is trusted; only the type is checked). */
 export function parseServerFrame(data: Uint8Array | string, isBinary: boolean): ServerFrame | undefined {
   const decoded = decodeDocument(data, isBinary, Number.MAX_SAFE_INTEGER)
-  if (!decoded.ok || typeof decoded.frame.type !== 'string' || !SERVER_TYPES.has(decoded.frame.type)) return undefined
+  if (!decoded.ok || !isServerFrameType(decoded.frame.type)) return undefined
   return decoded.frame as unknown as ServerFrame
 }
 
