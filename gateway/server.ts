@@ -1,8 +1,9 @@
 // The WebSocket gateway (docs/gateway.md): socket commands become command envelopes on Kafka; results and
 // events read from Kafka become socket frames. Stateless: any instance serves any session, because every
 // instance reads every partition of the result and event topics and session ids are derived, not stored.
+// This file composes the parts (one concern each, docs/gateway.md "Files") and owns the Kafka clients' lifecycle.
 //
-// uWebSockets.js rules kept here: a closed ws is never touched (state.closed is checked after every await);
+// uWebSockets.js rules every part keeps: a closed ws is never touched (s.closed is checked after every await);
 // every HttpResponse gets onAborted before async work; message buffers are decoded or copied before the
 // handler returns; publish skips sockets over maxBackpressure, so closeOnBackpressureLimit disconnects them
 // and they come back with a resume.
