@@ -6,9 +6,11 @@ import type { TemplatedApp } from 'uWebSockets.js'
 
 import type { CommandCatalog } from '../commands/catalog.ts'
 import { channels as coreChannels, publish } from '../core/diagnostics.ts'
+import type { WeirError } from '../core/errors.ts'
 import { createEnvelopeCodec } from '../envelope/codec.ts'
 import type { EnvelopeCodec } from '../envelope/codec.ts'
-import type { PartitionReader } from '../kafka/index.ts'
+import type { Envelope } from '../envelope/envelope.ts'
+import type { ConsumedRecord, PartitionReader } from '../kafka/index.ts'
 import { createTokenVerifier } from './auth.ts'
 import type { TokenVerifier } from './auth.ts'
 import type { CommandWriter } from './command-writer.ts'
@@ -53,6 +55,8 @@ export interface GatewayContext {
   replayReader: PartitionReader | undefined
   writer: CommandWriter | undefined
   sendError(ws: Socket, s: SocketState, code: WireErrorCode, message: string, extra?: Partial<ErrorFrame>): void
+  /** The envelope of a record, or undefined for a tombstone or bytes that are no envelope (reported when `report`). */
+  decodeRecord(record: ConsumedRecord, report: boolean): Envelope | undefined
   reportError(error: unknown, where: string): void
 }
 
@@ -92,6 +96,21 @@ export function createGatewayContext(config: ResolvedGatewayOptions): GatewayCon
     sendError(ws, s, code, message, extra = {}) {
       ctx.metrics.frameErrors.inc({ code })
       send(ws, s, { type: 'error', code, message, ...extra })
+    },
+    decodeRecord(record, report) {
+      if (record.value === undefined) return undefined
+      try {
+        return ctx.codec.decode(record.value)
+      } catch (error) {
+        if (report) {
+          ctx.metrics.recordsRejected.inc()
+          publish(coreChannels.envelopeRejected, {
+            error: error as WeirError,
+            source: { topic: record.topic, partition: record.partition, offset: record.offset },
+          })
+        }
+        return undefined
+      }
     },
     reportError(error, where) {
       publish(coreChannels.gatewayError, { instanceId, where, error })

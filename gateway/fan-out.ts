@@ -1,7 +1,5 @@
 // Live delivery: each batch the live stream reads goes out once, results to the sockets of their session and
 // events to the subscribers of every alias bound to the topic, through uWS pub/sub.
-import { channels as coreChannels, publish } from '../core/diagnostics.ts'
-import type { WeirError } from '../core/errors.ts'
 import type { Envelope } from '../envelope/envelope.ts'
 import type { ConsumedRecord, PartitionBatch } from '../kafka/index.ts'
 import type { GatewayContext } from './context.ts'
@@ -18,23 +16,6 @@ export interface FanOut {
   gap(topic: string, partition: number, from: bigint, to: bigint): void
 }
 
-/** The envelope of a record, or undefined for a tombstone or bytes that are no envelope (reported when `report`). */
-export function decodeRecord(ctx: GatewayContext, record: ConsumedRecord, report: boolean): Envelope | undefined {
-  if (record.value === undefined) return undefined
-  try {
-    return ctx.codec.decode(record.value)
-  } catch (error) {
-    if (report) {
-      ctx.metrics.recordsRejected.inc()
-      publish(coreChannels.envelopeRejected, {
-        error: error as WeirError,
-        source: { topic: record.topic, partition: record.partition, offset: record.offset },
-      })
-    }
-    return undefined
-  }
-}
-
 export function createFanOut(ctx: GatewayContext): FanOut {
   const { app, metrics, topics, sockets } = ctx
 
@@ -42,7 +23,7 @@ export function createFanOut(ctx: GatewayContext): FanOut {
     const isResults = topics.resultSet.has(batch.topic)
     const aliases = topics.eventAliases.get(batch.topic) ?? []
     for (const record of batch.records) {
-      const envelope = decodeRecord(ctx, record, true)
+      const envelope = ctx.decodeRecord(record, true)
       if (envelope === undefined) continue
       if (isResults && envelope.kind === 'result' && envelope.clientSessionId !== undefined) {
         const frame = resultFrame(record, envelope)

@@ -5,7 +5,6 @@ import type { TopicBinding } from '../commands/catalog.ts'
 import { channels as coreChannels, publish } from '../core/diagnostics.ts'
 import type { ConsumedRecord, PartitionReader, TopicPartitionOffset } from '../kafka/index.ts'
 import type { GatewayContext } from './context.ts'
-import { decodeRecord } from './fan-out.ts'
 import { eventFrame, resultFrame } from './frames.ts'
 import { createLimiter } from './limiter.ts'
 import type { LiveStream } from './live-stream.ts'
@@ -61,7 +60,7 @@ export function createSession(ctx: GatewayContext): Session {
     s.results = 'catching-up'
     replayStream(ws, s, 'results', from, {
       deliver(record) {
-        const envelope = decodeRecord(ctx, record, false)
+        const envelope = ctx.decodeRecord(record, false)
         if (envelope?.kind !== 'result' || envelope.clientSessionId !== s.sessionId) return false
         sendResult(ws, s, resultFrame(record, envelope))
         return true
@@ -85,7 +84,7 @@ export function createSession(ctx: GatewayContext): Session {
     }
     replayStream(ws, s, `events:${alias}`, from, {
       deliver(record) {
-        const envelope = decodeRecord(ctx, record, false)
+        const envelope = ctx.decodeRecord(record, false)
         if (envelope?.kind !== 'event') return false
         send(ws, s, eventFrame(record, envelope, alias, envelope.clientSessionId === s.sessionId ? 'own' : (topics.othersAudience.get(alias) ?? 'public')))
         return true
