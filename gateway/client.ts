@@ -448,10 +448,16 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
         p.reject(error)
         return
       }
-      case 'unsubscribed':
       case 'authenticated':
-        if (frame.type === 'authenticated') scheduleRefresh(frame.expiresAt)
+        scheduleRefresh(frame.expiresAt)
         return
+      case 'unsubscribed':
+        return
+      default: {
+        // A server frame type without a case here does not compile.
+        const unhandled: never = frame
+        return unhandled
+      }
     }
   }
 

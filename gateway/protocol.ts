@@ -4,6 +4,11 @@
 import { Packr, Unpackr } from 'msgpackr'
 
 import type { WireErrorCode } from './errors.ts'
+import { isServerFrameType } from './frame-types.ts'
+import type { ClientFrameType, ServerFrameType } from './frame-types.ts'
+
+export { CLIENT_FRAME_TYPES, SERVER_FRAME_TYPES } from './frame-types.ts'
+export type { ClientFrameType, ServerFrameType } from './frame-types.ts'
 
 export const PROTOCOL_VERSION = 1
 /** The WebSocket subprotocol the gateway speaks (echoed in the upgrade response). */
@@ -68,7 +73,16 @@ export interface AuthFrame {
   readonly token: string
 }
 
-export type ClientFrame = CommandFrame | SubscribeFrame | UnsubscribeFrame | ResumeFrame | AuthFrame
+/** Each client frame type's shape: a type in CLIENT_FRAME_TYPES without an entry here does not compile. */
+export interface ClientFrames {
+  readonly command: CommandFrame
+  readonly subscribe: SubscribeFrame
+  readonly unsubscribe: UnsubscribeFrame
+  readonly resume: ResumeFrame
+  readonly auth: AuthFrame
+}
+
+export type ClientFrame = ClientFrames[ClientFrameType]
 
 // ---- server -> client ----
 
@@ -206,19 +220,23 @@ export interface AuthenticatedFrame {
   readonly expiresAt?: number
 }
 
-export type ServerFrame =
-  | WelcomeFrame
-  | AckFrame
-  | ResultFrame
-  | TimeoutFrame
-  | EventFrame
-  | ErrorFrame
-  | GapFrame
-  | SubscribedFrame
-  | UnsubscribedFrame
-  | ResumedFrame
-  | CheckpointFrame
-  | AuthenticatedFrame
+/** Each server frame type's shape: a type in SERVER_FRAME_TYPES without an entry here does not compile. */
+export interface ServerFrames {
+  readonly welcome: WelcomeFrame
+  readonly ack: AckFrame
+  readonly result: ResultFrame
+  readonly timeout: TimeoutFrame
+  readonly event: EventFrame
+  readonly error: ErrorFrame
+  readonly gap: GapFrame
+  readonly subscribed: SubscribedFrame
+  readonly unsubscribed: UnsubscribedFrame
+  readonly resumed: ResumedFrame
+  readonly checkpoint: CheckpointFrame
+  readonly authenticated: AuthenticatedFrame
+}
+
+export type ServerFrame = ServerFrames[ServerFrameType]
 
 // Close codes the gateway uses (4000-4999 are for applications).
 export const closeCodes = {
@@ -267,130 +285,10 @@ export function decodeDocument(data: Uint8Array | string, isBinary: boolean, max
   return { ok: true, frame: value }
 }
 
-export const MAX_REQUEST_ID_LENGTH = 128
-export const MAX_PATH_LENGTH = 512
-export const MAX_TTL_MS = 2 ** 31 - 1
-
-/** Strict parsing of a client frame: every violation is listed, unknown fields are ignored. */
-export function parseClientFrame(data: Uint8Array | string, isBinary: boolean, maxBytes: number): DecodeResult<ClientFrame> {
-  const decoded = decodeDocument(data, isBinary, maxBytes)
-  if (!decoded.ok) return decoded
-  const v = decoded.frame
-  const violations: string[] = []
-  const requestId = typeof v.requestId === 'string' && v.requestId.length > 0 && v.requestId.length <= MAX_REQUEST_ID_LENGTH ? v.requestId : undefined
-  const fail = (): DecodeResult<ClientFrame> => ({
-    ok: false,
-    code: 'WEIR_ERR_FRAME_INVALID',
-    message: `invalid ${CLIENT_TYPES.has(v.type as string) ? `${v.type as string} ` : ''}frame: ${violations.join('; ')}`,
-    violations,
-    ...(requestId === undefined ? {} : { requestId }),
-  })
-  switch (v.type) {
-    case 'command': {
-      if (requestId === undefined) violations.push(`requestId must be a string of 1 to ${MAX_REQUEST_ID_LENGTH} characters`)
-      if (!(typeof v.path === 'string' && v.path.length > 0 && v.path.length <= MAX_PATH_LENGTH)) {
-        violations.push(`path must be a string of 1 to ${MAX_PATH_LENGTH} characters (topicAlias/contextPath/commandAlias)`)
-      }
-      if (!('payload' in v) || v.payload === undefined) violations.push('payload is missing')
-      if (v.ttlMs !== undefined && !(Number.isInteger(v.ttlMs) && (v.ttlMs as number) > 0 && (v.ttlMs as number) <= MAX_TTL_MS)) {
-        violations.push(`ttlMs must be a positive integer of at most ${MAX_TTL_MS}`)
-      }
-      if (v.traceparent !== undefined && !(typeof v.traceparent === 'string' && v.traceparent.length <= 128)) {
-        violations.push('traceparent must be a W3C traceparent string')
-      }
-      if (violations.length > 0) return fail()
-      return {
-        ok: true,
-        frame: {
-          type: 'command',
-          path: v.path as string,
-          requestId: requestId as string,
-          payload: v.payload,
-          ...(v.ttlMs === undefined ? {} : { ttlMs: v.ttlMs as number }),
-          ...(v.traceparent === undefined ? {} : { traceparent: v.traceparent as string }),
-        },
-      }
-    }
-    case 'subscribe':
-    case 'unsubscribe': {
-      if (!(typeof v.topic === 'string' && v.topic.length > 0 && v.topic.length <= MAX_PATH_LENGTH)) violations.push('topic must name a topic alias')
-      const offsets = v.type === 'subscribe' && v.offsets !== undefined ? parseOffsets(v.offsets, violations) : undefined
-      if (violations.length > 0) return fail()
-      if (v.type === 'unsubscribe') return { ok: true, frame: { type: 'unsubscribe', topic: v.topic as string } }
-      return { ok: true, frame: { type: 'subscribe', topic: v.topic as string, ...(offsets === undefined ? {} : { offsets }) } }
-    }
-    case 'resume': {
-      const offsets = parseOffsets(v.offsets, violations)
-      if (violations.length > 0 || offsets === undefined) return fail()
-      return { ok: true, frame: { type: 'resume', offsets } }
-    }
-    case 'auth': {
-      if (!(typeof v.token === 'string' && v.token.length > 0 && v.token.length <= 16_384)) violations.push('token must be a non-empty string')
-      if (violations.length > 0) return fail()
-      return { ok: true, frame: { type: 'auth', token: v.token as string } }
-    }
-    default:
-      violations.push(`type must be one of command, subscribe, unsubscribe, resume, auth; got ${JSON.stringify(v.type) ?? 'nothing'}`)
-      return fail()
-  }
-}
-
-const CLIENT_TYPES: ReadonlySet<string> = new Set(['command', 'subscribe', 'unsubscribe', 'resume', 'auth'])
-const MAX_OFFSETS = 10_000
-
-function parseOffsets(value: unknown, violations: string[]): FrameOffset[] | undefined {
-  if (!Array.isArray(value)) {
-    violations.push('offsets must be an array of {topic, partition, offset}')
-    return undefined
-  }
-  if (value.length > MAX_OFFSETS) {
-    violations.push(`offsets may list at most ${MAX_OFFSETS} partitions`)
-    return undefined
-  }
-  const result: FrameOffset[] = []
-  value.forEach((entry, i) => {
-    const offset = isPlainObject(entry) ? normalizeOffset(entry.offset) : undefined
-    if (
-      !isPlainObject(entry) ||
-      typeof entry.topic !== 'string' ||
-      entry.topic.length === 0 ||
-      !(Number.isInteger(entry.partition) && (entry.partition as number) >= 0) ||
-      offset === undefined
-    ) {
-      violations.push(`offsets[${i}] must be {topic: string, partition: integer >= 0, offset: decimal string or integer >= 0}`)
-      return
-    }
-    result.push({ topic: entry.topic, partition: entry.partition as number, offset })
-  })
-  return result
-}
-
-function normalizeOffset(value: unknown): string | undefined {
-  if (typeof value === 'string' && /^(0|[1-9][0-9]{0,18})$/.test(value)) return value
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value)
-  if (typeof value === 'bigint' && value >= 0n) return value.toString()
-  return undefined
-}
-
-const SERVER_TYPES: ReadonlySet<string> = new Set([
-  'welcome',
-  'ack',
-  'result',
-  'timeout',
-  'event',
-  'error',
-  'gap',
-  'subscribed',
-  'unsubscribed',
-  'resumed',
-  'checkpoint',
-  'authenticated',
-])
-
 /** Client side: decodes a server frame (the server is trusted; only the type is checked). */
 export function parseServerFrame(data: Uint8Array | string, isBinary: boolean): ServerFrame | undefined {
   const decoded = decodeDocument(data, isBinary, Number.MAX_SAFE_INTEGER)
-  if (!decoded.ok || typeof decoded.frame.type !== 'string' || !SERVER_TYPES.has(decoded.frame.type)) return undefined
+  if (!decoded.ok || !isServerFrameType(decoded.frame.type)) return undefined
   return decoded.frame as unknown as ServerFrame
 }
 
@@ -426,7 +324,7 @@ export function partitionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return false
   const proto = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null

@@ -4,7 +4,8 @@ import { test } from 'node:test'
 
 import { pack } from 'msgpackr'
 
-import { encodeFrame, parseClientFrame, parseServerFrame } from '../../gateway/protocol.ts'
+import { parseClientFrame } from '../../gateway/client-frame-parser.ts'
+import { encodeFrame, parseServerFrame } from '../../gateway/protocol.ts'
 import type { ServerFrame } from '../../gateway/protocol.ts'
 import { readFileSync } from 'node:fs'
 
