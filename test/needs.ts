@@ -32,6 +32,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/gateway/frames.test.ts': [],
   'test/gateway/gap.test.ts': ['kafka'],
   'test/gateway/handshake.test.ts': ['kafka'],
+  'test/gateway/protocol-doc.test.ts': [],
   'test/gateway/protocol.test.ts': [],
   'test/gateway/real-worker.test.ts': ['kafka'],
   'test/gateway/replay.test.ts': [],
