@@ -16,21 +16,14 @@ import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
 import { checkReplication, committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, isSecurityError, validateReplication, withReplication } from '../../kafka/index.ts'
 import type { KafkaConnection, ReplicationSettings } from '../../kafka/index.ts'
 import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
-import { TIMER_STORE_SUFFIX } from '../define.ts'
+import type { BatchOperation, ByteStore } from '../../state/kv-store.ts'
+import { STORE_KINDS } from '../../state/store-kinds.ts'
+import type { StoreOpener } from '../../state/store-kinds.ts'
 import type { Topology } from '../define.ts'
-import type { BaseStore, BatchOperation } from './base-store.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './dead-letter.ts'
+import { storeHooksOf } from './store-hooks.ts'
 import { Task } from './task.ts'
-import { isKeyIndexKey, rebuildKeyIndex } from './timers.ts'
 import type { ErrorPolicy } from './task.ts'
-
-export interface OpenedStore extends BaseStore {
-  close(): Promise<void>
-  /** Removes all data (used before a full restore). */
-  clear(): Promise<void>
-}
-
-export type StoreOpener = (spec: { name: string; backend: 'rocksdb' | 'memory'; path: string }) => Promise<OpenedStore>
 
 export interface StreamRuntimeOptions {
   /** Names the consumer group, transactional ids, changelog topics and the state folder. */
@@ -152,7 +145,7 @@ interface LiveTask {
   task: Task
   producer: KafkaProducer
   transaction: KafkaTransaction | undefined
-  stores: Map<string, OpenedStore>
+  stores: Map<string, ByteStore>
   dir: string
   checkpoints: Record<string, string>
   /** The commit in flight (settles, never rejects), if any. */
@@ -240,8 +233,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const changelogStores = Object.entries(topology.stores)
     .filter(([, spec]) => spec.changelog)
     .map(([name]) => name)
-  // Timer stores changelog only their time space; the key index is rebuilt after a restore (timers.ts).
-  const timerStores = new Set(Object.keys(topology.stores).filter((name) => name.endsWith(TIMER_STORE_SUFFIX)))
+  const storeHooks = storeHooksOf(topology)
 
   let state: RuntimeState = 'created'
   let member: GroupMember | undefined
@@ -343,13 +335,14 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     await writeFile(join(live.dir, 'checkpoints.json'), JSON.stringify(live.checkpoints))
   }
 
-  async function restoreStore(live: LiveTask, taskId: string, partition: number, name: string, store: OpenedStore): Promise<number> {
+  async function restoreStore(live: LiveTask, taskId: string, partition: number, name: string, store: ByteStore): Promise<number> {
     const topic = changelogTopic(applicationId, name)
     const restorer = restoreReader as PartitionReader
     const [end] = await restorer.offsets([{ topic, partition }], 'latest')
     const [start] = await restorer.offsets([{ topic, partition }], 'earliest')
     if (end === undefined || start === undefined) return 0
-    let position = topology.stores[name]?.backend === 'memory' ? start.offset : BigInt(live.checkpoints[name] ?? start.offset)
+    const kind = topology.stores[name]?.backend
+    let position = kind !== undefined && !STORE_KINDS[kind].persistent ? start.offset : BigInt(live.checkpoints[name] ?? start.offset)
     if (position < start.offset || position > end.offset) {
       // The checkpoint does not fit this changelog (recreated or truncated): rebuild from scratch.
       await store.clear()
@@ -374,7 +367,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       }
     }
     live.checkpoints[name] = String(position)
-    if (restored > 0 && timerStores.has(name)) await rebuildKeyIndex(store)
+    const restoredHook = storeHooks.get(name)?.restored
+    if (restored > 0 && restoredHook !== undefined) await restoredHook(store)
     return restored
   }
 
@@ -391,7 +385,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     const taskId = `${applicationId}-${partition}`
     // Fence the previous owner first: its open transaction is aborted before we read offsets and changelogs.
     const producer = createProducer({ ...client, transactionalId: taskId, clientId: `${taskId}-producer` })
-    const stores = new Map<string, OpenedStore>()
+    const stores = new Map<string, ByteStore>()
     try {
       const transaction = await producer.beginTransaction()
       const dir = join(options.stateDir, applicationId, String(partition))
@@ -414,7 +408,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       totals.restoring++
       let restoredRecords = 0
       try {
-        for (const name of changelogStores) restoredRecords += await restoreStore(live, taskId, partition, name, stores.get(name) as OpenedStore)
+        for (const name of changelogStores) restoredRecords += await restoreStore(live, taskId, partition, name, stores.get(name) as ByteStore)
       } finally {
         totals.restoring--
       }
@@ -502,9 +496,9 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     attempt.positions = plan.positions
     const changelog: OutgoingRecord[] = []
     for (const name of changelogStores) {
-      const timers = timerStores.has(name)
+      const changelogged = storeHooks.get(name)?.changelogged
       for (const op of plan.storeWrites.get(name) ?? []) {
-        if (timers && isKeyIndexKey(op.key)) continue
+        if (changelogged !== undefined && !changelogged(op.key)) continue
         changelog.push({
           topic: changelogTopic(applicationId, name),
           partition: live.task.partition,

@@ -4,6 +4,8 @@
 import { Packr } from 'msgpackr'
 
 import { WeirError, isWeirError } from '../../core/errors.ts'
+import type { BatchOperation, ByteStore } from '../../state/kv-store.ts'
+import { prefixUpperBound } from '../../state/kv-store.ts'
 import type { ConsumedRecord, OutgoingRecord } from '../../kafka/types.ts'
 import { timerStoreName } from '../define.ts'
 import type { ProcessorSpec, SinkSpec, Topology } from '../define.ts'
@@ -21,7 +23,6 @@ import type {
 import { StreamRecord } from '../record.ts'
 import { resolveSerde } from '../serde.ts'
 import type { Serde } from '../serde.ts'
-import type { BaseStore, BatchOperation } from './base-store.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES, deadLetterHeaders, fitDeadLetter, isDeadLetter } from './dead-letter.ts'
 import { DurableTimers } from './timers.ts'
 import type { DueTimer } from './timers.ts'
@@ -34,7 +35,7 @@ export interface TaskOptions {
   partition: number
   topology: Topology
   /** Committed stores of this task, by store name (timer stores included). */
-  stores: ReadonlyMap<string, BaseStore>
+  stores: ReadonlyMap<string, ByteStore>
   now: () => number
   errorPolicy: ErrorPolicy
   deadLetterTopic: (sourceTopic: string) => string
@@ -587,22 +588,10 @@ export class Task {
       },
       prefix(prefix) {
         const start = encodeKey(prefix)
-        const end = prefixEnd(start)
+        const end = prefixUpperBound(start)
         return entries(buffer.range(end === undefined ? { gte: start } : { gte: start, lt: end }))
       },
       approximateCount: () => buffer.base.approximateCount(),
     }
   }
-}
-
-/** The smallest key greater than every key starting with `prefix` (undefined when none: all 0xff). */
-export function prefixEnd(prefix: Buffer): Buffer | undefined {
-  const end = Buffer.from(prefix)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return undefined
 }

@@ -8,7 +8,7 @@
 import { Packr } from 'msgpackr'
 
 import type { TimerService } from '../processor.ts'
-import type { BaseStore, BatchOperation } from './base-store.ts'
+import type { BatchOperation, ByteStore } from '../../state/kv-store.ts'
 import type { WriteBuffer } from './write-buffer.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -46,7 +46,7 @@ const REBUILD_BATCH = 10_000
  * Makes the 'k' space of a timer store match its 't' space (after the 't' space was restored from the
  * changelog): stale index entries are deleted, one entry per timer is written. Returns the number of timers.
  */
-export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
+export async function rebuildKeyIndex(store: ByteStore): Promise<number> {
   let batch: BatchOperation[] = []
   const flush = async () => {
     if (batch.length > 0) await store.write(batch)
@@ -68,6 +68,12 @@ export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
   }
   await flush()
   return timers
+}
+
+/** A timer store's changelog carries its 't' space only; the 'k' space is rebuilt from it after a restore. */
+export const timerStoreHooks = {
+  changelogged: (key: Buffer): boolean => !isKeyIndexKey(key),
+  restored: rebuildKeyIndex,
 }
 
 export interface DueTimer {
