@@ -86,7 +86,7 @@ export type {
   TimerService,
 } from './topology/processor.ts'
 export type { Serde, SerdeName, SerdeSpec } from './topology/serde.ts'
-export type { ErrorPolicy } from './topology/runtime/task.ts'
+export type { ErrorPolicy } from './topology/runtime/error-policy.ts'
 export type { RuntimeMetrics, RuntimeState, StreamRuntime, StreamRuntimeOptions, UncommittedTask } from './topology/runtime/runtime-options.ts'
 export type { BatchOperation, ByteStore, KeyRange } from './state/kv-store.ts'
 export type { StoreKind, StoreKindCapabilities, StoreOpener } from './state/store-kinds.ts'

@@ -8,7 +8,7 @@ import type { KeyValueEntry } from './processor.ts'
 import type { StreamRecord } from './record.ts'
 import type { ByteStore } from '../state/kv-store.ts'
 import { Task } from './runtime/task.ts'
-import type { ErrorPolicy } from './runtime/task.ts'
+import type { ErrorPolicy } from './runtime/error-policy.ts'
 import { resolveSerde } from './serde.ts'
 
 export interface TestDriverOptions {

@@ -6,7 +6,8 @@ import type { Topology } from '../define.ts'
 import type { StreamRuntimeOptions } from './runtime-options.ts'
 import { storeHooksOf } from './store-hooks.ts'
 import type { StoreHooks } from './store-hooks.ts'
-import type { ErrorPolicy, Task } from './task.ts'
+import type { ErrorPolicy } from './error-policy.ts'
+import type { Task } from './task.ts'
 
 /** A task this worker runs, with its producer, its open stores and its commit state. */
 export interface LiveTask {

@@ -5,7 +5,7 @@ import { validateReplication } from '../../kafka/index.ts'
 import type { KafkaConnection, ReplicationSettings } from '../../kafka/index.ts'
 import type { StoreOpener } from '../../state/store-kinds.ts'
 import type { Topology } from '../define.ts'
-import type { ErrorPolicy } from './task.ts'
+import type { ErrorPolicy } from './error-policy.ts'
 
 export interface StreamRuntimeOptions {
   /** Names the consumer group, transactional ids, changelog topics and the state folder. */

@@ -11,7 +11,7 @@ import type { ByteStore } from '../../state/kv-store.ts'
 import type { LiveTask, RuntimeContext } from './runtime-context.ts'
 import { readCheckpoints, restoreStores, writeCheckpoints } from './state-restore.ts'
 import { Task } from './task.ts'
-import type { TaskCounters } from './task.ts'
+import type { TaskCounters } from './task-counters.ts'
 import type { Trouble, Troubles } from './task-troubles.ts'
 
 export interface TaskManager {

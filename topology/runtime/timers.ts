@@ -187,3 +187,50 @@ export class DurableTimers implements TimerService {
     return count
   }
 }
+
+/** The durable timers of a task's processors, by processor name, in the topology's order. */
+export class ProcessorTimers {
+  readonly #byProcessor = new Map<string, DurableTimers>()
+
+  add(processor: string, timers: DurableTimers): void {
+    this.#byProcessor.set(processor, timers)
+  }
+
+  get(processor: string): DurableTimers | undefined {
+    return this.#byProcessor.get(processor)
+  }
+
+  /** Fires timers due at `now` through `fire`, at most `budget` of them; returns how many fired. */
+  async fireDue(now: number, budget: number, fire: (processor: string, timers: DurableTimers, timer: DueTimer) => Promise<void>): Promise<number> {
+    let fired = 0
+    for (const [name, timers] of this.#byProcessor) {
+      if (fired >= budget) break
+      const due = await timers.due(now, budget - fired)
+      for (const timer of due) {
+        await fire(name, timers, timer)
+        fired++
+      }
+    }
+    return fired
+  }
+
+  /** The earliest due time of any timer (Infinity: none). */
+  async nextAt(): Promise<number> {
+    let next = Infinity
+    for (const timers of this.#byProcessor.values()) {
+      const at = await timers.nextAt()
+      if (at !== undefined && at < next) next = at
+    }
+    return next
+  }
+
+  async pendingCount(): Promise<number> {
+    let total = 0
+    for (const timers of this.#byProcessor.values()) total += await timers.pendingCount()
+    return total
+  }
+
+  reset(): void {
+    for (const timers of this.#byProcessor.values()) timers.reset()
+  }
+}
