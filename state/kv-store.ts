@@ -25,7 +25,7 @@ export type BatchOperation = { type: 'put'; key: Buffer; value: Buffer } | { typ
 
 export type Entry = [key: Buffer, value: Buffer]
 
-export interface KeyValueStore {
+export interface ByteStore {
   /** Makes the store usable; idempotent. After close(), opens it again (a persistent store with its data). */
   open(): Promise<void>
   /** Releases files and memory; idempotent. Every other call then rejects with WEIR_ERR_CLOSED until open(). */

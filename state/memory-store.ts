@@ -1,6 +1,6 @@
 // In-memory key-value store: for tests, the test driver, and `backend: 'memory'` stores that are rebuilt from
 // their changelog on every assignment. Not persistent: close() and destroy() drop the data.
-import type { BatchOperation, Entry, KeyRange, KeyValueStore } from './kv-store.ts'
+import type { BatchOperation, ByteStore, Entry, KeyRange } from './kv-store.ts'
 import { prefixRange } from './kv-store.ts'
 import { SortedMap } from './sorted-map.ts'
 import type { ScanBounds } from './sorted-map.ts'
@@ -13,7 +13,7 @@ const str = (key: Buffer) => key.toString('latin1')
 // Copies out, so callers own what they get and cannot change the store through it.
 const copy = (value: Buffer) => Buffer.from(value)
 
-export class MemoryStore implements KeyValueStore {
+export class MemoryStore implements ByteStore {
   #map = new SortedMap()
   #open = true
 

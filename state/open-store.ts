@@ -1,6 +1,11 @@
-// The default store opener of the runtime: RocksDB on disk, or memory (rebuilt from the changelog).
-import type { StoreOpener } from '../topology/runtime/stream-runtime.ts'
+// The default store opener of the runtime: one opener per store kind (store-kinds.ts).
 import { createMemoryStore } from './memory-store.ts'
 import { openRocksDbStore } from './rocksdb-store.ts'
+import type { StoreKind, StoreOpener } from './store-kinds.ts'
 
-export const openStore: StoreOpener = async ({ backend, path }) => (backend === 'memory' ? createMemoryStore() : openRocksDbStore({ path }))
+const openers = {
+  rocksdb: async ({ path }) => openRocksDbStore({ path }),
+  memory: async () => createMemoryStore(),
+} satisfies Record<StoreKind, StoreOpener>
+
+export const openStore: StoreOpener = async (spec) => openers[spec.backend](spec)

@@ -14,7 +14,7 @@ import { RocksLevel } from '@nxtedition/rocksdb'
 
 import { invalidOptions } from '../core/errors.ts'
 import type { WeirError } from '../core/errors.ts'
-import type { BatchOperation, Entry, KeyRange, KeyValueStore } from './kv-store.ts'
+import type { BatchOperation, ByteStore, Entry, KeyRange } from './kv-store.ts'
 import { prefixRange } from './kv-store.ts'
 import { batchOperations, bytes, closedError, keyRange, storeError } from './store-checks.ts'
 
@@ -61,7 +61,7 @@ export function resolveRocksDbStoreOptions(options: RocksDbStoreOptions): Resolv
 
 type Db = RocksLevel<Buffer, Buffer>
 
-export class RocksDbStore implements KeyValueStore {
+export class RocksDbStore implements ByteStore {
   readonly options: ResolvedRocksDbStoreOptions
   /** Whether point reads run on the calling thread: `syncReads` asked for it and the binding can. */
   readonly synchronousReads: boolean

@@ -1,5 +1,7 @@
 // A declarative, validated, immutable description of a topology: sources -> processors -> sinks, plus stores.
 import { WeirError } from '../core/errors.ts'
+import { STORE_KINDS, isStoreKind } from '../state/store-kinds.ts'
+import type { StoreKind } from '../state/store-kinds.ts'
 import type { ProcessorFactory } from './processor.ts'
 import type { StreamRecord } from './record.ts'
 import { isSerdeSpec } from './serde.ts'
@@ -12,8 +14,8 @@ export interface SourceSpec {
 }
 
 export interface StoreSpec {
-  /** 'rocksdb' (default) keeps state on disk; 'memory' rebuilds it from the changelog on every assignment. */
-  readonly backend?: 'rocksdb' | 'memory'
+  /** 'rocksdb' (default) keeps state on disk; 'memory' rebuilds it from the changelog on every assignment (state/store-kinds.ts). */
+  readonly backend?: StoreKind
   /** Back the store with a compacted changelog topic (default true; without it state is lost with the task). */
   readonly changelog?: boolean
   readonly keySerde?: SerdeSpec
@@ -101,8 +103,8 @@ export function defineTopology(input: TopologyInput): Topology {
   for (const [name, spec] of Object.entries(declaredStores)) {
     if (!NAME.test(name)) violations.push(`store name ${JSON.stringify(name)} must match ${NAME}`)
     if (name.endsWith(TIMER_STORE_SUFFIX)) violations.push(`store ${name}: names ending in ${TIMER_STORE_SUFFIX} are reserved for timers`)
-    if (spec.backend !== undefined && spec.backend !== 'rocksdb' && spec.backend !== 'memory') {
-      violations.push(`store ${name}: backend must be 'rocksdb' or 'memory'`)
+    if (spec.backend !== undefined && !isStoreKind(spec.backend)) {
+      violations.push(`store ${name}: backend must be ${Object.keys(STORE_KINDS).map((kind) => `'${kind}'`).join(' or ')}`)
     }
     checkSerdes(`store ${name}`, spec, violations)
     stores[name] = Object.freeze({ ...spec, backend: spec.backend ?? 'rocksdb', changelog: spec.changelog ?? true })

@@ -6,9 +6,9 @@ import type { OutgoingRecord } from '../kafka/types.ts'
 import type { Topology } from './define.ts'
 import type { KeyValueEntry } from './processor.ts'
 import type { StreamRecord } from './record.ts'
-import type { BaseStore } from './runtime/base-store.ts'
+import type { ByteStore } from '../state/kv-store.ts'
 import { Task } from './runtime/task.ts'
-import type { ErrorPolicy } from './runtime/task.ts'
+import type { ErrorPolicy } from './runtime/error-policy.ts'
 import { resolveSerde } from './serde.ts'
 
 export interface TestDriverOptions {
@@ -19,7 +19,7 @@ export interface TestDriverOptions {
   errorPolicy?: ErrorPolicy
   deadLetterTopic?: (sourceTopic: string) => string
   /** Creates the committed store behind each store name (default: an in-memory store). */
-  createStore?: (name: string) => BaseStore
+  createStore?: (name: string) => ByteStore
 }
 
 export interface PipeInput<K = unknown, V = unknown> {
@@ -61,7 +61,7 @@ export interface TestDriver {
 
 export async function createTestDriver(topology: Topology, options: TestDriverOptions = {}): Promise<TestDriver> {
   let clock = options.startTime ?? 0
-  const stores = new Map<string, BaseStore>()
+  const stores = new Map<string, ByteStore>()
   for (const name of Object.keys(topology.stores)) stores.set(name, options.createStore?.(name) ?? createMemoryStore())
   const offsets = new Map<string, bigint>()
   const partition = options.partition ?? 0

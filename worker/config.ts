@@ -5,7 +5,7 @@ import { join } from 'node:path'
 
 import { invalidOptions } from '../core/errors.ts'
 import { LOG_LEVELS, readSettings } from '../core/settings.ts'
-import type { ErrorPolicy } from '../topology/runtime/task.ts'
+import type { ErrorPolicy } from '../topology/runtime/error-policy.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
 import type { KafkaConnection, ReplicationSettings } from '../kafka/index.ts'
 

@@ -1,7 +1,7 @@
 // Prometheus metrics of a worker, read from the runtime at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
-import type { RuntimeMetrics, StreamRuntime } from '../topology/runtime/stream-runtime.ts'
+import type { RuntimeMetrics, StreamRuntime } from '../topology/runtime/runtime-options.ts'
 
 export interface WorkerMetrics {
   readonly contentType: string

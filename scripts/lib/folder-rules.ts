@@ -39,11 +39,6 @@ export const KNOWN_VIOLATIONS: ReadonlyArray<{ readonly file: string; readonly i
     imports: 'topology/runtime',
     fix: 'the dead-letter format (DEAD_LETTER_HEADERS, deadLetterHeaders) moves from topology/runtime/dead-letter.ts to the topology API',
   },
-  {
-    file: 'state/open-store.ts',
-    imports: 'topology',
-    fix: 'OpenedStore and StoreOpener move from topology/runtime/stream-runtime.ts to state/ (the byte-store contract)',
-  },
 ]
 
 /**

@@ -14,7 +14,7 @@ import { ORDERS_PREFIX_ENV, ordersRegistry, ordersService } from '../../examples
 import type { CommandService, CommandServiceTopics } from '../../processors/command-service.ts'
 import { openStore } from '../../state/open-store.ts'
 import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
-import type { StreamRuntime } from '../../topology/runtime/stream-runtime.ts'
+import type { StreamRuntime } from '../../topology/runtime/runtime-options.ts'
 import type { ConsumedRecord, TopicPartitionOffset } from '../../kafka/index.ts'
 import { admin, brokers, readAll, uniqueName } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'

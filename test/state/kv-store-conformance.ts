@@ -1,11 +1,11 @@
-// One conformance suite for every KeyValueStore implementation: what the runtime and processors rely on.
+// One conformance suite for every ByteStore implementation: what the runtime and processors rely on.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
 import type { ErrorCode } from '../../core/errors.ts'
-import type { BatchOperation, Entry, KeyRange, KeyValueStore } from '../../state/kv-store.ts'
+import type { BatchOperation, ByteStore, Entry, KeyRange } from '../../state/kv-store.ts'
 
 export type Defer = (cleanup: () => Promise<unknown> | unknown) => void
 
@@ -29,7 +29,7 @@ export interface StoreFactory {
   /** A fresh place for one store's data; `defer` removes it after the test. */
   location(defer: Defer): Promise<string>
   /** An opened store at `location`. */
-  open(location: string): Promise<KeyValueStore>
+  open(location: string): Promise<ByteStore>
 }
 
 const b = (s: string) => Buffer.from(s, 'latin1')

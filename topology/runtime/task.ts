@@ -1,40 +1,33 @@
 // One task: the topology instantiated for one input partition. It knows nothing of Kafka transactions:
 // it turns input records and due timers into outputs and store writes, and hands them over at commit time.
 // The Kafka runtime (stream-runtime.ts) and the test driver (test-driver.ts) both drive it.
-import { Packr } from 'msgpackr'
-
-import { WeirError, isWeirError } from '../../core/errors.ts'
+import { WeirError } from '../../core/errors.ts'
 import type { ConsumedRecord, OutgoingRecord } from '../../kafka/types.ts'
+import type { BatchOperation, ByteStore } from '../../state/kv-store.ts'
 import { timerStoreName } from '../define.ts'
-import type { ProcessorSpec, SinkSpec, Topology } from '../define.ts'
-import type {
-  Cancellable,
-  FiredTimer,
-  KeyValueEntry,
-  KeyValueStore,
-  Processor,
-  ProcessorContext,
-  RangeQuery,
-  RecordMetadata,
-  TimerService,
-} from '../processor.ts'
+import type { ProcessorSpec, Topology } from '../define.ts'
+import type { FiredTimer, Processor, ProcessorContext, RecordMetadata } from '../processor.ts'
 import { StreamRecord } from '../record.ts'
-import { resolveSerde } from '../serde.ts'
-import type { Serde } from '../serde.ts'
-import type { BaseStore, BatchOperation } from './base-store.ts'
-import { DEFAULT_MAX_MESSAGE_BYTES, deadLetterHeaders, fitDeadLetter, isDeadLetter } from './dead-letter.ts'
-import { DurableTimers } from './timers.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES, fitDeadLetter, isDeadLetter } from './dead-letter.ts'
+import { deadLetterOf, processingError } from './error-policy.ts'
+import type { ErrorPolicy } from './error-policy.ts'
+import { createProcessorContext, typedStoreView } from './processor-context.ts'
+import type { ContextHost } from './processor-context.ts'
+import { Punctuations } from './punctuations.ts'
+import { addCounters, zeroCounters } from './task-counters.ts'
+import { deserializeInput, sinkOutput, sinksOf, sourcesOf } from './task-io.ts'
+import type { SinkRuntime, SourceRuntime } from './task-io.ts'
+import type { CommitPlan, TaskCounters } from './task-counters.ts'
+import { DurableTimers, ProcessorTimers } from './timers.ts'
 import type { DueTimer } from './timers.ts'
 import { WriteBuffer } from './write-buffer.ts'
-
-export type ErrorPolicy = 'dead-letter' | 'skip' | 'fail'
 
 export interface TaskOptions {
   applicationId: string
   partition: number
   topology: Topology
   /** Committed stores of this task, by store name (timer stores included). */
-  stores: ReadonlyMap<string, BaseStore>
+  stores: ReadonlyMap<string, ByteStore>
   now: () => number
   errorPolicy: ErrorPolicy
   deadLetterTopic: (sourceTopic: string) => string
@@ -51,53 +44,9 @@ export interface TaskOptions {
   poisoned?: ReadonlyArray<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
 }
 
-/** What the task did, counted when the commit that carried it succeeded (never what a failed commit dropped). */
-export interface TaskCounters {
-  processed: number
-  deadLettered: number
-  skipped: number
-  timersFired: number
-  outputs: number
-}
-
-export interface CommitPlan {
-  outputs: OutgoingRecord[]
-  /** Final operation per key of every store since the last commit. */
-  storeWrites: Map<string, BatchOperation[]>
-  /** Next offset per source topic of this task's partition. */
-  positions: Map<string, bigint>
-}
-
-interface Punctuation {
-  interval: number
-  type: 'wall-clock' | 'stream-time'
-  next: number
-  callback: (timestamp: number) => void | Promise<void>
-  node: string
-  cancelled: boolean
-}
-
-interface SinkRuntime {
-  spec: SinkSpec
-  key: Serde<unknown>
-  value: Serde<unknown>
-}
-
 interface Current {
   metadata: RecordMetadata | undefined
   node: string
-}
-
-const packr = new Packr({ useRecords: false, moreTypes: false })
-
-const zeroCounters = (): TaskCounters => ({ processed: 0, deadLettered: 0, skipped: 0, timersFired: 0, outputs: 0 })
-
-function addCounters(to: TaskCounters, from: TaskCounters): void {
-  to.processed += from.processed
-  to.deadLettered += from.deadLettered
-  to.skipped += from.skipped
-  to.timersFired += from.timersFired
-  to.outputs += from.outputs
 }
 
 export class Task {
@@ -113,11 +62,11 @@ export class Task {
   }
   readonly #options: TaskOptions
   readonly #buffers = new Map<string, WriteBuffer>()
-  readonly #timers = new Map<string, DurableTimers>()
+  readonly #timers = new ProcessorTimers()
   readonly #processors = new Map<string, Processor>()
   readonly #contexts = new Map<string, ProcessorContext>()
-  readonly #sinks = new Map<string, SinkRuntime>()
-  readonly #sources = new Map<string, { name: string; key: Serde<unknown>; value: Serde<unknown> }>()
+  readonly #sinks: Map<string, SinkRuntime>
+  readonly #sources: Map<string, SourceRuntime>
   readonly #positions: Map<string, bigint>
   readonly #committedPositions: Map<string, bigint>
   /** Positions the commit in flight carries (undefined: no commit in flight). */
@@ -125,13 +74,14 @@ export class Task {
   #outputs: OutgoingRecord[] = []
   /** While a record or timer is being handled: where its outputs start in #outputs (-1 otherwise). */
   #stageMark = -1
-  #punctuations: Punctuation[] = []
+  readonly #punctuations = new Punctuations()
   #streamTime = -1
   #current: Current = { metadata: undefined, node: '' }
   #commitRequested = false
   #failingNode: string | undefined
   #dirty = false
   #initialized = false
+  #host: ContextHost | undefined
 
   constructor(options: TaskOptions) {
     this.#options = options
@@ -141,21 +91,17 @@ export class Task {
     this.#committedPositions = new Map(options.positions)
     const { topology } = options
     for (const [name, base] of options.stores) this.#buffers.set(name, new WriteBuffer(base))
-    for (const [name, spec] of Object.entries(topology.sources)) {
-      this.#sources.set(spec.topic, { name, key: resolveSerde(spec.keySerde, 'buffer'), value: resolveSerde(spec.valueSerde, 'buffer') })
-    }
-    for (const [name, spec] of Object.entries(topology.sinks)) {
-      this.#sinks.set(name, { spec, key: resolveSerde(spec.keySerde, 'buffer'), value: resolveSerde(spec.valueSerde, 'buffer') })
-    }
+    this.#sources = sourcesOf(topology)
+    this.#sinks = sinksOf(topology)
     for (const name of topology.order) {
       const spec = topology.processors[name] as ProcessorSpec
       if (spec.timers) {
         const buffer = this.#buffers.get(timerStoreName(name))
         if (buffer === undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: timer store of ${name} is missing`)
-        this.#timers.set(name, new DurableTimers(buffer))
+        this.#timers.add(name, new DurableTimers(buffer))
       }
       this.#processors.set(name, spec.use())
-      this.#contexts.set(name, this.#makeContext(name, spec))
+      this.#contexts.set(name, createProcessorContext(this.#contextHost(), name, spec))
     }
   }
 
@@ -227,16 +173,7 @@ export class Task {
     this.#beginStage()
     this.#failingNode = undefined
     try {
-      let key: unknown
-      let value: unknown
-      try {
-        key = source.key.deserialize(consumed.key)
-        value = source.value.deserialize(consumed.value)
-      } catch (cause) {
-        throw isWeirError(cause)
-          ? cause
-          : new WeirError('WEIR_ERR_DESERIALIZATION', `cannot deserialize ${consumed.topic}[${consumed.partition}]@${consumed.offset}`, { cause })
-      }
+      const { key, value } = deserializeInput(source, consumed)
       const record = new StreamRecord(key, value, timestamp, consumed.headers)
       this.#current = { metadata, node: source.name }
       for (const child of this.#options.topology.children.get(source.name) ?? []) await this.#deliver(child, record, metadata)
@@ -255,16 +192,8 @@ export class Task {
 
   /** Fires timers due at `now` (at most maxTimersPerRound); returns how many fired. */
   async fireTimers(now: number): Promise<number> {
-    let fired = 0
     const budget = this.#options.maxTimersPerRound ?? 1000
-    for (const [name, timers] of this.#timers) {
-      if (fired >= budget) break
-      const due = await timers.due(now, budget - fired)
-      for (const timer of due) {
-        await this.#fire(name, timers, timer, now)
-        fired++
-      }
-    }
+    const fired = await this.#timers.fireDue(now, budget, (name, timers, timer) => this.#fire(name, timers, timer, now))
     if (fired > 0) this.#dirty = true
     this.#pending.timersFired += fired
     return fired
@@ -272,13 +201,7 @@ export class Task {
 
   /** The earliest time a timer or a wall-clock punctuation of this task is due (Infinity: nothing scheduled). */
   async nextDue(): Promise<number> {
-    let next = Infinity
-    for (const timers of this.#timers.values()) {
-      const at = await timers.nextAt()
-      if (at !== undefined && at < next) next = at
-    }
-    for (const p of this.#punctuations) if (!p.cancelled && p.type === 'wall-clock' && p.next < next) next = p.next
-    return next
+    return Math.min(await this.#timers.nextAt(), this.#punctuations.nextWallClock())
   }
 
   /** Runs due wall-clock punctuations. */
@@ -336,7 +259,7 @@ export class Task {
   /** The commit failed: forget everything since the last commit (the caller re-creates or rewinds the task). */
   rollback(): void {
     for (const buffer of this.#buffers.values()) buffer.clear()
-    for (const timers of this.#timers.values()) timers.reset()
+    this.#timers.reset()
     this.#outputs = []
     this.#stageMark = -1
     this.#committingPositions = undefined
@@ -347,10 +270,8 @@ export class Task {
     this.#dirty = false
   }
 
-  async pendingTimers(): Promise<number> {
-    let total = 0
-    for (const timers of this.#timers.values()) total += await timers.pendingCount()
-    return total
+  pendingTimers(): Promise<number> {
+    return this.#timers.pendingCount()
   }
 
   // ---- internals ----
@@ -374,40 +295,14 @@ export class Task {
   }
 
   #handleFailure(error: unknown, node: string, consumed: ConsumedRecord | undefined, timer?: { processor: string; timer: DueTimer }, attempts = 1): void {
-    const wrapped = isWeirError(error)
-      ? error
-      : new WeirError('WEIR_ERR_PROCESSING', `processor ${node} failed: ${error instanceof Error ? error.message : String(error)}`, {
-          cause: error,
-          details: { processor: node },
-        })
+    const wrapped = processingError(error, node)
     if (this.#options.errorPolicy === 'fail') throw wrapped
     if (this.#options.errorPolicy === 'skip') {
       this.#pending.skipped++
       return
     }
-    if (consumed !== undefined) {
-      this.#push({
-        topic: this.#options.deadLetterTopic(consumed.topic),
-        key: consumed.key ?? null,
-        value: consumed.value ?? null,
-        headers: deadLetterHeaders(wrapped, { ...consumed, processor: node, attempts }),
-      })
-    } else if (timer !== undefined) {
-      const topic = `${this.#options.applicationId}-timers`
-      this.#push({
-        topic: this.#options.deadLetterTopic(topic),
-        key: timer.timer.key,
-        value: packr.pack({ at: timer.timer.at, payload: timer.timer.payload }),
-        headers: deadLetterHeaders(wrapped, {
-          topic,
-          partition: this.partition,
-          offset: -1n,
-          timestamp: BigInt(timer.timer.at),
-          processor: timer.processor,
-          attempts: 1,
-        }),
-      })
-    }
+    const letter = deadLetterOf(wrapped, { node, consumed, timer, attempts }, { ...this.#options, partition: this.partition })
+    if (letter !== undefined) this.#push(letter)
   }
 
   async #fire(name: string, timers: DurableTimers, timer: DueTimer, now: number): Promise<void> {
@@ -432,7 +327,7 @@ export class Task {
   async #deliver(node: string, record: StreamRecord, metadata: RecordMetadata | undefined): Promise<void> {
     const sink = this.#sinks.get(node)
     if (sink !== undefined) {
-      this.#emit(sink, record)
+      this.#push(sinkOutput(sink, record, this.partition))
       return
     }
     const processor = this.#processors.get(node)
@@ -450,21 +345,6 @@ export class Task {
     }
   }
 
-  #emit(sink: SinkRuntime, record: StreamRecord): void {
-    const topic = typeof sink.spec.topic === 'function' ? sink.spec.topic(record) : sink.spec.topic
-    const key = sink.key.serialize(record.key)
-    const partition = sink.spec.partition?.(record, { partition: this.partition }) ?? (key === null ? this.partition : undefined)
-    const outgoing: OutgoingRecord = {
-      topic,
-      key,
-      value: sink.value.serialize(record.value),
-      timestamp: BigInt(Math.floor(record.timestamp)),
-      ...(partition === undefined ? {} : { partition }),
-      ...(record.headers.size > 0 ? { headers: Object.fromEntries(record.headers) } : {}),
-    }
-    this.#push(outgoing)
-  }
-
   // Every output passes here: a dead letter (the runtime's or a processor's, such as the command router's) is
   // made to fit its topic, so it can never make the transaction fail.
   #push(record: OutgoingRecord): void {
@@ -472,137 +352,44 @@ export class Task {
   }
 
   async #punctuate(type: 'wall-clock' | 'stream-time', time: number): Promise<void> {
-    if (this.#punctuations.length === 0) return
-    let cancelled = false
-    for (const p of this.#punctuations) {
-      if (p.cancelled) cancelled = true
-      if (p.cancelled || p.type !== type || time < p.next) continue
-      p.next = time + p.interval
+    await this.#punctuations.run(type, time, async (node, call) => {
       this.#beginStage()
-      this.#current = { metadata: undefined, node: p.node }
+      this.#current = { metadata: undefined, node }
       try {
-        await p.callback(time)
+        await call()
         this.#commitStage()
         this.#dirty = true
       } catch (error) {
         this.#discardStage()
-        this.#handleFailure(error, p.node, undefined)
+        this.#handleFailure(error, node, undefined)
       } finally {
         this.#current = { metadata: undefined, node: '' }
       }
-    }
-    if (cancelled || this.#punctuations.some((p) => p.cancelled)) this.#punctuations = this.#punctuations.filter((p) => !p.cancelled)
+    })
   }
 
-  #makeContext(name: string, spec: ProcessorSpec): ProcessorContext {
-    const allowed = new Set(spec.stores ?? [])
-    const storeViews = new Map<string, KeyValueStore<unknown, unknown>>()
-    const noTimers: TimerService = {
-      set: () => Promise.reject(new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `processor ${name} has no timers: declare timers: true`)),
-      cancel: () => Promise.reject(new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `processor ${name} has no timers: declare timers: true`)),
-      get: () => Promise.reject(new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `processor ${name} has no timers: declare timers: true`)),
-    }
-    return {
+  #contextHost(): ContextHost {
+    this.#host ??= {
       applicationId: this.#options.applicationId,
       taskId: this.id,
       partition: this.partition,
-      processorName: name,
-      forward: async (record, child) => {
-        const children = this.#options.topology.children.get(name) ?? []
-        if (child !== undefined && !children.includes(child)) {
-          throw new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `processor ${name} has no child ${child} (children: ${children.join(', ')})`)
-        }
-        const metadata = this.#current.metadata
-        for (const target of child === undefined ? children : [child]) await this.#deliver(target, record, metadata)
+      children: (node) => this.#options.topology.children.get(node) ?? [],
+      deliver: (node, record, metadata) => this.#deliver(node, record, metadata),
+      metadata: () => this.#current.metadata,
+      storeView: (name) => {
+        const buffer = this.#buffers.get(name)
+        const spec = this.#options.topology.stores[name]
+        if (buffer === undefined || spec === undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: store ${name} is not open`)
+        return typedStoreView(name, buffer, spec)
       },
-      store: <K, V>(storeName: string): KeyValueStore<K, V> => {
-        if (!allowed.has(storeName)) {
-          throw new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `processor ${name} did not declare store ${storeName} (stores: [${[...allowed].join(', ')}])`)
-        }
-        let view = storeViews.get(storeName)
-        if (view === undefined) {
-          view = this.#storeView(storeName)
-          storeViews.set(storeName, view)
-        }
-        return view as KeyValueStore<K, V>
-      },
-      schedule: (intervalMs, type, callback): Cancellable => {
-        if (!(intervalMs > 0)) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'schedule: intervalMs must be > 0')
-        const start = type === 'wall-clock' ? this.#options.now() : Math.max(this.#streamTime, 0)
-        const entry: Punctuation = { interval: intervalMs, type, next: start + intervalMs, callback, node: name, cancelled: false }
-        this.#punctuations.push(entry)
-        return {
-          cancel() {
-            entry.cancelled = true
-          },
-        }
-      },
-      timers: this.#timers.get(name) ?? noTimers,
-      recordMetadata: () => this.#current.metadata,
-      commit: () => {
+      schedule: (node, intervalMs, type, callback) =>
+        this.#punctuations.add(node, intervalMs, type, type === 'wall-clock' ? this.#options.now() : Math.max(this.#streamTime, 0), callback),
+      timers: (node) => this.#timers.get(node),
+      requestCommit: () => {
         this.#commitRequested = true
       },
       now: () => this.#options.now(),
     }
+    return this.#host
   }
-
-  #storeView(name: string): KeyValueStore<unknown, unknown> {
-    const buffer = this.#buffers.get(name)
-    const spec = this.#options.topology.stores[name]
-    if (buffer === undefined || spec === undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: store ${name} is not open`)
-    const keySerde = resolveSerde(spec.keySerde, 'string')
-    const valueSerde = resolveSerde(spec.valueSerde, 'msgpack')
-    const encodeKey = (key: unknown): Buffer => {
-      const bytes = keySerde.serialize(key)
-      if (bytes === null) throw new WeirError('WEIR_ERR_STATE_STORE', `store ${name}: keys cannot be null`)
-      return bytes
-    }
-    const entries = async function* (iterable: AsyncIterable<[Buffer, Buffer]>): AsyncGenerator<KeyValueEntry<unknown, unknown>> {
-      for await (const [k, v] of iterable) yield { key: keySerde.deserialize(k), value: valueSerde.deserialize(v) }
-    }
-    return {
-      async get(key) {
-        const bytes = await buffer.get(encodeKey(key))
-        return bytes === undefined ? undefined : valueSerde.deserialize(bytes)
-      },
-      async put(key, value) {
-        const bytes = valueSerde.serialize(value)
-        if (bytes === null) buffer.delete(encodeKey(key))
-        else buffer.put(encodeKey(key), bytes)
-      },
-      async delete(key) {
-        buffer.delete(encodeKey(key))
-      },
-      range(query: RangeQuery<unknown> = {}) {
-        return entries(
-          buffer.range({
-            ...(query.gte === undefined ? {} : { gte: encodeKey(query.gte) }),
-            ...(query.gt === undefined ? {} : { gt: encodeKey(query.gt) }),
-            ...(query.lte === undefined ? {} : { lte: encodeKey(query.lte) }),
-            ...(query.lt === undefined ? {} : { lt: encodeKey(query.lt) }),
-            ...(query.reverse === undefined ? {} : { reverse: query.reverse }),
-            ...(query.limit === undefined ? {} : { limit: query.limit }),
-          }),
-        )
-      },
-      prefix(prefix) {
-        const start = encodeKey(prefix)
-        const end = prefixEnd(start)
-        return entries(buffer.range(end === undefined ? { gte: start } : { gte: start, lt: end }))
-      },
-      approximateCount: () => buffer.base.approximateCount(),
-    }
-  }
-}
-
-/** The smallest key greater than every key starting with `prefix` (undefined when none: all 0xff). */
-export function prefixEnd(prefix: Buffer): Buffer | undefined {
-  const end = Buffer.from(prefix)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return undefined
 }

@@ -8,7 +8,7 @@
 import { Packr } from 'msgpackr'
 
 import type { TimerService } from '../processor.ts'
-import type { BaseStore, BatchOperation } from './base-store.ts'
+import type { BatchOperation, ByteStore } from '../../state/kv-store.ts'
 import type { WriteBuffer } from './write-buffer.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -46,7 +46,7 @@ const REBUILD_BATCH = 10_000
  * Makes the 'k' space of a timer store match its 't' space (after the 't' space was restored from the
  * changelog): stale index entries are deleted, one entry per timer is written. Returns the number of timers.
  */
-export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
+export async function rebuildKeyIndex(store: ByteStore): Promise<number> {
   let batch: BatchOperation[] = []
   const flush = async () => {
     if (batch.length > 0) await store.write(batch)
@@ -68,6 +68,12 @@ export async function rebuildKeyIndex(store: BaseStore): Promise<number> {
   }
   await flush()
   return timers
+}
+
+/** A timer store's changelog carries its 't' space only; the 'k' space is rebuilt from it after a restore. */
+export const timerStoreHooks = {
+  changelogged: (key: Buffer): boolean => !isKeyIndexKey(key),
+  restored: rebuildKeyIndex,
 }
 
 export interface DueTimer {
@@ -179,5 +185,52 @@ export class DurableTimers implements TimerService {
     let count = 0
     for await (const _ of this.buffer.range({ gte: T_START, lt: T_END })) count++
     return count
+  }
+}
+
+/** The durable timers of a task's processors, by processor name, in the topology's order. */
+export class ProcessorTimers {
+  readonly #byProcessor = new Map<string, DurableTimers>()
+
+  add(processor: string, timers: DurableTimers): void {
+    this.#byProcessor.set(processor, timers)
+  }
+
+  get(processor: string): DurableTimers | undefined {
+    return this.#byProcessor.get(processor)
+  }
+
+  /** Fires timers due at `now` through `fire`, at most `budget` of them; returns how many fired. */
+  async fireDue(now: number, budget: number, fire: (processor: string, timers: DurableTimers, timer: DueTimer) => Promise<void>): Promise<number> {
+    let fired = 0
+    for (const [name, timers] of this.#byProcessor) {
+      if (fired >= budget) break
+      const due = await timers.due(now, budget - fired)
+      for (const timer of due) {
+        await fire(name, timers, timer)
+        fired++
+      }
+    }
+    return fired
+  }
+
+  /** The earliest due time of any timer (Infinity: none). */
+  async nextAt(): Promise<number> {
+    let next = Infinity
+    for (const timers of this.#byProcessor.values()) {
+      const at = await timers.nextAt()
+      if (at !== undefined && at < next) next = at
+    }
+    return next
+  }
+
+  async pendingCount(): Promise<number> {
+    let total = 0
+    for (const timers of this.#byProcessor.values()) total += await timers.pendingCount()
+    return total
+  }
+
+  reset(): void {
+    for (const timers of this.#byProcessor.values()) timers.reset()
   }
 }

@@ -18,7 +18,7 @@
 import { WeirError } from '../../core/errors.ts'
 import { SortedMap } from '../../state/sorted-map.ts'
 import type { Bound, ScanBounds } from '../../state/sorted-map.ts'
-import type { BaseStore, BatchOperation, RangeOptions } from './base-store.ts'
+import type { BatchOperation, ByteStore, KeyRange } from '../../state/kv-store.ts'
 
 /** The pending layer's value for a deleted key (compared by identity, so an empty value is not a deletion). */
 const TOMBSTONE = Buffer.alloc(0)
@@ -35,7 +35,7 @@ const str = (key: Buffer) => key.toString('latin1') // byte order == string orde
 const bytes = (k: string) => Buffer.from(k, 'latin1')
 
 export class WriteBuffer {
-  readonly base: BaseStore
+  readonly base: ByteStore
   #pending = new SortedMap()
   /** The layer a commit in flight carries (frozen), between seal() and flushSealed(). */
   #sealed: SortedMap | undefined
@@ -45,7 +45,7 @@ export class WriteBuffer {
   /** Keys neither the committed store nor the sealed layer holds (cleared when a layer is sealed). */
   #absent = new Set<string>()
 
-  constructor(base: BaseStore) {
+  constructor(base: ByteStore) {
     this.base = base
   }
 
@@ -129,7 +129,7 @@ export class WriteBuffer {
   }
 
   /** Entries of the merged view (stage over pending over base), in key order. */
-  async *range(options: RangeOptions = {}): AsyncGenerator<[Buffer, Buffer]> {
+  async *range(options: KeyRange = {}): AsyncGenerator<[Buffer, Buffer]> {
     const { limit, reverse = false, ...bounds } = options
     const max = limit ?? Infinity
     if (max <= 0) return
@@ -166,7 +166,7 @@ export class WriteBuffer {
   }
 
   /** Stage over pending, within bounds, in scan order. */
-  *#local(bounds: Omit<RangeOptions, 'limit' | 'reverse'>, reverse: boolean): Generator<LocalEntry, void, undefined> {
+  *#local(bounds: Omit<KeyRange, 'limit' | 'reverse'>, reverse: boolean): Generator<LocalEntry, void, undefined> {
     const scan: ScanBounds = { reverse }
     const lower: Bound | undefined = bounds.gt !== undefined ? { k: str(bounds.gt), inclusive: false } : bounds.gte !== undefined ? { k: str(bounds.gte), inclusive: true } : undefined
     const upper: Bound | undefined = bounds.lt !== undefined ? { k: str(bounds.lt), inclusive: false } : bounds.lte !== undefined ? { k: str(bounds.lte), inclusive: true } : undefined
