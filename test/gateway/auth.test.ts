@@ -72,10 +72,12 @@ test('acceptSync accepts only what verify accepts, with the same identity; ordin
   const corpus: Record<string, string> = {
     valid,
     'typ JWT': await sign(claims(), { typ: 'JWT' }),
-    'exp within the clock tolerance': await sign(claims().setExpirationTime(now() - 3)),
-    'exp beyond the clock tolerance': await sign(claims().setExpirationTime(now() - 6)),
-    'nbf within the clock tolerance': await sign(claims().setNotBefore(now() + 3)),
-    'nbf in the future': await sign(claims().setNotBefore(now() + 60)),
+    // The verifiers below allow 60 s of clock skew; the boundary tokens sit 30 s inside or outside it, so a loaded
+    // machine that takes seconds over the corpus never moves a token across it between the two checks.
+    'exp within the clock tolerance': await sign(claims().setExpirationTime(now() - 30)),
+    'exp beyond the clock tolerance': await sign(claims().setExpirationTime(now() - 90)),
+    'nbf within the clock tolerance': await sign(claims().setNotBefore(now() + 30)),
+    'nbf in the future': await sign(claims().setNotBefore(now() + 120)),
     'iat present': await sign(claims().setIssuedAt()),
     'no exp': await sign(new SignJWT({}).setSubject('alice')),
     'no sub': await sign(new SignJWT({}).setExpirationTime(now() + 60)),
@@ -102,9 +104,9 @@ test('acceptSync accepts only what verify accepts, with the same identity; ordin
     corpus[`character ${i} changed`] = `${valid.slice(0, i)}${valid[i] === 'A' ? 'B' : 'A'}${valid.slice(i + 1)}`
   }
   const verifiers = {
-    plain: createTokenVerifier({ hs256Secret: SECRET }),
-    'issuer and audience': createTokenVerifier({ hs256Secret: SECRET, issuer: ['https://idp.example/'], audience: 'weir' }),
-    'expiry optional': createTokenVerifier({ hs256Secret: SECRET, requireExpiry: false }),
+    plain: createTokenVerifier({ hs256Secret: SECRET, clockToleranceSec: 60 }),
+    'issuer and audience': createTokenVerifier({ hs256Secret: SECRET, issuer: ['https://idp.example/'], audience: 'weir', clockToleranceSec: 60 }),
+    'expiry optional': createTokenVerifier({ hs256Secret: SECRET, requireExpiry: false, clockToleranceSec: 60 }),
   }
   corpus['issuer and audience'] = await sign(claims().setIssuer('https://idp.example/').setAudience(['other', 'weir']))
   corpus['wrong audience'] = await sign(claims().setIssuer('https://idp.example/').setAudience('other'))
