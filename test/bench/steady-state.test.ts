@@ -116,8 +116,10 @@ test('the window counts the committed records between two last-stable-offset sam
   const end = await settled()
   await write(5, true) // after the window
   assert.ok(end.at >= start.at)
-  // Offsets also hold the markers of the three transactions (one per partition each) and the aborted records.
-  assert.equal(offsetDelta(start.offsets, end.offsets), 3 + 4 + 2 + 3 * 2)
+  // Offsets also hold the markers of the three transactions (one per partition each) and the aborted records, so
+  // they overcount; how much is the broker's business (a loaded run once showed 8 offsets more than the 15 written
+  // here), which is why the window is counted by reading, never from offsets.
+  assert.ok(offsetDelta(start.offsets, end.offsets) >= 3 + 4 + 2 + 3 * 2)
   assert.equal(await countBetween(brokers(), topic, start.offsets, end.offsets), 6)
   assert.equal(await countBetween(brokers(), topic, end.offsets, end.offsets), 0)
 })
