@@ -7,7 +7,7 @@ export { MAX_BREADCRUMBS, createEnvelope, followUp, isTraceparent, spanId, trace
 export { EnvelopeError, WeirError, errorCodes, isWeirError } from './core/errors.ts'
 export { channelNames } from './core/diagnostics.ts'
 export { commandPath, createCommandCatalog, deadlinesTopic } from './commands/catalog.ts'
-export { createAdmin, createConsumer, createPartitionReader, createProducer, isFencedError, partitionFor } from './kafka/index.ts'
+export { createAdmin, createConsumer, createPartitionReader, createProducer, isFencedError, loadClientProperties, partitionFor } from './kafka/index.ts'
 export { defineTopology } from './topology/define.ts'
 export { StreamRecord } from './topology/record.ts'
 export { serdes } from './topology/serde.ts'
@@ -55,6 +55,12 @@ export type {
   TopicPartition,
   TopicPartitionOffset,
   TopicSpec,
+  ClientProperties,
+  CompressionType,
+  KafkaConnection,
+  KafkaSasl,
+  KafkaTls,
+  OAuthBearerToken,
 } from './kafka/index.ts'
 export type { ProcessorSpec, SinkSpec, SourceSpec, StoreSpec, Topology, TopologyInput } from './topology/define.ts'
 export type {

@@ -26,6 +26,15 @@ export interface ClientErrorMessage {
   error: unknown
 }
 
+/** A topic weir uses has fewer replicas than the application asks for (or than the broker's default). */
+export interface TopicReplicationMessage {
+  applicationId?: string
+  topic: string
+  /** The fewest replicas of any of its partitions. */
+  replicas: number
+  expected: number
+}
+
 export interface TaskMessage {
   applicationId: string
   taskId: string
@@ -109,6 +118,7 @@ export const channelNames = {
   envelopeRejected: 'weir:envelope:rejected',
   kafkaTransaction: 'weir:kafka:transaction',
   kafkaClientError: 'weir:kafka:client-error',
+  kafkaTopicReplication: 'weir:kafka:topic-replication',
   task: 'weir:runtime:task',
   restoreProgress: 'weir:runtime:restore-progress',
   commit: 'weir:runtime:commit',
@@ -123,6 +133,7 @@ export const channels = {
   envelopeRejected: diagnostics.channel(channelNames.envelopeRejected),
   kafkaTransaction: diagnostics.channel(channelNames.kafkaTransaction),
   kafkaClientError: diagnostics.channel(channelNames.kafkaClientError),
+  kafkaTopicReplication: diagnostics.channel(channelNames.kafkaTopicReplication),
   task: diagnostics.channel(channelNames.task),
   restoreProgress: diagnostics.channel(channelNames.restoreProgress),
   commit: diagnostics.channel(channelNames.commit),

@@ -12,10 +12,12 @@ import { WeirError, invalidOptions } from '../core/errors.ts'
 import { LOG_LEVELS, readSettings } from '../core/settings.ts'
 import type { AuthOptions } from './auth.ts'
 import type { GatewayOptions } from './options.ts'
+import { readKafkaConfig } from '../kafka/index.ts'
 
 export const gatewaySettings = [
   { flag: 'catalog', env: 'WEIR_GATEWAY_CATALOG', default: '(required)', help: 'command catalog: a .json description, or a module exporting `catalog`' },
-  { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated' },
+  { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated (over the file\'s bootstrap.servers)' },
+  { flag: 'kafka-config', env: 'WEIR_KAFKA_CONFIG', default: '(none)', help: 'Java client properties file: bootstrap.servers, security.protocol, sasl.*, ssl.*, compression.type (docs/production.md)' },
   { flag: 'host', env: 'WEIR_GATEWAY_HOST', default: '0.0.0.0', help: 'address to listen on' },
   { flag: 'port', env: 'WEIR_GATEWAY_PORT', default: '8080', help: 'WebSocket and HTTP port (0: any free port)' },
   { flag: 'path', env: 'WEIR_GATEWAY_PATH', default: '/ws', help: 'WebSocket route' },
@@ -89,7 +91,8 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   if (sessionSecret === undefined && !violations.some((v) => v.startsWith('--session-secret'))) {
     violations.push('the session secret is required, the same on every instance: set WEIR_SESSION_SECRET or --session-secret-file')
   }
-  const brokers = (value('brokers') ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean)
+  const properties = readKafkaConfig(value('kafka-config'), violations)
+  const brokers = (value('brokers')?.split(',') ?? properties?.brokers ?? ['127.0.0.1:9092']).map((b) => b.trim()).filter(Boolean)
   const deadlines = value('deadlines') ?? 'deadlines-topic'
   if (deadlines !== 'deadlines-topic' && deadlines !== 'off') violations.push('--deadlines must be deadlines-topic or off')
   const logLevel = value('log-level') ?? 'info'
@@ -119,6 +122,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   const rate = integer('rate-per-second', 200, 1)
   const options = {
     brokers,
+    ...(properties === undefined ? {} : { connection: properties.connection }),
     auth,
     sessionSecret: sessionSecret ?? '',
     host: value('host') ?? '0.0.0.0',

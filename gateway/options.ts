@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client'
 import { invalidOptions } from '../core/errors.ts'
 import type { CommandCatalog, TopicBinding } from '../commands/catalog.ts'
 import type { Envelope } from '../envelope/envelope.ts'
-import type { OutgoingRecord } from '../kafka/index.ts'
+import type { KafkaConnection, OutgoingRecord } from '../kafka/index.ts'
 import { validateAuthOptions } from './auth.ts'
 import type { AuthOptions } from './auth.ts'
 
@@ -28,6 +28,8 @@ export interface RateLimitOptions {
 export interface GatewayOptions {
   catalog: CommandCatalog
   brokers: readonly string[]
+  /** TLS, SASL and compression of the gateway's Kafka clients (kafka/connection.ts). */
+  connection?: KafkaConnection
   auth: AuthOptions
   /** Secret shared by every gateway instance (>= 32 bytes): session ids are derived from it. */
   sessionSecret: string | Uint8Array
@@ -71,7 +73,8 @@ export interface GatewayOptions {
   registry?: Registry
 }
 
-export interface ResolvedGatewayOptions extends Required<Omit<GatewayOptions, 'registry' | 'rateLimit' | 'sessionSecret' | 'deadlines'>> {
+export interface ResolvedGatewayOptions extends Required<Omit<GatewayOptions, 'registry' | 'rateLimit' | 'sessionSecret' | 'deadlines' | 'connection'>> {
+  readonly connection: KafkaConnection | undefined
   readonly registry: Registry | undefined
   readonly rateLimit: Required<RateLimitOptions>
   readonly sessionSecret: Uint8Array
@@ -116,6 +119,7 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
   return Object.freeze({
     catalog: options.catalog,
     brokers: [...options.brokers],
+    connection: options.connection,
     auth: options.auth,
     sessionSecret: secret as Uint8Array,
     host: options.host ?? '0.0.0.0',

@@ -120,7 +120,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const resultTopicSet = new Set(resultTopics)
   const liveTopics = [...new Set([...resultTopics, ...eventAliases.keys()])]
 
-  const brokers = { brokers: config.brokers }
+  const brokers = { brokers: config.brokers, ...(config.connection === undefined ? {} : { connection: config.connection }) }
   let admin: KafkaAdmin | undefined
   let producer: KafkaProducer | undefined
   let liveReader: PartitionReader | undefined

@@ -3,7 +3,7 @@
 import { Admin } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
-import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
 import { createGroupMember, groupInternals, registerGroupInternals } from './group.ts'
 import type { GroupMember } from './group.ts'
 import { createPartitionReader } from './reader.ts'
@@ -185,7 +185,7 @@ export async function committedOffsets(
   partitions: readonly TopicPartition[],
 ): Promise<TopicPartitionOffset[]> {
   if (partitions.length === 0) return []
-  const admin = new Admin({ ...baseClientOptions(options, `weir-offsets-${groupId}`) })
+  const admin = stopRetryingFatalErrors(new Admin({ ...baseClientOptions(options, `weir-offsets-${groupId}`) }))
   try {
     const byTopic = new Map<string, number[]>()
     for (const p of partitions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition])
@@ -203,7 +203,7 @@ export async function committedOffsets(
     }
     return result
   } catch (error) {
-    throw wrapKafkaError(error, `committed offsets of ${groupId}`)
+    throw wrapKafkaError(error, `committed offsets of ${groupId}`, { operation: 'Describe', group: groupId, topics: [...new Set(partitions.map((p) => p.topic))] })
   } finally {
     await admin.close().catch(() => {})
   }

@@ -1,7 +1,10 @@
 // Conversions between weir's record types and @platformatic/kafka's, and error wrapping.
 import type { Message, MessageToProduce } from '@platformatic/kafka'
 
+import { kPerformWithRetry } from '@platformatic/kafka'
+
 import { WeirError, invalidOptions } from '../core/errors.ts'
+import { platformaticConnection, validateConnection } from './connection.ts'
 import type { ConsumedRecord, KafkaClientOptions, OutgoingRecord } from './types.ts'
 
 export function toBuffer(value: Buffer | string): Buffer {
@@ -39,7 +42,7 @@ export function fromMessage(message: Message<Buffer, Buffer, Buffer, Buffer>): C
   }
 }
 
-const FENCED = new Set(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'])
+const FENCED = new Set(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH'])
 
 /** True when the error says another producer with our transactional id took over (we are a zombie). */
 export function isFencedError(error: unknown): boolean {
@@ -61,11 +64,105 @@ function findProtocolIds(error: unknown, depth = 0): string[] {
   return found
 }
 
-export function wrapKafkaError(error: unknown, what: string): WeirError {
+/** What a failed call was doing, so a refusal by the broker's authorizer can name the operation and resource. */
+export interface AccessHint {
+  /** The ACL operation the call needs (Read, Write, Create, Describe, IdempotentWrite ...). */
+  readonly operation: string
+  readonly topics?: readonly string[]
+  readonly group?: string
+  readonly transactionalId?: string
+}
+
+const AUTHORIZATION: Record<string, 'Topic' | 'Group' | 'Cluster' | 'TransactionalId'> = {
+  TOPIC_AUTHORIZATION_FAILED: 'Topic',
+  GROUP_AUTHORIZATION_FAILED: 'Group',
+  CLUSTER_AUTHORIZATION_FAILED: 'Cluster',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'TransactionalId',
+}
+
+// Node's certificate errors (tls.connect), and the OpenSSL errors of a handshake with a peer that does not speak TLS.
+const TLS_ERRORS = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|HOSTNAME_MISMATCH)/
+
+/** Every error in the chain: itself, its causes and the errors it aggregates (depth-limited). */
+function errorChain(error: unknown, depth = 0, found: object[] = []): object[] {
+  if (depth > 6 || typeof error !== 'object' || error === null || found.includes(error)) return found
+  found.push(error)
+  const candidate = error as { errors?: unknown; cause?: unknown }
+  if (Array.isArray(candidate.errors)) for (const inner of candidate.errors) errorChain(inner, depth + 1, found)
+  if (candidate.cause !== undefined) errorChain(candidate.cause, depth + 1, found)
+  return found
+}
+
+type ConnectionFailure = { kind: 'authentication'; detail: string } | { kind: 'tls'; detail: string }
+
+/** A failure no retry can fix: the credentials were refused, or the broker's certificate is not trusted. */
+export function connectionFailure(error: unknown): ConnectionFailure | undefined {
+  for (const node of errorChain(error)) {
+    const e = node as { code?: unknown; apiId?: unknown; message?: unknown; serverErrorMessage?: unknown }
+    if (e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM' || e.apiId === 'ILLEGAL_SASL_STATE') {
+      const server = errorChain(node).map((n) => (n as { serverErrorMessage?: unknown }).serverErrorMessage).find((m) => typeof m === 'string' && m.length > 0)
+      return { kind: 'authentication', detail: typeof server === 'string' ? server : String(e.message) }
+    }
+    if (typeof e.code === 'string' && TLS_ERRORS.test(e.code)) return { kind: 'tls', detail: `${e.code}: ${String(e.message)}` }
+    if (typeof e.message === 'string' && e.message.startsWith('TLS handshake failed')) return { kind: 'tls', detail: e.message }
+  }
+  return undefined
+}
+
+function authorizationFailure(error: unknown): string | undefined {
+  return findProtocolIds(error).find((id) => AUTHORIZATION[id] !== undefined)
+}
+
+export function wrapKafkaError(error: unknown, what: string, access?: AccessHint): WeirError {
   if (error instanceof WeirError) return error
   if (isFencedError(error)) return new WeirError('WEIR_ERR_KAFKA_FENCED', `${what}: producer fenced by a newer instance`, { cause: error })
+  const failure = connectionFailure(error)
+  if (failure?.kind === 'authentication') {
+    // The handshake itself failed: the connection dropped (a TLS listener reached without TLS) or the mechanism is off.
+    const reason = failure.detail.startsWith('Cannot find a suitable SASL mechanism')
+      ? 'the SASL handshake failed (a listener that needs TLS reached without it, or a mechanism the listener does not enable)'
+      : 'the broker refused the SASL credentials (wrong user name or password, or a mechanism it does not enable)'
+    return new WeirError('WEIR_ERR_KAFKA_AUTHENTICATION', `${what}: ${reason}: ${failure.detail}`, {
+      cause: error,
+      details: { retriable: false },
+    })
+  }
+  if (failure?.kind === 'tls') {
+    return new WeirError('WEIR_ERR_KAFKA_TLS', `${what}: TLS to the broker failed (a CA that does not sign its certificate, a name that does not match, or a listener without TLS): ${failure.detail}`, {
+      cause: error,
+      details: { retriable: false },
+    })
+  }
+  const denied = authorizationFailure(error)
+  if (denied !== undefined) {
+    const resourceType = AUTHORIZATION[denied] as string
+    const name =
+      resourceType === 'Topic' ? access?.topics?.join(', ') : resourceType === 'Group' ? access?.group : resourceType === 'TransactionalId' ? access?.transactionalId : 'kafka-cluster'
+    const operation = access?.operation ?? 'unknown'
+    return new WeirError('WEIR_ERR_KAFKA_AUTHORIZATION', `${what}: not authorized: ${operation} on ${resourceType} ${name ?? '(unknown)'} (${denied}: the principal lacks that ACL)`, {
+      cause: error,
+      details: { resourceType, resourceName: name, operation, retriable: false },
+    })
+  }
   const message = error instanceof Error ? error.message : String(error)
   return new WeirError('WEIR_ERR_KAFKA', `${what}: ${message}`, { cause: error })
+}
+
+type RetryingClient = Record<symbol, (...args: unknown[]) => unknown>
+
+/**
+ * @platformatic/kafka wraps a refused login or an untrusted certificate in a retriable network error, so each
+ * call would try again for all its retries. Every client weir creates stops retrying those at once.
+ */
+export function stopRetryingFatalErrors<T extends object>(client: T): T {
+  const target = client as unknown as RetryingClient
+  const original = target[kPerformWithRetry] as (...args: unknown[]) => unknown
+  target[kPerformWithRetry] = function (this: unknown, operationId: unknown, operation: unknown, callback: unknown, attempt?: unknown, errors?: unknown, shouldSkipRetry?: unknown, retryLimit?: unknown) {
+    const skip = shouldSkipRetry as ((error: unknown) => boolean) | undefined
+    const guarded = (skip as { fatalGuard?: true } | undefined)?.fatalGuard === true ? skip : Object.assign((error: unknown) => connectionFailure(error) !== undefined || skip?.(error) === true, { fatalGuard: true as const })
+    return original.call(this, operationId, operation, callback, attempt, errors, guarded, retryLimit)
+  }
+  return client
 }
 
 export function validateClientOptions(component: string, options: KafkaClientOptions, violations: string[] = []): void {
@@ -79,6 +176,7 @@ export function validateClientOptions(component: string, options: KafkaClientOpt
   if (options.requestTimeoutMs !== undefined && !(Number.isInteger(options.requestTimeoutMs) && options.requestTimeoutMs > 0)) {
     violations.push('requestTimeoutMs must be a positive integer')
   }
+  validateConnection(options.connection, violations)
   if (violations.length > 0) throw invalidOptions(component, violations)
 }
 
@@ -102,5 +200,6 @@ export function baseClientOptions(options: KafkaClientOptions, fallbackClientId:
     retries: 8,
     retryDelay: retryDelayMs,
     ...(options.requestTimeoutMs === undefined ? {} : { timeout: options.requestTimeoutMs }),
+    ...platformaticConnection(options.connection),
   }
 }

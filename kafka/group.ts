@@ -5,7 +5,7 @@ import type { GroupPartitionsAssigner, GroupPartitionsAssignments } from '@platf
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
-import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, TopicPartition } from './types.ts'
 
 export interface GroupMemberOptions extends KafkaClientOptions {
@@ -76,7 +76,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
   validateClientOptions('GroupMember', options, violations)
 
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000
-  const client = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+  const client = stopRetryingFatalErrors(new Consumer<Buffer, Buffer, Buffer, Buffer>({
     ...baseClientOptions(options, `weir-member-${options.groupId}`),
     groupId: options.groupId,
     autocommit: false,
@@ -84,7 +84,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
     heartbeatInterval: options.heartbeatIntervalMs ?? Math.max(100, Math.floor(sessionTimeout / 5)),
     rebalanceTimeout: options.rebalanceTimeoutMs ?? 30_000,
     ...(options.assignment === 'round-robin' ? {} : { partitionAssigner: coPartitionedAssigner }),
-  })
+  }))
   const assignmentListeners = new Set<(partitions: TopicPartition[], generation: GroupGeneration) => void>()
   const rebalanceListeners = new Set<() => void>()
   const current = (): GroupGeneration => ({
@@ -116,7 +116,7 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
       try {
         await client.joinGroup({})
       } catch (error) {
-        throw wrapKafkaError(error, `joinGroup(${options.groupId})`)
+        throw wrapKafkaError(error, `joinGroup(${options.groupId})`, { operation: 'Read', group: options.groupId, topics: options.topics })
       }
       return assignments()
     },

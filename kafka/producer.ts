@@ -1,4 +1,4 @@
-import { Producer, ProduceAcks, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
+import { Producer, ProduceAcks, addPartitionsToTxnV3, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
 import type { MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
@@ -7,7 +7,7 @@ import type { KafkaConsumer } from './consumer.ts'
 import { groupInternals } from './group.ts'
 import type { GroupGeneration, GroupMember } from './group.ts'
 import { chunkRecords } from './chunks.ts'
-import { baseClientOptions, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, stopRetryingFatalErrors, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
 export interface KafkaProducerOptions extends KafkaClientOptions {
@@ -71,14 +71,16 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
 
   const transactionalId = options.transactionalId
   const idempotent = transactionalId !== undefined || options.idempotent !== false
-  const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+  const producer = stopRetryingFatalErrors(new Producer<Buffer, Buffer, Buffer, Buffer>({
     ...baseClientOptions(options, transactionalId ?? 'weir-producer'),
     idempotent,
     acks: ProduceAcks.ALL,
     ...(transactionalId === undefined ? {} : { transactionalId }),
     autocreateTopics: false,
     partitioner: javaCompatiblePartitioner(),
-  })
+    ...(options.connection?.compression === undefined || options.connection.compression === 'none' ? {} : { compression: options.connection.compression }),
+  }))
+  useClientAddPartitionsToTxn(producer)
   let closed = false
   let open: KafkaTransaction | undefined
 
@@ -100,7 +102,7 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         }
         return written
       } catch (error) {
-        throw wrapKafkaError(error, 'send')
+        throw wrapKafkaError(error, 'send', { operation: 'Write', topics: [...new Set(records.map((r) => r.topic))] })
       }
     },
 
@@ -128,7 +130,7 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
           clientOptions.timeout = requestTimeout
         }
       } catch (error) {
-        throw wrapKafkaError(error, 'beginTransaction')
+        throw wrapKafkaError(error, 'beginTransaction', { operation: 'Write', transactionalId })
       }
       publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
       const transaction = createTransaction(producer, tx, transactionalId, started, () => {
@@ -192,7 +194,7 @@ function createTransaction(
       publish(channels.kafkaTransaction, { transactionalId, operation, records, offsets, durationMs: performance.now() - started })
     } catch (error) {
       publish(channels.kafkaTransaction, { transactionalId, operation, records, offsets, error })
-      const wrapped = wrapKafkaError(error, `${operation} transaction of ${transactionalId}`)
+      const wrapped = wrapKafkaError(error, `${operation} transaction of ${transactionalId}`, { operation: 'Write', transactionalId })
       if (!commit) {
         // An abort that fails leaves nothing visible; the producer must be recreated, and the next
         // initTransactions (beginTransaction) aborts it broker-side.
@@ -220,7 +222,7 @@ function createTransaction(
           }
           return written
         } catch (error) {
-          throw wrapKafkaError(error, `send in transaction of ${transactionalId}`)
+          throw wrapKafkaError(error, `send in transaction of ${transactionalId}`, { operation: 'Write', topics: [...new Set(batch.map((r) => r.topic))], transactionalId })
         }
       })
     },
@@ -241,13 +243,28 @@ function createTransaction(
           await commitOffsetsInTransaction(producer, transactionalId, group.current(), toCommit)
           offsets += toCommit.length
         } catch (error) {
-          throw wrapKafkaError(error, `sendOffsets in transaction of ${transactionalId}`)
+          throw wrapKafkaError(error, `sendOffsets in transaction of ${transactionalId}`, { operation: 'Read', group: groupId, transactionalId })
         }
       })
     },
 
     commit: () => end(true),
     abort: () => end(false),
+  }
+}
+
+/**
+ * @platformatic/kafka sends AddPartitionsToTxn at the newest version the broker offers (v5). Versions 4 and up
+ * are the brokers' own batched form: the broker authorizes them as ClusterAction on the cluster, so a
+ * transactional producer with the ACLs the Java client needs (Write on its transactional id and topics) is
+ * refused with CLUSTER_AUTHORIZATION_FAILED. Clients send v3, as the Java client does; same request layout.
+ */
+function useClientAddPartitionsToTxn(producer: Producer<Buffer, Buffer, Buffer, Buffer>): void {
+  const target = producer as unknown as Record<symbol, (name: string, callback: Callback<unknown>) => void>
+  const original = target[kGetApi] as (name: string, callback: Callback<unknown>) => void
+  target[kGetApi] = function (this: unknown, name: string, callback: Callback<unknown>) {
+    if (name !== 'AddPartitionsToTxn') return original.call(this, name, callback)
+    original.call(this, name, (error) => (error ? callback(error) : callback(null, addPartitionsToTxnV3.api)))
   }
 }
 

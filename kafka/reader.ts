@@ -13,7 +13,7 @@
 import { Consumer } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
-import { baseClientOptions, validateClientOptions, wrapKafkaError } from './convert.ts'
+import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { ConsumedRecord, Isolation, KafkaClientOptions, TopicPartition, TopicPartitionOffset } from './types.ts'
 
 const IS_TRANSACTIONAL = 1 << 4
@@ -88,14 +88,14 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
   const isolation = options.isolation ?? 'read_committed'
   const maxBytesPerPartition = options.maxBytesPerPartition ?? 1024 * 1024
   // A group id is required by the client; this consumer never joins it.
-  const client = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+  const client = stopRetryingFatalErrors(new Consumer<Buffer, Buffer, Buffer, Buffer>({
     ...baseClientOptions(options, 'weir-reader'),
     groupId: `weir-reader-unused-${process.pid}`,
     autocommit: false,
     isolationLevel: isolation === 'read_committed' ? 1 : 0,
     maxWaitTime: options.maxWaitMs ?? 500,
     minBytes: 1,
-  })
+  }))
   let closed = false
   const guard = () => {
     if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'PartitionReader is closed')
@@ -106,7 +106,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
     try {
       return await client.metadata({ topics })
     } catch (error) {
-      throw wrapKafkaError(error, `metadata(${topics.join(',')})`)
+      throw wrapKafkaError(error, `metadata(${topics.join(',')})`, { operation: 'Describe', topics })
     }
   }
 
@@ -198,7 +198,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
         } catch (error) {
           // Partition-level errors come back as a rejected fetch that still carries the response.
           response = (error as { response?: typeof response }).response
-          if (response === undefined) throw wrapKafkaError(error, 'fetch')
+          if (response === undefined) throw wrapKafkaError(error, 'fetch', { operation: 'Read', topics })
         }
         const batches: PartitionBatch[] = []
         const refetch: Refetch[] = []
@@ -249,7 +249,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
           isolationLevel: isolation === 'read_committed' ? 1 : 0,
         })
       } catch (error) {
-        throw wrapKafkaError(error, `listOffsets(${topics.join(',')})`)
+        throw wrapKafkaError(error, `listOffsets(${topics.join(',')})`, { operation: 'Describe', topics })
       }
       return partitions.map((p) => {
         const offset = listed.get(p.topic)?.[p.partition]

@@ -1,4 +1,5 @@
 // weir's own view of Kafka records and clients. Nothing outside kafka/ sees @platformatic/kafka types.
+import type { KafkaConnection } from './connection.ts'
 
 export interface KafkaClientOptions {
   /** host:port list. */
@@ -6,6 +7,8 @@ export interface KafkaClientOptions {
   clientId?: string
   /** Per-request timeout of the client, ms. */
   requestTimeoutMs?: number
+  /** TLS, SASL and producer compression (kafka/connection.ts); default plaintext, no authentication. */
+  connection?: KafkaConnection
 }
 
 export type Isolation = 'read_committed' | 'read_uncommitted'
@@ -50,7 +53,19 @@ export interface ProducedRecordMetadata {
 export interface TopicSpec {
   readonly name: string
   readonly partitions?: number
+  /** Replicas per partition; default -1: the broker's default.replication.factor (as Kafka Streams since 3.0). */
   readonly replicationFactor?: number
   /** Topic configs, e.g. { 'cleanup.policy': 'compact' }. */
   readonly configs?: Readonly<Record<string, string>>
+}
+
+/** An allow ACL, in the terms of Kafka's kafka-acls tool. */
+export interface AclBinding {
+  readonly principal: string
+  readonly resourceType: 'Topic' | 'Group' | 'Cluster' | 'TransactionalId'
+  /** The resource's name, or its prefix when `pattern` is 'prefixed' ('kafka-cluster' for the cluster). */
+  readonly resourceName: string
+  readonly pattern?: 'literal' | 'prefixed'
+  readonly operation: 'All' | 'Read' | 'Write' | 'Create' | 'Delete' | 'Alter' | 'Describe' | 'DescribeConfigs' | 'AlterConfigs' | 'IdempotentWrite'
+  readonly host?: string
 }

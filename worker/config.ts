@@ -6,12 +6,18 @@ import { join } from 'node:path'
 import { invalidOptions } from '../core/errors.ts'
 import { LOG_LEVELS, readSettings } from '../core/settings.ts'
 import type { ErrorPolicy } from '../topology/runtime/task.ts'
+import { readKafkaConfig } from '../kafka/index.ts'
+import type { KafkaConnection, ReplicationSettings } from '../kafka/index.ts'
 
 export interface WorkerConfig {
   /** Path of the module that exports `topology` (and optionally `applicationId`). */
   topologyModule: string
   applicationId: string | undefined
   brokers: string[]
+  /** TLS, SASL and compression from the client properties file (--kafka-config). */
+  connection: KafkaConnection | undefined
+  /** Replication of the topics the worker creates (default: the broker's defaults). */
+  replication: ReplicationSettings
   stateDir: string
   commitIntervalMs: number
   commitWhenIdle: boolean
@@ -26,7 +32,10 @@ export interface WorkerConfig {
 /** Every setting: flag name, environment variable, default, and what it is for (docs/worker.md shows this table). */
 export const settings = [
   { flag: 'application-id', env: 'WEIR_APPLICATION_ID', default: '(the module\'s `applicationId` export)', help: 'consumer group, transactional ids and changelog topic prefix' },
-  { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated' },
+  { flag: 'brokers', env: 'KAFKA_BOOTSTRAP_SERVERS', default: '127.0.0.1:9092', help: 'Kafka bootstrap servers, comma separated (over the file\'s bootstrap.servers)' },
+  { flag: 'kafka-config', env: 'WEIR_KAFKA_CONFIG', default: '(none)', help: 'Java client properties file: bootstrap.servers, security.protocol, sasl.*, ssl.*, compression.type (docs/production.md)' },
+  { flag: 'replication-factor', env: 'WEIR_REPLICATION_FACTOR', default: '(broker default)', help: 'replicas of the changelog and dead-letter topics the worker creates' },
+  { flag: 'min-insync-replicas', env: 'WEIR_MIN_INSYNC_REPLICAS', default: '(broker default)', help: 'min.insync.replicas of the topics the worker creates' },
   { flag: 'state-dir', env: 'WEIR_STATE_DIR', default: '$TMPDIR/weir-state', help: 'folder for RocksDB stores and checkpoints' },
   { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction while records keep coming' },
   { flag: 'commit-when-idle', env: 'WEIR_COMMIT_WHEN_IDLE', default: 'true', help: 'also commit as soon as every fetched record is processed (true or false)' },
@@ -43,7 +52,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const [topologyModule, ...extra] = positionals
   if (topologyModule === undefined) violations.push('the topology module is missing: weir worker <module.ts> [options]')
   if (extra.length > 0) violations.push(`unexpected arguments: ${extra.join(' ')}`)
-  const brokers = (value('brokers') ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean)
+  const properties = readKafkaConfig(value('kafka-config'), violations)
+  const brokers = (value('brokers')?.split(',') ?? properties?.brokers ?? ['127.0.0.1:9092']).map((b) => b.trim()).filter(Boolean)
   for (const broker of brokers) if (!/^[^:\s]+:\d+$/.test(broker)) violations.push(`broker ${JSON.stringify(broker)} is not host:port`)
   const errorPolicy = value('error-policy') ?? 'dead-letter'
   if (!['dead-letter', 'skip', 'fail'].includes(errorPolicy)) violations.push(`--error-policy must be dead-letter, skip or fail, got ${errorPolicy}`)
@@ -56,11 +66,16 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     topologyModule: topologyModule ?? '',
     applicationId,
     brokers,
+    connection: properties?.connection,
+    replication: {
+      ...(value('replication-factor') === undefined ? {} : { replicationFactor: integer('replication-factor', -1, 1) }),
+      ...(value('min-insync-replicas') === undefined ? {} : { minInsyncReplicas: integer('min-insync-replicas', 1, 1) }),
+    },
     stateDir: value('state-dir') ?? join(tmpdir(), 'weir-state'),
     commitIntervalMs: integer('commit-interval-ms', 100, 1),
     commitWhenIdle: boolean('commit-when-idle', true),
     errorPolicy: errorPolicy as ErrorPolicy,
-    sessionTimeoutMs: integer('session-timeout-ms', 10_000, 1000),
+    sessionTimeoutMs: integer('session-timeout-ms', properties?.sessionTimeoutMs ?? 10_000, 1000),
     httpPort: integer('http-port', 9464, -1),
     httpHost: value('http-host') ?? '0.0.0.0',
     logLevel,

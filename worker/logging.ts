@@ -4,7 +4,7 @@ import diagnostics from 'node:diagnostics_channel'
 import type { Logger } from 'pino'
 
 import { channelNames } from '../core/diagnostics.ts'
-import type { CommitMessage, RestoreProgressMessage, RuntimeErrorMessage, TaskMessage, TransactionMessage } from '../core/diagnostics.ts'
+import type { CommitMessage, RestoreProgressMessage, RuntimeErrorMessage, TaskMessage, TopicReplicationMessage, TransactionMessage } from '../core/diagnostics.ts'
 
 export function subscribeLogging(logger: Logger, applicationId: string): () => void {
   const subscriptions: Array<[string, (message: unknown) => void]> = [
@@ -40,6 +40,14 @@ export function subscribeLogging(logger: Logger, applicationId: string): () => v
         const message = m as RuntimeErrorMessage
         if (message.applicationId !== applicationId) return
         logger[message.fatal ? 'fatal' : 'warn']({ err: message.error }, message.fatal ? 'runtime failed' : 'runtime error (recovering)')
+      },
+    ],
+    [
+      channelNames.kafkaTopicReplication,
+      (m) => {
+        const message = m as TopicReplicationMessage
+        if (message.applicationId !== undefined && message.applicationId !== applicationId) return
+        logger.warn({ topic: message.topic, replicas: message.replicas, expected: message.expected }, `topic ${message.topic} has ${message.replicas} replica(s), fewer than ${message.expected}: losing a broker can lose its data`)
       },
     ],
     [

@@ -9,6 +9,7 @@ import pino from 'pino'
 import type { Logger } from 'pino'
 
 import { WeirError, invalidOptions } from '../core/errors.ts'
+import { describeConnection } from '../kafka/index.ts'
 import type { Topology } from '../topology/define.ts'
 import { createStreamRuntime } from '../topology/runtime/stream-runtime.ts'
 import type { StoreOpener, StreamRuntime } from '../topology/runtime/stream-runtime.ts'
@@ -55,6 +56,8 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     applicationId,
     topology: module.topology,
     brokers: config.brokers,
+    ...(config.connection === undefined ? {} : { connection: config.connection }),
+    replication: config.replication,
     stateDir: config.stateDir,
     openStore,
     commitIntervalMs: config.commitIntervalMs,
@@ -95,7 +98,7 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     const address = server.address()
     httpPort = typeof address === 'object' && address !== null ? address.port : undefined
   }
-  logger.info({ applicationId, brokers: config.brokers, stateDir: config.stateDir, httpPort, topology: module.topology.describe() }, 'worker starting')
+  logger.info({ applicationId, brokers: config.brokers, kafka: describeConnection(config.connection), stateDir: config.stateDir, httpPort, topology: module.topology.describe() }, 'worker starting')
   await runtime.start()
   logger.info({ partitions: runtime.partitions() }, 'worker running')
   let stopping: Promise<void> | undefined

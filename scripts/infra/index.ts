@@ -6,11 +6,15 @@ import { provideRedis, type RedisServer } from './redis.ts'
 
 export { InfraUnavailable, createProgress, type Progress }
 export { stopProcess } from './kafka.ts'
+export type { KafkaBroker, LocalNode, SecureListener } from './kafka.ts'
 
 export interface Infrastructure {
   readonly kafka: KafkaBroker
   readonly redis: RedisServer | undefined
-  /** Environment for child processes (tests, workers): KAFKA_BOOTSTRAP_SERVERS and REDIS_URL. */
+  /**
+   * Environment for child processes (tests, workers): KAFKA_BOOTSTRAP_SERVERS and REDIS_URL; with a secure
+   * listener also KAFKA_SECURE_BOOTSTRAP_SERVERS and WEIR_SECURE_KAFKA_DIR (its CA and client properties files).
+   */
   readonly env: Record<string, string>
   stop(): Promise<void>
 }
@@ -18,12 +22,16 @@ export interface Infrastructure {
 export interface InfrastructureOptions {
   redis?: boolean
   progress?: Progress
+  /** Nodes of the local cluster (default 1; a KAFKA_BOOTSTRAP_SERVERS broker is used as it is). */
+  brokers?: number
+  /** A SASL_SSL listener with users and ACLs next to the PLAINTEXT one (local brokers only). */
+  secure?: boolean
 }
 
 export async function provideInfrastructure(options: InfrastructureOptions = {}): Promise<Infrastructure> {
   const progress = options.progress ?? createProgress()
   const redis = options.redis === false ? undefined : await provideRedis(progress)
-  const kafka = await provideKafka(progress)
+  const kafka = await provideKafka(progress, { nodes: options.brokers ?? 1, secure: options.secure === true })
   progress.done(`Kafka ready (${kafka.kind}): ${kafka.brokers.join(',')}`)
   let stopping: Promise<void> | undefined
   const stop = () => {
@@ -44,7 +52,11 @@ export async function provideInfrastructure(options: InfrastructureOptions = {})
   return {
     kafka,
     redis,
-    env: { KAFKA_BOOTSTRAP_SERVERS: kafka.brokers.join(','), ...(redis === undefined ? {} : { REDIS_URL: redis.url }) },
+    env: {
+      KAFKA_BOOTSTRAP_SERVERS: kafka.brokers.join(','),
+      ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
+      ...(kafka.secure === undefined ? {} : { KAFKA_SECURE_BOOTSTRAP_SERVERS: kafka.secure.brokers.join(','), WEIR_SECURE_KAFKA_DIR: kafka.secure.dir }),
+    },
     stop,
   }
 }

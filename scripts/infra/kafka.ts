@@ -15,6 +15,7 @@ import { promisify } from 'node:util'
 
 import { createAdmin } from '../../kafka/index.ts'
 import { InfraUnavailable, type Progress } from './progress.ts'
+import { SECURE_PREFIX, grantWeirAcls, makeSecureMaterial, scramFormatArguments, secureBrokerProperties, writeClientProperties } from './secure.ts'
 
 const run = promisify(execFile)
 
@@ -22,20 +23,36 @@ export const KAFKA_VERSION = '4.3.1'
 const ROOT = resolve(import.meta.dirname, '../..')
 /** The local broker's JVM options (WEIR_KAFKA_JVM_OPTS replaces them, space-separated, for experiments). */
 const BROKER_JVM_OPTIONS = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC']
+/** Per node of a multi-node cluster (three fit in a few GiB). */
+const CLUSTER_JVM_OPTIONS = ['-Xms256m', '-Xmx512m', '-XX:+UseG1GC']
 
 export interface KafkaBroker {
   readonly brokers: string[]
   readonly kind: 'external' | 'testcontainers' | 'local'
   /** Folder with the Kafka jars (local brokers only): Kafka's perf tools run from it. */
   readonly libs?: string
+  /** The nodes of a local cluster, to kill and restart (local brokers only). */
+  readonly nodes?: readonly LocalNode[]
+  /** The SASL_SSL listener (`secure`), when there is one. */
+  readonly secure?: SecureListener
   stop(): Promise<void>
+}
+
+export interface SecureListener {
+  /** host:port of the SASL_SSL listener of every node. */
+  readonly brokers: readonly string[]
+  /** Holds ca.pem and one client properties file per user: admin, worker, gateway (SCRAM-SHA-512), <user>-plain (PLAIN). */
+  readonly dir: string
+  readonly caFile: string
+  /** Topics, groups and transactional ids the worker and gateway principals may use start with this. */
+  readonly prefix: string
 }
 
 export function cacheDir(): string {
   return process.env.WEIR_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'weir')
 }
 
-export async function provideKafka(progress: Progress): Promise<KafkaBroker> {
+export async function provideKafka(progress: Progress, options: LocalBrokerOptions = {}): Promise<KafkaBroker> {
   const configured = process.env.KAFKA_BOOTSTRAP_SERVERS?.trim()
   if (configured) {
     const brokers = configured.split(',').map((b) => b.trim()).filter(Boolean)
@@ -43,11 +60,13 @@ export async function provideKafka(progress: Progress): Promise<KafkaBroker> {
     await waitForBroker(brokers, 30_000, undefined)
     return { brokers, kind: 'external', stop: async () => {} }
   }
+  // testcontainers gives one plain broker: a cluster or a secure listener is started from the jars.
+  if ((options.nodes ?? 1) > 1 || options.secure === true) return startLocalBroker(progress, options)
   if (await dockerAnswers()) {
     progress.step('Kafka: a Docker engine answers: starting a broker with testcontainers')
     return startWithTestcontainers()
   }
-  return startLocalBroker(progress)
+  return startLocalBroker(progress, options)
 }
 
 async function dockerAnswers(): Promise<boolean> {
@@ -148,98 +167,180 @@ export function clusterId(): string {
   }
 }
 
-async function startLocalBroker(progress: Progress): Promise<KafkaBroker> {
+/** One node of a local cluster: a combined broker and controller in its own JVM. */
+export interface LocalNode {
+  readonly id: number
+  /** host:port of its PLAINTEXT listener. */
+  readonly address: string
+  readonly pid: number | undefined
+  /** SIGKILL (crash) or SIGTERM (clean stop); resolves when the JVM exited. */
+  kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
+  /** Starts the node again on the same ports and data (after kill). */
+  restart(): Promise<void>
+}
+
+export interface LocalBrokerOptions {
+  /** Combined broker+controller nodes (default 1). */
+  nodes?: number
+  /** Adds a SASL_SSL listener with users and ACLs (scripts/infra/secure.ts). */
+  secure?: boolean
+}
+
+/** A local broker or cluster from the jars, whatever KAFKA_BOOTSTRAP_SERVERS says (tests that need their own). */
+export async function startLocalBroker(progress: Progress, options: LocalBrokerOptions = {}): Promise<KafkaBroker> {
   const javaVersion = await requireTool('java', ['-version'], 'Install a Java 17+ runtime (apt-get install openjdk-17-jre-headless) or set KAFKA_BOOTSTRAP_SERVERS.')
   const major = Number(/version "(\d+)/.exec(javaVersion)?.[1] ?? '0')
   if (major < 17) throw new InfraUnavailable(`the local Kafka broker needs Java 17 or newer; \`java -version\` says ${javaVersion.split('\n')[0]}`)
+  const count = options.nodes ?? 1
   const libs = await kafkaLibs(progress)
   const dir = await mkdtemp(join(tmpdir(), 'weir-kafka-'))
-  const [port, controllerPort] = [await freePort(), await freePort()]
-  const properties = [
-    'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-    'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'inter.broker.listener.name=PLAINTEXT',
-    `log.dirs=${join(dir, 'data')}`,
-    'num.partitions=1',
-    'auto.create.topics.enable=false',
-    'offsets.topic.replication.factor=1',
-    'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'transaction.state.log.num.partitions=4',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
-    'group.initial.rebalance.delay.ms=0',
-    // Short so that tests of fencing and crashed workers do not wait a minute for a dead member.
-    'group.min.session.timeout.ms=1000',
-    'log.retention.check.interval.ms=60000',
-  ]
-  await writeFile(join(dir, 'server.properties'), `${properties.join('\n')}\n`)
-  await writeFile(
-    join(dir, 'log4j2.properties'),
-    [
-      'rootLogger.level=INFO',
-      'rootLogger.appenderRef.file.ref=file',
-      'appender.file.type=File',
-      'appender.file.name=file',
-      `appender.file.fileName=${join(dir, 'server.log')}`,
-      'appender.file.layout.type=PatternLayout',
-      'appender.file.layout.pattern=[%d] %p %m (%c)%n',
-      'logger.kafka.name=kafka',
-      'logger.kafka.level=WARN',
-      'logger.state.name=state.change.logger',
-      'logger.state.level=WARN',
-    ].join('\n'),
-  )
+  const material = options.secure === true ? await makeSecureMaterial(await mkdir(join(dir, 'secure'), { recursive: true }).then(() => join(dir, 'secure'))) : undefined
+  const ports: Array<{ id: number; port: number; controller: number; secure: number }> = []
+  for (let id = 1; id <= count; id++) ports.push({ id, port: await freePort(), controller: await freePort(), secure: material === undefined ? 0 : await freePort() })
+  const voters = ports.map((p) => `${p.id}@127.0.0.1:${p.controller}`).join(',')
+  // Replicated internal topics on a cluster: what a production cluster has (three copies, two in sync).
+  const replication = Math.min(count, 3)
+  const minIsr = Math.max(1, replication - 1)
   const classpath = join(libs, '*')
-  progress.step(`Kafka: starting a local KRaft broker ${KAFKA_VERSION} on 127.0.0.1:${port} (data in ${dir})`)
+  const nodeDir = (id: number) => join(dir, `node-${id}`)
+  for (const p of ports) {
+    await mkdir(nodeDir(p.id), { recursive: true })
+    const listeners = [`PLAINTEXT://127.0.0.1:${p.port}`, ...(material === undefined ? [] : [`SASL_SSL://127.0.0.1:${p.secure}`])]
+    const properties = [
+      'process.roles=broker,controller',
+      `node.id=${p.id}`,
+      `controller.quorum.voters=${voters}`,
+      `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${p.controller}`].join(',')}`,
+      `advertised.listeners=${listeners.join(',')}`,
+      'controller.listener.names=CONTROLLER',
+      `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${material === undefined ? '' : ',SASL_SSL:SASL_SSL'}`,
+      'inter.broker.listener.name=PLAINTEXT',
+      `log.dirs=${join(nodeDir(p.id), 'data')}`,
+      'num.partitions=1',
+      'auto.create.topics.enable=false',
+      `default.replication.factor=${replication}`,
+      `min.insync.replicas=${minIsr}`,
+      `offsets.topic.replication.factor=${replication}`,
+      'offsets.topic.num.partitions=4',
+      `transaction.state.log.replication.factor=${replication}`,
+      `transaction.state.log.min.isr=${minIsr}`,
+      'transaction.state.log.num.partitions=4',
+      `share.coordinator.state.topic.replication.factor=${replication}`,
+      `share.coordinator.state.topic.min.isr=${minIsr}`,
+      'group.initial.rebalance.delay.ms=0',
+      // Short so that tests of fencing and crashed workers do not wait a minute for a dead member.
+      'group.min.session.timeout.ms=1000',
+      'log.retention.check.interval.ms=60000',
+      ...(material === undefined ? [] : secureBrokerProperties(material)),
+    ]
+    await writeFile(join(nodeDir(p.id), 'server.properties'), `${properties.join('\n')}\n`)
+    await writeFile(
+      join(nodeDir(p.id), 'log4j2.properties'),
+      [
+        'rootLogger.level=INFO',
+        'rootLogger.appenderRef.file.ref=file',
+        'appender.file.type=File',
+        'appender.file.name=file',
+        `appender.file.fileName=${join(nodeDir(p.id), 'server.log')}`,
+        'appender.file.layout.type=PatternLayout',
+        'appender.file.layout.pattern=[%d] %p %m (%c)%n',
+        'logger.kafka.name=kafka',
+        'logger.kafka.level=WARN',
+        'logger.state.name=state.change.logger',
+        'logger.state.level=WARN',
+      ].join('\n'),
+    )
+  }
+  const what = `${count === 1 ? 'a local KRaft broker' : `a local ${count}-node KRaft cluster`} ${KAFKA_VERSION}${material === undefined ? '' : ' with a SASL_SSL listener'}`
+  progress.step(`Kafka: starting ${what} on ${ports.map((p) => `127.0.0.1:${p.port}`).join(',')} (data in ${dir})`)
+  const cluster = clusterId()
   try {
-    await run('java', ['-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', join(dir, 'server.properties')], {
-      timeout: 120_000,
-    })
+    await Promise.all(
+      ports.map((p) =>
+        run('java', ['-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', cluster, '-c', join(nodeDir(p.id), 'server.properties'), ...(material === undefined ? [] : scramFormatArguments(material))], {
+          timeout: 120_000,
+        }),
+      ),
+    )
   } catch (error) {
     throw new InfraUnavailable(`formatting the Kafka storage failed: ${(error as { stderr?: string }).stderr ?? String(error)}`)
   }
-  const java = spawn(
-    'java',
-    [
-      ...(process.env.WEIR_KAFKA_JVM_OPTS?.trim().split(/\s+/) ?? BROKER_JVM_OPTIONS),
-      '-Djava.awt.headless=true',
-      `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`,
-      '-cp',
-      classpath,
-      'kafka.Kafka',
-      join(dir, 'server.properties'),
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: false },
-  )
-  let stderr = ''
-  java.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000)
-  })
-  const watchdog = startWatchdog(java)
-  const brokers = [`127.0.0.1:${port}`]
+  const stderrs = new Map<number, string>()
+  const processes = new Map<number, ChildProcess>()
+  const watchdogs: ChildProcess[] = []
+  const spawnNode = (id: number): ChildProcess => {
+    const java = spawn(
+      'java',
+      [
+        ...(process.env.WEIR_KAFKA_JVM_OPTS?.trim().split(/\s+/) ?? (count === 1 ? BROKER_JVM_OPTIONS : CLUSTER_JVM_OPTIONS)),
+        '-Djava.awt.headless=true',
+        `-Dlog4j2.configurationFile=${join(nodeDir(id), 'log4j2.properties')}`,
+        '-cp',
+        classpath,
+        'kafka.Kafka',
+        join(nodeDir(id), 'server.properties'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: false },
+    )
+    java.stderr?.on('data', (chunk: Buffer) => {
+      stderrs.set(id, ((stderrs.get(id) ?? '') + chunk.toString()).slice(-4000))
+    })
+    processes.set(id, java)
+    watchdogs.push(startWatchdog(java))
+    return java
+  }
+  for (const p of ports) spawnNode(p.id)
+  const brokers = ports.map((p) => `127.0.0.1:${p.port}`)
   let stopped = false
   const stop = async () => {
     if (stopped) return
     stopped = true
-    await stopProcess(java, 15_000)
-    watchdog.kill('SIGKILL')
+    await Promise.all([...processes.values()].map((java) => stopProcess(java, 15_000)))
+    for (const watchdog of watchdogs) watchdog.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true }).catch(() => {})
   }
   try {
-    await waitForBroker(brokers, 90_000, java)
+    await waitForBroker(brokers, 90_000 + 30_000 * (count - 1), [...processes.values()])
   } catch (error) {
-    const log = await readFile(join(dir, 'server.log'), 'utf8').catch(() => '')
+    const logs = await Promise.all(ports.map((p) => readFile(join(nodeDir(p.id), 'server.log'), 'utf8').catch(() => '')))
     await stop()
-    throw new InfraUnavailable(`the local Kafka broker did not become ready: ${(error as Error).message}\n${stderr}\n${log.slice(-3000)}`)
+    throw new InfraUnavailable(`the local Kafka broker did not become ready: ${(error as Error).message}\n${[...stderrs.values()].join('\n')}\n${logs.map((l) => l.slice(-3000)).join('\n')}`)
   }
-  return { brokers, kind: 'local', libs, stop }
+  let secure: SecureListener | undefined
+  if (material !== undefined) {
+    const secureBrokers = ports.map((p) => `127.0.0.1:${p.secure}`)
+    const admin = createAdmin({ brokers, clientId: 'weir-infra-acls' })
+    try {
+      await grantWeirAcls(admin)
+    } catch (error) {
+      await stop()
+      throw new InfraUnavailable(`creating the ACLs of the secure listener failed: ${(error as Error).message}`)
+    } finally {
+      await admin.close().catch(() => {})
+    }
+    await writeClientProperties(material, secureBrokers)
+    secure = { brokers: secureBrokers, dir: material.dir, caFile: material.caFile, prefix: SECURE_PREFIX }
+  }
+  const nodes: LocalNode[] = ports.map((p) => ({
+    id: p.id,
+    address: `127.0.0.1:${p.port}`,
+    get pid() {
+      return processes.get(p.id)?.pid
+    },
+    async kill(signal = 'SIGKILL') {
+      const java = processes.get(p.id)
+      if (java === undefined || java.exitCode !== null || java.signalCode !== null) return
+      const exited = new Promise<void>((resolveExit) => java.once('exit', () => resolveExit()))
+      java.kill(signal)
+      await exited
+    },
+    async restart() {
+      const java = processes.get(p.id)
+      if (java !== undefined && java.exitCode === null && java.signalCode === null) return
+      spawnNode(p.id)
+    },
+  }))
+  return { brokers, kind: 'local', libs, nodes, ...(secure === undefined ? {} : { secure }), stop }
 }
 
 // If this Node process dies without running its exit handlers (SIGKILL, OOM), the watchdog stops the
@@ -262,11 +363,12 @@ export async function stopProcess(child: ChildProcess, graceMs: number): Promise
 }
 
 /** Ready means: the broker answers metadata and can create a topic (its controller is up). */
-export async function waitForBroker(brokers: string[], timeoutMs: number, process_: ChildProcess | undefined): Promise<void> {
+export async function waitForBroker(brokers: string[], timeoutMs: number, processes: readonly ChildProcess[] | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
   while (Date.now() < deadline) {
-    if (process_ !== undefined && process_.exitCode !== null) throw new Error(`the broker process exited with code ${process_.exitCode}`)
+    const exited = processes?.find((p) => p.exitCode !== null)
+    if (exited !== undefined) throw new Error(`a broker process exited with code ${exited.exitCode}`)
     const admin = createAdmin({ brokers, requestTimeoutMs: 5000 })
     try {
       const probe = `__weir-ready-${process.pid}`

@@ -132,3 +132,46 @@ export async function readAll(topic: string, timeoutMs = 120_000): Promise<Consu
     await reader.close()
   }
 }
+
+export interface SecureKafka {
+  /** host:port of the SASL_SSL listener. */
+  readonly brokers: string[]
+  /** Folder with ca.pem and <user>.properties (SCRAM-SHA-512) / <user>-plain.properties (PLAIN): admin, worker, gateway. */
+  readonly dir: string
+  /** The worker and gateway principals may only use topics, groups and transactional ids starting with this. */
+  readonly prefix: string
+}
+
+let secure: Promise<{ kafka: SecureKafka; stop: () => Promise<void> }> | undefined
+
+/**
+ * The SASL_SSL listener the test runner's local broker has (KAFKA_SECURE_BOOTSTRAP_SERVERS, WEIR_SECURE_KAFKA_DIR);
+ * when the run uses a broker without one, a secure broker of this file's own (stopped by stopSecureKafka).
+ */
+export function secureKafka(): Promise<SecureKafka> {
+  secure ??= (async () => {
+    const servers = process.env.KAFKA_SECURE_BOOTSTRAP_SERVERS
+    const dir = process.env.WEIR_SECURE_KAFKA_DIR
+    const { SECURE_PREFIX } = await import('../../scripts/infra/secure.ts')
+    if (servers && dir) return { kafka: { brokers: servers.split(','), dir, prefix: SECURE_PREFIX }, stop: async () => {} }
+    const { startLocalBroker } = await import('../../scripts/infra/kafka.ts')
+    const { createProgress } = await import('../../scripts/infra/progress.ts')
+    const broker = await startLocalBroker(createProgress('secure-kafka'), { secure: true })
+    const listener = broker.secure
+    if (listener === undefined) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'the local broker has no secure listener')
+    return { kafka: { brokers: [...listener.brokers], dir: listener.dir, prefix: listener.prefix, plaintext: broker.brokers }, stop: () => broker.stop() }
+  })()
+  return secure.then((s) => s.kafka)
+}
+
+/** The PLAINTEXT side of the secure broker (its principal is a super user): the harness's broker, or the file's own. */
+export async function securePlaintextBrokers(): Promise<string[]> {
+  const kafka = (await secureKafka()) as SecureKafka & { plaintext?: string[] }
+  return kafka.plaintext ?? brokers()
+}
+
+export async function stopSecureKafka(): Promise<void> {
+  const current = secure
+  secure = undefined
+  if (current !== undefined) await (await current).stop()
+}

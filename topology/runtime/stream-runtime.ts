@@ -13,7 +13,8 @@ import { join } from 'node:path'
 
 import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
-import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../../kafka/index.ts'
+import { checkReplication, committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, validateReplication, withReplication } from '../../kafka/index.ts'
+import type { KafkaConnection, ReplicationSettings } from '../../kafka/index.ts'
 import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
 import { TIMER_STORE_SUFFIX } from '../define.ts'
 import type { Topology } from '../define.ts'
@@ -35,6 +36,10 @@ export interface StreamRuntimeOptions {
   applicationId: string
   topology: Topology
   brokers: readonly string[]
+  /** TLS, SASL and compression of every client the runtime makes (kafka/connection.ts). */
+  connection?: KafkaConnection
+  /** Replication of the changelog and dead-letter topics it creates (default: the broker's defaults). */
+  replication?: ReplicationSettings
   /** Local state folder (RocksDB stores, checkpoints). */
   stateDir: string
   openStore: StoreOpener
@@ -129,6 +134,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     violations.push("errorPolicy must be 'dead-letter', 'skip' or 'fail'")
   }
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) violations.push('brokers must be a non-empty array')
+  validateReplication(options.replication, violations)
   if (violations.length > 0) throw invalidOptions('StreamRuntime', violations)
 
   const { applicationId, topology } = options
@@ -139,7 +145,7 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
   const now = options.now ?? Date.now
   const cleanupDelay = options.stateCleanupDelayMs ?? 10 * 60_000
   const brokers = [...options.brokers]
-  const client = { brokers, ...(options.clientId === undefined ? {} : { clientId: options.clientId }) }
+  const client = { brokers, ...(options.connection === undefined ? {} : { connection: options.connection }), ...(options.clientId === undefined ? {} : { clientId: options.clientId }) }
   const changelogStores = Object.entries(topology.stores)
     .filter(([, spec]) => spec.changelog)
     .map(([name]) => name)
@@ -190,15 +196,16 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
         )
       }
       partitionCount = [...distinct][0] as number
-      if (options.createTopics === false) return
-      await admin.createTopics([
+      const internal = [...changelogStores.map((store) => changelogTopic(applicationId, store)), ...[...topology.sourceTopics, `${applicationId}-timers`].map(deadLetterTopic)]
+      if (options.createTopics !== false) await admin.createTopics(withReplication([
         ...changelogStores.map((store) => ({
           name: changelogTopic(applicationId, store),
           partitions: partitionCount,
           configs: { 'cleanup.policy': 'compact' },
         })),
         ...[...topology.sourceTopics, `${applicationId}-timers`].map((topic) => ({ name: deadLetterTopic(topic), partitions: partitionCount })),
-      ])
+      ], options.replication))
+      await checkReplication(admin, [...topology.sourceTopics, ...internal], options.replication, applicationId)
     } finally {
       await admin.close()
     }
