@@ -109,6 +109,26 @@ export function connectionFailure(error: unknown): ConnectionFailure | undefined
   return undefined
 }
 
+const TOPIC_AUTHORIZATION_FAILED = 29
+
+/** Names of the topics a broker response refused (TOPIC_AUTHORIZATION_FAILED on the topic or one of its partitions). */
+function refusedTopics(error: unknown): string[] {
+  const names = new Set<string>()
+  const refused = (value: unknown, depth: number): boolean => {
+    if (depth > 4 || typeof value !== 'object' || value === null) return false
+    if ((value as { errorCode?: unknown }).errorCode === TOPIC_AUTHORIZATION_FAILED) return true
+    return Object.values(value).some((v) => (Array.isArray(v) ? v.some((item) => refused(item, depth + 1)) : false))
+  }
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > 4 || typeof value !== 'object' || value === null) return
+    const name = (value as { name?: unknown }).name
+    if (typeof name === 'string' && refused(value, 0)) names.add(name)
+    for (const v of Object.values(value)) if (Array.isArray(v)) for (const item of v) walk(item, depth + 1)
+  }
+  for (const node of errorChain(error)) walk((node as { response?: unknown }).response, 0)
+  return [...names]
+}
+
 function authorizationFailure(error: unknown): string | undefined {
   return findProtocolIds(error).find((id) => AUTHORIZATION[id] !== undefined)
 }
@@ -137,7 +157,7 @@ export function wrapKafkaError(error: unknown, what: string, access?: AccessHint
   if (denied !== undefined) {
     const resourceType = AUTHORIZATION[denied] as string
     const name =
-      resourceType === 'Topic' ? access?.topics?.join(', ') : resourceType === 'Group' ? access?.group : resourceType === 'TransactionalId' ? access?.transactionalId : 'kafka-cluster'
+      resourceType === 'Topic' ? (refusedTopics(error).join(', ') || access?.topics?.join(', ')) : resourceType === 'Group' ? access?.group : resourceType === 'TransactionalId' ? access?.transactionalId : 'kafka-cluster'
     const operation = access?.operation ?? 'unknown'
     return new WeirError('WEIR_ERR_KAFKA_AUTHORIZATION', `${what}: not authorized: ${operation} on ${resourceType} ${name ?? '(unknown)'} (${denied}: the principal lacks that ACL)`, {
       cause: error,
@@ -146,6 +166,13 @@ export function wrapKafkaError(error: unknown, what: string, access?: AccessHint
   }
   const message = error instanceof Error ? error.message : String(error)
   return new WeirError('WEIR_ERR_KAFKA', `${what}: ${message}`, { cause: error })
+}
+
+const NOT_RETRIABLE = new Set(['WEIR_ERR_KAFKA_AUTHENTICATION', 'WEIR_ERR_KAFKA_TLS', 'WEIR_ERR_KAFKA_AUTHORIZATION'])
+
+/** A refused login, an untrusted certificate or a missing ACL (here or in its causes): retrying cannot fix it. */
+export function isSecurityError(error: unknown): boolean {
+  return errorChain(error).some((node) => node instanceof WeirError && NOT_RETRIABLE.has(node.code))
 }
 
 type RetryingClient = Record<symbol, (...args: unknown[]) => unknown>

@@ -24,6 +24,7 @@ import { createOrdersTopics } from '../examples/orders/create-topics.ts'
 import { ORDERS_PREFIX_ENV, TOPIC_ALIAS, ordersRegistry } from '../examples/orders/service.ts'
 import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
 import type { Progress } from './infra/index.ts'
+import type { KafkaConnection } from '../kafka/index.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const PAGE = 'examples/orders/demo/index.html'
@@ -34,6 +35,8 @@ const BROWSER_JS_ROOTS = ['node_modules/msgpackr/']
 
 export interface DemoOptions {
   brokers: readonly string[]
+  /** TLS and SASL of the cluster; the worker and gateway read the same from WEIR_KAFKA_CONFIG. */
+  connection?: KafkaConnection
   /** Port of the demo page (0: any free port). */
   port?: number
   /** Port of the gateway (0: any free port). */
@@ -170,7 +173,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await writeFile(secretFiles.jwtHs256, hs256Secret, { mode: 0o600, flag: 'wx' })
     await writeFile(secretFiles.session, sessionSecret, { mode: 0o600, flag: 'wx' })
     progress.step(`creating the orders service's topics (${prefix}.*, ${partitions} partitions)`)
-    await createOrdersTopics({ brokers: options.brokers, prefix, partitions })
+    await createOrdersTopics({ brokers: options.brokers, connection: options.connection, prefix, partitions })
 
     const env = { [ORDERS_PREFIX_ENV]: prefix, LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }
     progress.step('starting the worker (examples/orders/topology.ts) and the gateway')
@@ -386,7 +389,7 @@ async function main(): Promise<number> {
     process.on('SIGTERM', onSignal)
   })
   try {
-    demo = await startDemo({ brokers: infra.kafka.brokers, progress, ...numbers, host: values.host, prefix: values.prefix, signal: aborter.signal })
+    demo = await startDemo({ brokers: infra.kafka.brokers, connection: infra.connection, progress, ...numbers, host: values.host, prefix: values.prefix, signal: aborter.signal })
   } catch (error) {
     if (signals > 0) return finished
     await infra.stop()

@@ -20,7 +20,9 @@ async function main(): Promise<number> {
   const chromium = await provideChromium(progress)
   // The envelope's cross-language tests need a msgpack writer that is not JavaScript.
   const python = await providePythonMsgpack(progress)
-  const infra = await provideInfrastructure({ progress })
+  // A local broker gets a SASL_SSL listener too (test/kafka/security.test.ts uses it); WEIR_TEST_SECURE=0 leaves it out,
+  // WEIR_TEST_BROKERS=3 runs the suite on a three-node cluster.
+  const infra = await provideInfrastructure({ progress, brokers: Number(process.env.WEIR_TEST_BROKERS ?? '1'), secure: process.env.WEIR_TEST_SECURE !== '0' })
   try {
     const files = args.length > 0 ? args.map((a) => (a.endsWith('.ts') ? a : `${a.replace(/\/$/, '')}/**/*.test.ts`)) : ['test/**/*.test.ts']
     progress.step(`running ${files.join(' ')} (node ${process.version}, ${process.execPath})`)

@@ -10,8 +10,8 @@
 import { parseArgs } from 'node:util'
 
 import { WeirError, invalidOptions, isWeirError } from '../core/errors.ts'
-import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
-import type { ConsumedRecord, OutgoingRecord, TopicPartitionOffset } from '../kafka/index.ts'
+import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, readKafkaConfig } from '../kafka/index.ts'
+import type { ConsumedRecord, KafkaConnection, OutgoingRecord, TopicPartitionOffset } from '../kafka/index.ts'
 import { DEAD_LETTER_HEADERS } from '../topology/runtime/dead-letter.ts'
 
 export const REINJECTED_FROM_HEADER = 'weir.reinjected-from'
@@ -58,6 +58,8 @@ export function describeDeadLetter(record: ConsumedRecord): DeadLetter {
 
 interface ReadOptions {
   brokers: readonly string[]
+  /** TLS, SASL and compression (kafka/connection.ts). */
+  connection?: KafkaConnection
   topic: string
   /** Start of every partition (default: the log start, or for reinject the group's committed position). */
   fromOffset?: bigint
@@ -73,8 +75,8 @@ async function readToEnd(
   start: (partitions: number) => Promise<Map<number, bigint>>,
   onBatch: (partition: number, records: ConsumedRecord[], nextOffset: bigint) => Promise<boolean>,
 ): Promise<Map<number, bigint>> {
-  const admin = createAdmin({ brokers: options.brokers, clientId: options.clientId ?? 'weir-dlq' })
-  const reader = createPartitionReader({ brokers: options.brokers, clientId: options.clientId ?? 'weir-dlq', maxWaitMs: 100 })
+  const admin = createAdmin({ brokers: options.brokers, connection: options.connection, clientId: options.clientId ?? 'weir-dlq' })
+  const reader = createPartitionReader({ brokers: options.brokers, connection: options.connection, clientId: options.clientId ?? 'weir-dlq', maxWaitMs: 100 })
   try {
     const count = await admin.partitionCount(options.topic)
     const partitions = Array.from({ length: count }, (_, partition) => ({ topic: options.topic, partition }))
@@ -182,7 +184,7 @@ export async function reinjectDeadLetters(options: ReinjectOptions): Promise<Rei
 
   const committedStart = async (count: number) => {
     const partitions = Array.from({ length: count }, (_, partition) => ({ topic: options.topic, partition }))
-    const committed = await committedOffsets({ brokers: options.brokers }, groupId, partitions)
+    const committed = await committedOffsets({ brokers: options.brokers, connection: options.connection }, groupId, partitions)
     return new Map(committed.map((c) => [c.partition, c.offset]))
   }
 
@@ -213,8 +215,8 @@ export async function reinjectDeadLetters(options: ReinjectOptions): Promise<Rei
 
   // The group member gives the offset commit a generation, so a second reinject running at the same time
   // (same transactional id) fences this one instead of both committing.
-  const member = createGroupMember({ brokers: options.brokers, groupId, topics: [options.topic], assignment: 'round-robin', sessionTimeoutMs: 10_000 })
-  const producer = createProducer({ brokers: options.brokers, transactionalId: groupId, clientId: `${groupId}-producer` })
+  const member = createGroupMember({ brokers: options.brokers, connection: options.connection, groupId, topics: [options.topic], assignment: 'round-robin', sessionTimeoutMs: 10_000 })
+  const producer = createProducer({ brokers: options.brokers, connection: options.connection, transactionalId: groupId, clientId: `${groupId}-producer` })
   try {
     await member.join()
     let pending: Array<{ from: { partition: number; offset: bigint }; to: OutgoingRecord }> = []
@@ -258,7 +260,7 @@ export async function reinjectDeadLetters(options: ReinjectOptions): Promise<Rei
 
 export function dlqUsage(): string {
   return `Usage:
-  weir dlq inspect --topic <dlq> [--brokers <list>] [--limit <n>] [--code <code>] [--from-offset <n>] [--json]
+  weir dlq inspect --topic <dlq> [--brokers <list>] [--kafka-config <file>] [--limit <n>] [--code <code>] [--from-offset <n>] [--json]
   weir dlq reinject --topic <dlq> [--to origin|<topic>] [--code <code>] [--from-offset <n>] [--group <id>] [--dry-run] [--json]
 
 inspect   prints dead letters with their weir.* headers (error code and message, origin topic/partition/
@@ -268,7 +270,8 @@ reinject  re-produces dead letters to their origin topic and partition (or --to 
           DLQ position of the group weir-dlq-reinject.<dlq> in one transaction: a second run re-injects nothing
           twice. --from-offset starts every partition there instead (to revisit letters skipped by --code).
 
---brokers defaults to $KAFKA_BOOTSTRAP_SERVERS.
+--brokers defaults to $KAFKA_BOOTSTRAP_SERVERS, then the bootstrap.servers of --kafka-config (default $WEIR_KAFKA_CONFIG),
+a Java client properties file that also gives TLS and SASL (docs/production.md).
 `
 }
 
@@ -334,6 +337,7 @@ export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = 
       options: {
         topic: { type: 'string' },
         brokers: { type: 'string' },
+        'kafka-config': { type: 'string' },
         limit: { type: 'string' },
         code: { type: 'string' },
         'from-offset': { type: 'string' },
@@ -350,7 +354,8 @@ export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = 
     return 2
   }
   const problems: string[] = []
-  const brokers = (values.brokers ?? env.KAFKA_BOOTSTRAP_SERVERS ?? '').split(',').map((b) => b.trim()).filter((b) => b.length > 0)
+  const properties = readKafkaConfig(values['kafka-config'] ?? (env.WEIR_KAFKA_CONFIG || undefined), problems)
+  const brokers = (values.brokers ?? env.KAFKA_BOOTSTRAP_SERVERS ?? properties?.brokers?.join(',') ?? '').split(',').map((b) => b.trim()).filter((b) => b.length > 0)
   if (values.topic === undefined) problems.push('--topic is required')
   if (brokers.length === 0) problems.push('--brokers (or KAFKA_BOOTSTRAP_SERVERS) is required')
   const limit = values.limit === undefined ? 100 : Number(values.limit)
@@ -364,6 +369,7 @@ export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = 
   }
   const common = {
     brokers,
+    ...(properties === undefined ? {} : { connection: properties.connection }),
     topic: values.topic as string,
     ...(fromOffset === undefined ? {} : { fromOffset: BigInt(fromOffset) }),
     ...(values.code === undefined ? {} : { code: values.code }),

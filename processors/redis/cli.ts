@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 
 import { isWeirError } from '../../core/errors.ts'
 import { importFromRedis } from './importer.ts'
+import { readKafkaConfig } from '../../kafka/index.ts'
 
 export function importUsage(): string {
   return `Usage: weir import-redis --key <prefix> --topic <scheduler-topic> [options]
@@ -17,6 +18,7 @@ Options:
                         a URL with a password only in REDIS_URL)
   --key <prefix>        key prefix of the Redis schedule (required)
   --brokers <list>      Kafka bootstrap servers host:port[,...] (default: $KAFKA_BOOTSTRAP_SERVERS)
+  --kafka-config <file> Java client properties file: TLS, SASL, bootstrap.servers (default: $WEIR_KAFKA_CONFIG)
   --topic <topic>       the scheduler's request topic, e.g. orders.commands.scheduler (required)
   --batch-size <n>      envelopes per batch (default 500)
   --no-claimed          leave claimed, unacknowledged envelopes in Redis
@@ -34,6 +36,7 @@ export async function importRedisMain(argv: readonly string[], env: NodeJS.Proce
         redis: { type: 'string' },
         key: { type: 'string' },
         brokers: { type: 'string' },
+        'kafka-config': { type: 'string' },
         topic: { type: 'string' },
         'batch-size': { type: 'string' },
         'no-claimed': { type: 'boolean' },
@@ -53,7 +56,8 @@ export async function importRedisMain(argv: readonly string[], env: NodeJS.Proce
     return 0
   }
   const problems: string[] = []
-  const brokers = (values.brokers ?? env.KAFKA_BOOTSTRAP_SERVERS ?? '').split(',').map((b) => b.trim()).filter((b) => b.length > 0)
+  const properties = readKafkaConfig(values['kafka-config'] ?? (env.WEIR_KAFKA_CONFIG || undefined), problems)
+  const brokers = (values.brokers ?? env.KAFKA_BOOTSTRAP_SERVERS ?? properties?.brokers?.join(',') ?? '').split(',').map((b) => b.trim()).filter((b) => b.length > 0)
   if (values.key === undefined) problems.push('--key is required')
   if (values.topic === undefined) problems.push('--topic is required')
   if (brokers.length === 0) problems.push('--brokers (or KAFKA_BOOTSTRAP_SERVERS) is required')
@@ -72,6 +76,7 @@ export async function importRedisMain(argv: readonly string[], env: NodeJS.Proce
       redis: values.redis ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       keyPrefix: values.key as string,
       brokers,
+      ...(properties === undefined ? {} : { connection: properties.connection }),
       topic: values.topic as string,
       batchSize,
       includeClaimed: values['no-claimed'] !== true,

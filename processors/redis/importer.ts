@@ -13,13 +13,15 @@ import type { Redis } from 'ioredis'
 
 import { invalidOptions } from '../../core/errors.ts'
 import { createProducer } from '../../kafka/index.ts'
-import type { OutgoingRecord } from '../../kafka/index.ts'
+import type { KafkaConnection, OutgoingRecord } from '../../kafka/index.ts'
 import { schedulerRequestSerde } from '../scheduler.ts'
 import type { ScheduleRequest } from '../scheduler.ts'
 import { connectRedis, createRedisScheduleStore, decodeRedisEnvelope, sha1 } from './store.ts'
 import type { StoredEnvelope } from './store.ts'
 
 export interface RedisImportOptions {
+  /** TLS, SASL and compression of the Kafka producer (kafka/connection.ts). */
+  connection?: KafkaConnection
   redis: string | Redis
   keyPrefix: string
   brokers: readonly string[]
@@ -72,7 +74,7 @@ export async function importFromRedis(options: RedisImportOptions): Promise<Redi
 
   const { client, owned } = connectRedis(options.redis)
   const store = createRedisScheduleStore(client, options.keyPrefix)
-  const producer = options.dryRun === true ? undefined : createProducer({ brokers: options.brokers, clientId: options.clientId ?? 'weir-redis-importer', idempotent: true })
+  const producer = options.dryRun === true ? undefined : createProducer({ brokers: options.brokers, connection: options.connection, clientId: options.clientId ?? 'weir-redis-importer', idempotent: true })
   const progress: RedisImportProgress = { imported: 0, removed: 0, movedAside: 0, remaining: 0, batches: 0 }
   const report = async () => {
     const counts = await store.counts()

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis'
 
 import { invalidOptions, isWeirError } from '../../core/errors.ts'
 import { createProducer } from '../../kafka/index.ts'
-import type { KafkaProducer, OutgoingRecord } from '../../kafka/index.ts'
+import type { KafkaConnection, KafkaProducer, OutgoingRecord } from '../../kafka/index.ts'
 import { connectRedis, createRedisScheduleStore, decodeRedisEnvelope, redisError } from './store.ts'
 import type { RedisScheduleStore, StoredEnvelope } from './store.ts'
 
@@ -25,6 +25,8 @@ export interface RedisPollerOptions {
   redis: string | Redis
   keyPrefix: string
   brokers: readonly string[]
+  /** TLS, SASL and compression of the Kafka producers (kafka/connection.ts). */
+  connection?: KafkaConnection
   /** Pollers running in parallel, each with its own Redis connection and producer (default 1). */
   pollers?: number
   /** Longest wait between polls when nothing is due, ms (default 100). */
@@ -144,7 +146,7 @@ export function startRedisPoller(options: RedisPollerOptions): RedisPoller {
     const { client, owned } = connectRedis(options.redis)
     workers.push({
       store: createRedisScheduleStore(client, options.keyPrefix),
-      producer: createProducer({ brokers: options.brokers, clientId: `${options.clientId ?? 'weir-redis-poller'}-${i}`, idempotent: true }),
+      producer: createProducer({ brokers: options.brokers, connection: options.connection, clientId: `${options.clientId ?? 'weir-redis-poller'}-${i}`, idempotent: true }),
       ownedRedis: owned ? client : undefined,
     })
   }

@@ -1,5 +1,6 @@
 // Infrastructure for tests, the demo, chaos runs and benchmarks: a Kafka broker and Redis, provided
 // once per run and stopped on exit, Ctrl-C and failure.
+import type { KafkaConnection } from '../../kafka/index.ts'
 import { provideKafka, type KafkaBroker } from './kafka.ts'
 import { createProgress, InfraUnavailable, type Progress } from './progress.ts'
 import { provideRedis, type RedisServer } from './redis.ts'
@@ -11,6 +12,8 @@ export type { KafkaBroker, LocalNode, SecureListener } from './kafka.ts'
 export interface Infrastructure {
   readonly kafka: KafkaBroker
   readonly redis: RedisServer | undefined
+  /** TLS and SASL of the cluster (WEIR_KAFKA_CONFIG with an external cluster), for the clients a script makes. */
+  readonly connection: KafkaConnection | undefined
   /**
    * Environment for child processes (tests, workers): KAFKA_BOOTSTRAP_SERVERS and REDIS_URL; with a secure
    * listener also KAFKA_SECURE_BOOTSTRAP_SERVERS and WEIR_SECURE_KAFKA_DIR (its CA and client properties files).
@@ -30,8 +33,10 @@ export interface InfrastructureOptions {
 
 export async function provideInfrastructure(options: InfrastructureOptions = {}): Promise<Infrastructure> {
   const progress = options.progress ?? createProgress()
+  const nodes = options.brokers ?? 1
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new InfraUnavailable(`the number of brokers must be an integer from 1 to 9, got ${options.brokers}`)
   const redis = options.redis === false ? undefined : await provideRedis(progress)
-  const kafka = await provideKafka(progress, { nodes: options.brokers ?? 1, secure: options.secure === true })
+  const kafka = await provideKafka(progress, { nodes, secure: options.secure === true })
   progress.done(`Kafka ready (${kafka.kind}): ${kafka.brokers.join(',')}`)
   let stopping: Promise<void> | undefined
   const stop = () => {
@@ -52,6 +57,7 @@ export async function provideInfrastructure(options: InfrastructureOptions = {})
   return {
     kafka,
     redis,
+    connection: kafka.connection,
     env: {
       KAFKA_BOOTSTRAP_SERVERS: kafka.brokers.join(','),
       ...(redis === undefined ? {} : { REDIS_URL: redis.url }),

@@ -13,7 +13,8 @@ import { homedir, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 
-import { createAdmin } from '../../kafka/index.ts'
+import { createAdmin, isSecurityError, kafkaFromEnvironment } from '../../kafka/index.ts'
+import type { KafkaConnection } from '../../kafka/index.ts'
 import { InfraUnavailable, type Progress } from './progress.ts'
 import { SECURE_PREFIX, grantWeirAcls, makeSecureMaterial, scramFormatArguments, secureBrokerProperties, writeClientProperties } from './secure.ts'
 
@@ -29,6 +30,8 @@ const CLUSTER_JVM_OPTIONS = ['-Xms256m', '-Xmx512m', '-XX:+UseG1GC']
 export interface KafkaBroker {
   readonly brokers: string[]
   readonly kind: 'external' | 'testcontainers' | 'local'
+  /** TLS and SASL for an external cluster (WEIR_KAFKA_CONFIG); local brokers' PLAINTEXT listener needs none. */
+  readonly connection?: KafkaConnection
   /** Folder with the Kafka jars (local brokers only): Kafka's perf tools run from it. */
   readonly libs?: string
   /** The nodes of a local cluster, to kill and restart (local brokers only). */
@@ -54,11 +57,11 @@ export function cacheDir(): string {
 
 export async function provideKafka(progress: Progress, options: LocalBrokerOptions = {}): Promise<KafkaBroker> {
   const configured = process.env.KAFKA_BOOTSTRAP_SERVERS?.trim()
-  if (configured) {
-    const brokers = configured.split(',').map((b) => b.trim()).filter(Boolean)
-    progress.step(`Kafka: using KAFKA_BOOTSTRAP_SERVERS=${brokers.join(',')}`)
-    await waitForBroker(brokers, 30_000, undefined)
-    return { brokers, kind: 'external', stop: async () => {} }
+  if (configured || process.env.WEIR_KAFKA_CONFIG?.trim()) {
+    const { brokers, connection } = kafkaFromEnvironment(process.env)
+    progress.step(`Kafka: using ${configured ? `KAFKA_BOOTSTRAP_SERVERS=${brokers.join(',')}` : `${brokers.join(',')} from WEIR_KAFKA_CONFIG`}${connection === undefined ? '' : ' with the security of WEIR_KAFKA_CONFIG'}`)
+    await waitForBroker(brokers, 30_000, undefined, connection)
+    return { brokers, kind: 'external', ...(connection === undefined ? {} : { connection }), stop: async () => {} }
   }
   // testcontainers gives one plain broker: a cluster or a secure listener is started from the jars.
   if ((options.nodes ?? 1) > 1 || options.secure === true) return startLocalBroker(progress, options)
@@ -363,13 +366,13 @@ export async function stopProcess(child: ChildProcess, graceMs: number): Promise
 }
 
 /** Ready means: the broker answers metadata and can create a topic (its controller is up). */
-export async function waitForBroker(brokers: string[], timeoutMs: number, processes: readonly ChildProcess[] | undefined): Promise<void> {
+export async function waitForBroker(brokers: string[], timeoutMs: number, processes: readonly ChildProcess[] | undefined, connection?: KafkaConnection): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
   while (Date.now() < deadline) {
     const exited = processes?.find((p) => p.exitCode !== null)
     if (exited !== undefined) throw new Error(`a broker process exited with code ${exited.exitCode}`)
-    const admin = createAdmin({ brokers, requestTimeoutMs: 5000 })
+    const admin = createAdmin({ brokers, requestTimeoutMs: 5000, connection })
     try {
       const probe = `__weir-ready-${process.pid}`
       await admin.createTopics([{ name: probe, partitions: 1 }])
@@ -377,6 +380,7 @@ export async function waitForBroker(brokers: string[], timeoutMs: number, proces
       return
     } catch (error) {
       lastError = error
+      if (isSecurityError(error)) throw error
     } finally {
       await admin.close().catch(() => {})
     }

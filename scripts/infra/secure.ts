@@ -90,7 +90,7 @@ export function weirAcls(prefix: string = SECURE_PREFIX): AclBinding[] {
   const topic = (principal: string, operation: AclBinding['operation']): AclBinding => ({ principal, resourceType: 'Topic', resourceName: prefix, pattern: 'prefixed', operation })
   return [
     // Worker: sources (Read), sinks (Write), internal topics it creates (changelogs, dead letters: Create).
-    ...(['Read', 'Write', 'Create', 'Describe', 'DescribeConfigs'] as const).map((op) => topic(worker, op)),
+    ...(['Read', 'Write', 'Create', 'Describe'] as const).map((op) => topic(worker, op)),
     // Its consumer group (the application id): join, fetch offsets, commit offsets in transactions.
     { principal: worker, resourceType: 'Group', resourceName: prefix, pattern: 'prefixed', operation: 'Read' },
     { principal: worker, resourceType: 'Group', resourceName: prefix, pattern: 'prefixed', operation: 'Describe' },

@@ -4,8 +4,17 @@ import { randomBytes } from 'node:crypto'
 import type { TestContext } from 'node:test'
 
 import { WeirError } from '../../core/errors.ts'
-import { createAdmin, createConsumer, createPartitionReader, createProducer } from '../../kafka/index.ts'
-import type { ConsumedRecord, Isolation, KafkaAdmin, OutgoingRecord, TopicSpec } from '../../kafka/index.ts'
+import { createAdmin, createConsumer, createPartitionReader, createProducer, kafkaFromEnvironment } from '../../kafka/index.ts'
+import type { ConsumedRecord, Isolation, KafkaAdmin, KafkaConnection, OutgoingRecord, TopicSpec } from '../../kafka/index.ts'
+
+/**
+ * Brokers and security of the cluster the tests run on: KAFKA_BOOTSTRAP_SERVERS, and WEIR_KAFKA_CONFIG (a client
+ * properties file) when the suite runs against a secured cluster.
+ */
+export function clientOptions(): { brokers: string[]; connection?: KafkaConnection } {
+  const { brokers: list, connection } = kafkaFromEnvironment({ ...process.env, KAFKA_BOOTSTRAP_SERVERS: brokers().join(',') })
+  return { brokers: list, ...(connection === undefined ? {} : { connection }) }
+}
 
 export function brokers(): string[] {
   const value = process.env.KAFKA_BOOTSTRAP_SERVERS
@@ -27,7 +36,7 @@ export function uniqueName(prefix: string): string {
 
 let sharedAdmin: KafkaAdmin | undefined
 export function admin(): KafkaAdmin {
-  sharedAdmin ??= createAdmin({ brokers: brokers(), clientId: `weir-test-admin-${process.pid}` })
+  sharedAdmin ??= createAdmin({ ...clientOptions(), clientId: `weir-test-admin-${process.pid}` })
   return sharedAdmin
 }
 
@@ -53,7 +62,7 @@ export async function createTopics(_t: TestContext, ...specs: Array<Omit<TopicSp
 }
 
 export async function produce(records: readonly OutgoingRecord[]): Promise<void> {
-  const producer = createProducer({ brokers: brokers(), clientId: uniqueName('test-producer') })
+  const producer = createProducer({ ...clientOptions(), clientId: uniqueName('test-producer') })
   try {
     await producer.send(records)
   } finally {
@@ -77,7 +86,7 @@ export interface ConsumeOptions {
 export async function consume(topic: string, options: ConsumeOptions): Promise<ConsumedRecord[]> {
   const { isolation = 'read_committed', timeoutMs = 20_000, count, until } = options
   if (count === undefined && until === undefined) throw new WeirError('WEIR_ERR_INVALID_OPTIONS', 'consume needs count or until')
-  const consumer = createConsumer({ brokers: brokers(), groupId: uniqueName('test-reader'), isolation, maxWaitMs: 100 })
+  const consumer = createConsumer({ ...clientOptions(), groupId: uniqueName('test-reader'), isolation, maxWaitMs: 100 })
   const received: ConsumedRecord[] = []
   let timedOut = false
   const stream = await consumer.subscribe({ topics: [topic], from: 'earliest' })
@@ -111,7 +120,7 @@ export function text(record: ConsumedRecord): string {
 
 /** Every committed record of every partition of `topic`, up to the end offsets at the time of the call. */
 export async function readAll(topic: string, timeoutMs = 120_000): Promise<ConsumedRecord[]> {
-  const reader = createPartitionReader({ brokers: brokers(), maxWaitMs: 100 })
+  const reader = createPartitionReader({ ...clientOptions(), maxWaitMs: 100 })
   try {
     const count = await admin().partitionCount(topic)
     const partitions = Array.from({ length: count }, (_, partition) => ({ topic, partition }))

@@ -113,3 +113,33 @@ test('KAFKA_BOOTSTRAP_SERVERS wins over the file, the file over the fallback; th
   assert.equal(both.connection?.sasl?.mechanism, 'PLAIN')
   assert.deepEqual(kafkaFromEnvironment({}).brokers, ['127.0.0.1:9092'])
 })
+
+test('weir worker and the gateway take --kafka-config / WEIR_KAFKA_CONFIG; its problems join the others', async () => {
+  const { parseWorkerConfig } = await import('../../worker/config.ts')
+  const { parseGatewayConfig } = await import('../../gateway/config.ts')
+  const worker = parseWorkerConfig(['topology.ts', '--kafka-config', fixture('confluent-cloud.properties'), '--replication-factor', '3', '--min-insync-replicas', '2'], {})
+  assert.deepEqual(worker.brokers, ['pkc-921jm.us-east-2.aws.confluent.cloud:9092'])
+  assert.equal(worker.connection?.sasl?.mechanism, 'PLAIN')
+  assert.equal(worker.sessionTimeoutMs, 45_000)
+  assert.deepEqual(worker.replication, { replicationFactor: 3, minInsyncReplicas: 2 })
+  const gateway = parseGatewayConfig(['--catalog', 'c.json', '--session-secret', 'x'.repeat(32), '--jwt-hs256-secret', 'y'.repeat(32)], {
+    WEIR_KAFKA_CONFIG: fixture('aiven.properties'),
+    KAFKA_BOOTSTRAP_SERVERS: 'override:9093',
+  })
+  assert.deepEqual(gateway.options.brokers, ['override:9093'])
+  assert.equal(gateway.options.connection?.compression, 'zstd')
+
+  const bad = fixture('bad.properties')
+  let caught: unknown
+  try {
+    parseWorkerConfig(['topology.ts', '--kafka-config', bad, '--error-policy', 'explode'], {})
+  } catch (error) {
+    caught = error
+  }
+  assert.ok(isWeirError(caught, 'WEIR_ERR_INVALID_OPTIONS'))
+  const violations = (caught.details.violations as string[]).join('\n')
+  assert.match(violations, /--error-policy must be/)
+  assert.match(violations, new RegExp(`--kafka-config ${bad}: unsupported keys: linger\\.ms, batch\\.size`))
+  assert.match(violations, /--kafka-config .*ssl\.keystore\.location, ssl\.keystore\.password: JKS/)
+  assert.ok(!violations.includes('keystore-secret'))
+})

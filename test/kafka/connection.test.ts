@@ -1,9 +1,12 @@
 // Connection settings: validation (every problem at once, no secret quoted) and the OAUTHBEARER token refresh.
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
-import { createAdmin, refreshingTokenProvider } from '../../kafka/index.ts'
+import { COMPRESSION_TYPES, createAdmin, createProducer, refreshingTokenProvider } from '../../kafka/index.ts'
+import { brokers, closeAdmin, createTopics, readAll } from '../helpers/kafka.ts'
+
+after(closeAdmin)
 
 test('bad connection settings are refused at construction, all at once, without quoting secrets', () => {
   let caught: unknown
@@ -43,4 +46,19 @@ test('the OAUTHBEARER token is asked for again once 80% of its lifetime passed, 
 test('a token provider that returns nothing usable fails the authentication with a clear message', async () => {
   const token = refreshingTokenProvider(() => ({ value: '', expiresAtMs: Number.NaN }))
   await assert.rejects(token(), /must return \{ value: string, expiresAtMs: number \}/)
+})
+
+test('every compression type writes batches the reader reads back', async (t) => {
+  const [topic] = await createTopics(t, { prefix: 'compression', partitions: 1 })
+  assert.ok(topic !== undefined)
+  for (const compression of COMPRESSION_TYPES) {
+    const producer = createProducer({ brokers: brokers(), clientId: `compression-${compression}`, connection: { compression } })
+    try {
+      await producer.send(Array.from({ length: 20 }, (_, i) => ({ topic, key: `k${i}`, value: `${compression}-${i}-${'x'.repeat(200)}` })))
+    } finally {
+      await producer.close()
+    }
+  }
+  const values = (await readAll(topic)).map((r) => r.value?.toString().split('-').slice(0, 2).join('-'))
+  assert.deepEqual(values, COMPRESSION_TYPES.flatMap((c) => Array.from({ length: 20 }, (_, i) => `${c}-${i}`)))
 })

@@ -2,6 +2,7 @@
 // scripts/infra/secure.ts): a worker and the gateway work end to end from the client properties files the
 // infrastructure writes, and every way a connection is refused is a coded error naming the cause, at once.
 import assert from 'node:assert/strict'
+import diagnostics from 'node:diagnostics_channel'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -178,7 +179,17 @@ test('a wrong password fails the worker at start with WEIR_ERR_KAFKA_AUTHENTICAT
   const wrong = `${sasl.password}-not-it`
   const { runtime, dispose } = await runtimeFor({ ...worker.connection, sasl: { ...sasl, password: wrong } }, worker.brokers ?? [], input as string, output as string)
   t.after(dispose)
+  // Connection attempts to the secure listener: one per broker at most (the client tries each bootstrap broker),
+  // not one per retry (@platformatic/kafka would retry a refused login 8 times).
+  const ports = new Set((worker.brokers ?? []).map((b) => Number(b.split(':')[1])))
+  let attempts = 0
+  const connects = diagnostics.tracingChannel('plt:kafka:connections:connects')
+  const none = () => {}
+  const counter = { start: (context: object) => void (ports.has((context as { port?: number }).port ?? -1) && attempts++), end: none, asyncStart: none, asyncEnd: none, error: none }
+  connects.subscribe(counter)
+  t.after(() => connects.unsubscribe(counter))
   const error = await bounded(runtime.start().then(() => assert.fail('started'), (e: unknown) => e))
+  assert.ok(attempts >= 1 && attempts <= ports.size, `${attempts} connection attempts to ${ports.size} broker(s)`)
   assert.ok(isWeirError(error, 'WEIR_ERR_KAFKA_AUTHENTICATION'), String(error))
   assert.match(error.message, /refused the SASL credentials.*SCRAM-SHA-512/)
   for (const rendering of [error.message, JSON.stringify(error), inspect(error, { depth: 8 })]) assert.ok(!rendering.includes(wrong))
@@ -223,6 +234,23 @@ test('a missing ACL is WEIR_ERR_KAFKA_AUTHORIZATION naming the resource and the 
   const error = await bounded(runtime.start().then(() => assert.fail('started'), (e: unknown) => e))
   assert.ok(isWeirError(error, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(error))
   assert.deepEqual({ type: error.details.resourceType, name: error.details.resourceName, operation: error.details.operation }, { type: 'Topic', name: foreign, operation: 'Describe' })
+
+  // A sink topic outside the prefix: the first commit is refused, and the runtime fails instead of retrying it.
+  const [input] = await secureTopics(1, 'acl-in')
+  const foreignOut = uniqueName('not-granted-out')
+  await admin.createTopics([{ name: foreignOut, partitions: 1 }])
+  topics.push(foreignOut)
+  const sink = await runtimeFor(worker.connection, worker.brokers ?? [], input as string, foreignOut)
+  t.after(sink.dispose)
+  await bounded(sink.runtime.start(), 90_000)
+  topics.push(changelogTopic(sink.runtime.applicationId, 'counts'), `${input}.dlq`, `${sink.runtime.applicationId}-timers.dlq`)
+  const producer0 = createProducer({ brokers: plain, clientId: 'security-test-acl-input' })
+  t.after(() => producer0.close())
+  await producer0.send([{ topic: input as string, key: 'k', value: 'v' }])
+  const failed = await bounded(sink.runtime.done.then(() => assert.fail('stopped cleanly'), (e: unknown) => e))
+  assert.ok(isWeirError(failed, 'WEIR_ERR_KAFKA_AUTHORIZATION'), String(failed))
+  assert.equal(failed.details.resourceName, foreignOut)
+  assert.equal(failed.details.operation, 'Write')
 
   // A transactional id outside the prefix: Write on TransactionalId.
   const producer = createProducer({ brokers: worker.brokers ?? [], connection: worker.connection, transactionalId: 'not-granted-tx' })

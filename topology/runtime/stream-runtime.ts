@@ -13,7 +13,7 @@ import { join } from 'node:path'
 
 import { channels, publish } from '../../core/diagnostics.ts'
 import { WeirError, invalidOptions, isWeirError } from '../../core/errors.ts'
-import { checkReplication, committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, validateReplication, withReplication } from '../../kafka/index.ts'
+import { checkReplication, committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, isSecurityError, validateReplication, withReplication } from '../../kafka/index.ts'
 import type { KafkaConnection, ReplicationSettings } from '../../kafka/index.ts'
 import type { ConsumedRecord, GroupMember, KafkaProducer, KafkaTransaction, OutgoingRecord, PartitionReader, TopicPartition, TopicPartitionOffset } from '../../kafka/index.ts'
 import { TIMER_STORE_SUFFIX } from '../define.ts'
@@ -466,6 +466,8 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
     for (const live of [...tasks.values()]) {
       if (live.failure === undefined) continue
       const { error } = live.failure
+      // A refused login, an untrusted certificate or a missing ACL does not heal by retrying: the runtime fails.
+      if (isSecurityError(error)) throw error
       publish(channels.runtimeError, { applicationId, error, fatal: false })
       live.task.rollback()
       await closeTask(live.task.partition, true)
