@@ -155,6 +155,31 @@ describe('producers through a broker SIGKILL on a 3-node cluster', { timeout: 60
     assertExactlyOnce(await readAll(topic, 3), expected)
   })
 
+  test('an idempotent producer waits out an outage longer than its client would retry alone (two of three brokers down for 20 s)', async () => {
+    const topic = await newTopic('bf-outage', 1)
+    const leader = (await view.leaders(topic))[0] as number
+    const down = [node(leader), node(leader === 1 ? 2 : 1)]
+    const producer = createProducer({ brokers: cluster.brokers, clientId: uniqueName('bf-outage-producer') })
+    try {
+      await producer.send(batchOf(topic, 0, 10))
+      for (const n of down) await n.kill('SIGKILL')
+      // Neither a leader nor min.insync.replicas (nor a controller quorum) for 20 s: @platformatic/kafka's own
+      // 8 retries are spent in about 6 s; the send must keep trying for the delivery timeout.
+      const sending = producer.send(batchOf(topic, 1, 10))
+      const outcome = sending.then(
+        () => 'sent',
+        (error: unknown) => error,
+      )
+      await new Promise((r) => setTimeout(r, 20_000))
+      await (down[1] as LocalNode).restart()
+      assert.equal(await outcome, 'sent')
+    } finally {
+      await producer.close()
+    }
+    await restartAndResync(down, topic)
+    assertExactlyOnce(await readAll(topic, 1), [0, 1].flatMap((round) => batchOf(topic, round, 10).map((r) => r.value as string)))
+  })
+
   test('a transactional producer rides through the death of the partition leader: each transaction committed once', async (t) => {
     const topic = await newTopic('bf-tx-leader', 1)
     const killed = node((await view.leaders(topic))[0] as number)
