@@ -26,7 +26,8 @@ export interface KafkaProducerOptions extends KafkaClientOptions {
    * How long a send keeps retrying retriable errors (a leader election, not enough in-sync replicas, a request
    * timeout, a lost connection) before it fails, ms (default 120,000, the Java client's delivery.timeout.ms).
    * A transactional producer retries the steps of an open transaction (AddPartitionsToTxn, TxnOffsetCommit,
-   * EndTxn, its sends) within transactionTimeoutMs instead: past it the broker has aborted the transaction.
+   * EndTxn, its sends) only until a second before transactionTimeoutMs has passed since its first step: past it
+   * the broker has aborted the transaction.
    */
   deliveryTimeoutMs?: number
   /** First wait between retries, ms (default 100, Java's retry.backoff.ms); doubled per retry. */
@@ -39,6 +40,8 @@ const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000
 const DEFAULT_DELIVERY_TIMEOUT_MS = 120_000
 const DEFAULT_RETRY_BACKOFF_MS = 100
 const DEFAULT_RETRY_BACKOFF_MAX_MS = 1000
+/** How long before the transaction timeout the retries of a transaction's steps stop, ms. */
+const TRANSACTION_MARGIN_MS = 1000
 /** Steps that start a transactional producer (not part of an open transaction): retried for the delivery timeout. */
 const PRODUCER_START = new Set(['initProducerId', 'findCoordinator', 'listApis', 'metadata'])
 
@@ -98,7 +101,14 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS
   const transactionTimeoutMs = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS
   const policy: RetryPolicy = {
-    budgetMs: (operationId) => (transactionalId === undefined || PRODUCER_START.has(operationId) ? deliveryTimeoutMs : transactionTimeoutMs),
+    budgetMs: (operationId) => {
+      if (transactionalId === undefined || PRODUCER_START.has(operationId)) return deliveryTimeoutMs
+      // A step of an open transaction retries only while the transaction can still commit: past its timeout the
+      // broker aborts it and bumps the epoch, and the next request would read as fenced by a newer instance
+      // (the task would then wait for a rebalance that never comes). A second early, the step fails as itself.
+      if (openSince === undefined) return transactionTimeoutMs
+      return Math.max(0, openSince + transactionTimeoutMs - TRANSACTION_MARGIN_MS - performance.now())
+    },
     backoffMs: options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
     backoffMaxMs: Math.max(options.retryBackoffMaxMs ?? DEFAULT_RETRY_BACKOFF_MAX_MS, options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS),
   }
@@ -114,6 +124,8 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
   useClientAddPartitionsToTxn(producer)
   let closed = false
   let open: KafkaTransaction | undefined
+  /** performance.now() when the open transaction's first step started (about when the broker's clock starts). */
+  let openSince: number | undefined
 
   const guard = () => {
     if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'KafkaProducer is closed')
@@ -164,8 +176,13 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         throw wrapKafkaError(error, 'beginTransaction', { operation: 'Write', transactionalId })
       }
       publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
+      openSince = undefined
       const transaction = createTransaction(producer, tx, transactionalId, started, () => {
         open = undefined
+        openSince = undefined
+      }, () => {
+        // The broker starts the transaction's clock at its first partition or offsets (AddPartitionsToTxn).
+        openSince ??= performance.now()
       })
       open = transaction
       return transaction
@@ -188,6 +205,7 @@ function createTransaction(
   transactionalId: string,
   started: number,
   onEnd: () => void,
+  onFirstStep: () => void,
 ): KafkaTransaction {
   let queue: Promise<unknown> = Promise.resolve()
   let ended = false
@@ -200,6 +218,7 @@ function createTransaction(
     const run = queue.then(
       () => {
         if (ended) throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `${what}: transaction of ${transactionalId} already ended`)
+        onFirstStep()
         return step()
       },
       () => {
