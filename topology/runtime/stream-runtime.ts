@@ -472,7 +472,20 @@ export function createStreamRuntime(options: StreamRuntimeOptions): StreamRuntim
       live.task.rollback()
       await closeTask(live.task.partition, true)
       if (!isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) pendingAssignment = member?.assignments() ?? []
+      else recheckFenced(live.task.partition)
     }
+  }
+
+  // Fenced is also what a transaction the broker aborted past its timeout reads as (the epoch was bumped), and then no
+  // rebalance comes: a partition still assigned to this member two heartbeats later is opened again.
+  function recheckFenced(partition: number): void {
+    const heartbeatMs = options.heartbeatIntervalMs ?? Math.max(100, Math.floor((options.sessionTimeoutMs ?? 10_000) / 5))
+    const timer = setTimeout(() => {
+      if (stopRequested || tasks.has(partition) || pendingAssignment !== undefined) return
+      const assigned = member?.assignments() ?? []
+      if (assigned.some((p) => p.partition === partition)) pendingAssignment = assigned
+    }, 2 * heartbeatMs)
+    timer.unref()
   }
 
   // Fetched records wait in one queue per (task, source topic), like Kafka Streams' record queues. The loop
