@@ -208,16 +208,47 @@ export function isSecurityError(error: unknown): boolean {
 type RetryingClient = Record<symbol, (...args: unknown[]) => unknown>
 
 /**
+ * How long a client keeps retrying one operation, by the client's own operation id ('produce', 'endTransaction',
+ * 'findCoordinator', 'commit' ...), and how long it waits between attempts. Without one, a client makes
+ * `retries` attempts (baseClientOptions).
+ */
+export interface RetryPolicy {
+  /** The budget of one operation, ms: attempts stop once it is spent (the last one may take a request timeout more). */
+  budgetMs(operationId: string): number
+  /** First wait between attempts, ms (Java's retry.backoff.ms); doubled per attempt up to backoffMaxMs. */
+  readonly backoffMs: number
+  /** Longest wait between attempts, ms (Java's retry.backoff.max.ms). */
+  readonly backoffMaxMs: number
+}
+
+/**
  * @platformatic/kafka wraps a refused login or an untrusted certificate in a retriable network error, so each
  * call would try again for all its retries. Every client weir creates stops retrying those at once.
+ * With a policy, retriable errors are retried until the operation's budget is spent instead of a fixed number
+ * of times (a leader election after a broker dies takes longer than the client's 8 retries), and a produce that
+ * meets stale metadata (NOT_LEADER_OR_FOLLOWER ...) is retried in the same loop with fresh metadata (the client
+ * alone repeats it once and then gives up).
  */
-export function stopRetryingFatalErrors<T extends object>(client: T): T {
+export function stopRetryingFatalErrors<T extends object>(client: T, policy?: RetryPolicy): T {
   const target = client as unknown as RetryingClient
   const original = target[kPerformWithRetry] as (...args: unknown[]) => unknown
   target[kPerformWithRetry] = function (this: unknown, operationId: unknown, operation: unknown, callback: unknown, attempt?: unknown, errors?: unknown, shouldSkipRetry?: unknown, retryLimit?: unknown) {
     const skip = shouldSkipRetry as ((error: unknown) => boolean) | undefined
-    const guarded = (skip as { fatalGuard?: true } | undefined)?.fatalGuard === true ? skip : Object.assign((error: unknown) => connectionFailure(error) !== undefined || skip?.(error) === true, { fatalGuard: true as const })
-    return original.call(this, operationId, operation, callback, attempt, errors, guarded, retryLimit)
+    if ((skip as { fatalGuard?: true } | undefined)?.fatalGuard === true) return original.call(this, operationId, operation, callback, attempt, errors, skip, retryLimit)
+    // An explicit limit (the client's metadata lookups inside produce pass 0) is the caller's to keep.
+    const deadline = policy === undefined || retryLimit !== undefined ? undefined : Date.now() + policy.budgetMs(String(operationId))
+    const guarded = Object.assign(
+      (error: unknown) => {
+        if (connectionFailure(error) !== undefined) return true
+        if (deadline !== undefined) {
+          if (Date.now() >= deadline) return true
+          if (operationId === 'produce') return false
+        }
+        return skip?.(error) === true
+      },
+      { fatalGuard: true as const },
+    )
+    return original.call(this, operationId, operation, callback, attempt, errors, guarded, deadline === undefined ? retryLimit : Number.POSITIVE_INFINITY)
   }
   return client
 }
@@ -250,12 +281,27 @@ export function retryDelayMs(_client: unknown, _operation: string, attempt: numb
   return Math.min(100 * 2 ** (attempt - 1), 2000) + Math.floor(Math.random() * 50)
 }
 
-export function baseClientOptions(options: KafkaClientOptions, fallbackClientId: string) {
+/**
+ * Waits of a client with a RetryPolicy: the quick steps above, else exponential from backoffMs to backoffMaxMs
+ * with 20 % jitter (as the Java client). Before the next attempt the cached metadata is dropped when the error
+ * says it is stale or the connection failed, so the attempt asks the cluster where the leader or coordinator is now.
+ */
+export function policyRetryDelay(policy: RetryPolicy) {
+  return (client: unknown, _operation: string, attempt: number, _retries: number, error: Error): number => {
+    const stale = errorChain(error).some((e) => (e as { hasStaleMetadata?: unknown }).hasStaleMetadata === true || (e as { code?: unknown }).code === 'PLT_KFK_NETWORK')
+    if (stale) (client as { clearMetadata?: () => void }).clearMetadata?.()
+    if (findProtocolIds(error).some((id) => QUICK_RETRY.has(id))) return 2 ** Math.min(attempt, 10)
+    const base = Math.min(policy.backoffMs * 2 ** Math.min(attempt - 1, 30), policy.backoffMaxMs)
+    return Math.max(1, Math.round(base * (0.8 + Math.random() * 0.4)))
+  }
+}
+
+export function baseClientOptions(options: KafkaClientOptions, fallbackClientId: string, policy?: RetryPolicy) {
   return {
     clientId: options.clientId ?? fallbackClientId,
     bootstrapBrokers: [...options.brokers],
     retries: 8,
-    retryDelay: retryDelayMs,
+    retryDelay: policy === undefined ? retryDelayMs : policyRetryDelay(policy),
     ...(options.requestTimeoutMs === undefined ? {} : { timeout: options.requestTimeoutMs }),
     ...platformaticConnection(options.connection),
   }

@@ -78,6 +78,9 @@ export function registerGroupInternals(owner: object, value: GroupInternals): vo
   internals.set(owner, value)
 }
 
+/** How long join() keeps trying while the group coordinator is unavailable, ms. */
+const JOIN_TIMEOUT_MS = 60_000
+
 export function createGroupMember(options: GroupMemberOptions): GroupMember {
   const violations: string[] = []
   if (typeof options.groupId !== 'string' || options.groupId.length === 0) violations.push('groupId must be a non-empty string')
@@ -152,12 +155,20 @@ export function createGroupMember(options: GroupMemberOptions): GroupMember {
     async join() {
       if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'GroupMember is closed')
       client.topics.trackAll(...options.topics)
-      try {
-        await client.joinGroup({})
-      } catch (error) {
-        throw wrapKafkaError(error, `joinGroup(${options.groupId})`, { operation: 'Read', group: options.groupId, topics: options.topics })
+      // A coordinator that is loading or moving (a cluster just started, a broker restarted) fails the client's own
+      // retries within seconds: the join tries again for JOIN_TIMEOUT_MS, unless the error is one no retry fixes.
+      const deadline = Date.now() + JOIN_TIMEOUT_MS
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.joinGroup({})
+          return assignments()
+        } catch (error) {
+          const wrapped = wrapKafkaError(error, `joinGroup(${options.groupId})`, { operation: 'Read', group: options.groupId, topics: options.topics })
+          if (closed || wrapped.code !== 'WEIR_ERR_KAFKA' || Date.now() >= deadline) throw wrapped
+          publish(channels.kafkaClientError, { client: 'consumer', clientId: options.clientId ?? options.groupId, error: wrapped })
+          await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)))
+        }
       }
-      return assignments()
     },
     assignments,
     generation: current,

@@ -1,5 +1,6 @@
 // The only module of weir that imports @platformatic/kafka (enforced by the lint rule in eslint.config.js).
 export { createAdmin } from './admin.ts'
+export { createClusterView } from './cluster.ts'
 export { committedOffsets, createConsumer } from './consumer.ts'
 export { createGroupMember } from './group.ts'
 export { createPartitionReader } from './reader.ts'
@@ -11,6 +12,7 @@ export { COMPRESSION_TYPES, SASL_MECHANISMS, describeConnection, refreshingToken
 export { checkReplication, validateReplication, withReplication } from './replication.ts'
 export { SUPPORTED_PROPERTIES, clientPropertiesFrom, kafkaFromEnvironment, loadClientProperties, parsePropertiesText, readKafkaConfig } from './client-properties.ts'
 export type { KafkaAdmin } from './admin.ts'
+export type { ClusterView } from './cluster.ts'
 export type { CompressionType, KafkaConnection, KafkaSasl, KafkaTls, OAuthBearerToken, SaslMechanism } from './connection.ts'
 export type { ClientProperties, KafkaEnvironment } from './client-properties.ts'
 export type { ReplicationSettings } from './replication.ts'

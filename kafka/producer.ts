@@ -1,4 +1,4 @@
-import { Producer, ProduceAcks, addPartitionsToTxnV3, compatibilityPartitioner, kGetApi, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
+import { FindCoordinatorKeyTypes, Producer, ProduceAcks, addPartitionsToTxnV3, compatibilityPartitioner, kGetApi, kGetBootstrapConnection, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
 import type { MessageToProduce, PartitionerContext } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
@@ -8,6 +8,7 @@ import { groupInternals } from './group.ts'
 import type { GroupGeneration, GroupMember } from './group.ts'
 import { chunkRecords } from './chunks.ts'
 import { baseClientOptions, stopRetryingFatalErrors, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
+import type { RetryPolicy } from './convert.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
 export interface KafkaProducerOptions extends KafkaClientOptions {
@@ -21,9 +22,28 @@ export interface KafkaProducerOptions extends KafkaClientOptions {
    * its request timeout (5 s by default) instead, and a commit that carries a backlog can take longer.
    */
   transactionTimeoutMs?: number
+  /**
+   * How long a send keeps retrying retriable errors (a leader election, not enough in-sync replicas, a request
+   * timeout, a lost connection) before it fails, ms (default 120,000, the Java client's delivery.timeout.ms).
+   * A transactional producer retries the steps of an open transaction (AddPartitionsToTxn, TxnOffsetCommit,
+   * EndTxn, its sends) only until a second before transactionTimeoutMs has passed since its first step: past it
+   * the broker has aborted the transaction.
+   */
+  deliveryTimeoutMs?: number
+  /** First wait between retries, ms (default 100, Java's retry.backoff.ms); doubled per retry. */
+  retryBackoffMs?: number
+  /** Longest wait between retries, ms (default 1,000, Java's retry.backoff.max.ms). */
+  retryBackoffMaxMs?: number
 }
 
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000
+const DEFAULT_DELIVERY_TIMEOUT_MS = 120_000
+const DEFAULT_RETRY_BACKOFF_MS = 100
+const DEFAULT_RETRY_BACKOFF_MAX_MS = 1000
+/** How long before the transaction timeout the retries of a transaction's steps stop, ms. */
+const TRANSACTION_MARGIN_MS = 1000
+/** Steps that start a transactional producer (not part of an open transaction): retried for the delivery timeout. */
+const PRODUCER_START = new Set(['initProducerId', 'findCoordinator', 'listApis', 'metadata'])
 
 export interface KafkaProducer {
   readonly transactionalId: string | undefined
@@ -67,22 +87,45 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
     if (options.transactionalId === undefined) violations.push('transactionTimeoutMs needs a transactionalId')
     if (!(Number.isInteger(options.transactionTimeoutMs) && options.transactionTimeoutMs > 0)) violations.push('transactionTimeoutMs must be a positive integer')
   }
+  for (const key of ['deliveryTimeoutMs', 'retryBackoffMs', 'retryBackoffMaxMs'] as const) {
+    const value = options[key]
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) violations.push(`${key} must be a positive integer`)
+  }
+  if (options.retryBackoffMs !== undefined && options.retryBackoffMaxMs !== undefined && options.retryBackoffMs > options.retryBackoffMaxMs) {
+    violations.push('retryBackoffMs must not exceed retryBackoffMaxMs')
+  }
   validateClientOptions('KafkaProducer', options, violations)
 
   const transactionalId = options.transactionalId
   const idempotent = transactionalId !== undefined || options.idempotent !== false
+  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS
+  const transactionTimeoutMs = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS
+  const policy: RetryPolicy = {
+    budgetMs: (operationId) => {
+      if (transactionalId === undefined || PRODUCER_START.has(operationId)) return deliveryTimeoutMs
+      // A step of an open transaction retries only while the transaction can still commit: past its timeout the
+      // broker aborts it and bumps the epoch, and the next request would read as fenced by a newer instance
+      // (the task would then wait for a rebalance that never comes). A second early, the step fails as itself.
+      if (openSince === undefined) return transactionTimeoutMs
+      return Math.max(0, openSince + transactionTimeoutMs - TRANSACTION_MARGIN_MS - performance.now())
+    },
+    backoffMs: options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
+    backoffMaxMs: Math.max(options.retryBackoffMaxMs ?? DEFAULT_RETRY_BACKOFF_MAX_MS, options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS),
+  }
   const producer = stopRetryingFatalErrors(new Producer<Buffer, Buffer, Buffer, Buffer>({
-    ...baseClientOptions(options, transactionalId ?? 'weir-producer'),
+    ...baseClientOptions(options, transactionalId ?? 'weir-producer', policy),
     idempotent,
     acks: ProduceAcks.ALL,
     ...(transactionalId === undefined ? {} : { transactionalId }),
     autocreateTopics: false,
     partitioner: javaCompatiblePartitioner(),
     ...(options.connection?.compression === undefined || options.connection.compression === 'none' ? {} : { compression: options.connection.compression }),
-  }))
+  }), policy)
   useClientAddPartitionsToTxn(producer)
   let closed = false
   let open: KafkaTransaction | undefined
+  /** performance.now() when the open transaction's first step started (about when the broker's clock starts). */
+  let openSince: number | undefined
 
   const guard = () => {
     if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'KafkaProducer is closed')
@@ -123,7 +166,7 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         // timeout option: that option holds the transaction timeout while the begin runs.
         const clientOptions = (producer as unknown as Record<symbol, { timeout?: number }>)[kOptions] as { timeout?: number }
         const requestTimeout = clientOptions.timeout
-        clientOptions.timeout = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS
+        clientOptions.timeout = transactionTimeoutMs
         try {
           tx = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })
         } finally {
@@ -133,8 +176,13 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
         throw wrapKafkaError(error, 'beginTransaction', { operation: 'Write', transactionalId })
       }
       publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
+      openSince = undefined
       const transaction = createTransaction(producer, tx, transactionalId, started, () => {
         open = undefined
+        openSince = undefined
+      }, () => {
+        // The broker starts the transaction's clock at its first partition or offsets (AddPartitionsToTxn).
+        openSince ??= performance.now()
       })
       open = transaction
       return transaction
@@ -157,6 +205,7 @@ function createTransaction(
   transactionalId: string,
   started: number,
   onEnd: () => void,
+  onFirstStep: () => void,
 ): KafkaTransaction {
   let queue: Promise<unknown> = Promise.resolve()
   let ended = false
@@ -169,6 +218,7 @@ function createTransaction(
     const run = queue.then(
       () => {
         if (ended) throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `${what}: transaction of ${transactionalId} already ended`)
+        onFirstStep()
         return step()
       },
       () => {
@@ -240,7 +290,7 @@ function createTransaction(
           // One TxnOffsetCommit for every position (the client's addOffset sends one request per offset, in
           // sequence: three round trips per commit for a task reading three topics). The group's generation
           // and member id go with it, which lets the broker fence a member that lost its partitions (KIP-447).
-          await commitOffsetsInTransaction(producer, transactionalId, group.current(), toCommit)
+          await commitOffsetsInTransaction(producer, transactionalId, group.current, toCommit)
           offsets += toCommit.length
         } catch (error) {
           throw wrapKafkaError(error, `sendOffsets in transaction of ${transactionalId}`, { operation: 'Read', group: groupId, transactionalId })
@@ -272,8 +322,9 @@ function useClientAddPartitionsToTxn(producer: Producer<Buffer, Buffer, Buffer, 
 interface ProducerInternals {
   producerId: bigint | undefined
   producerEpoch: number | undefined
-  [kPerformWithRetry](operationId: string, operation: (callback: Callback<unknown>) => void, callback: Callback<unknown>): void
-  [kMetadata](options: { topics: string[] }, callback: Callback<ClusterMetadata>): void
+  [kPerformWithRetry](operationId: string, operation: (callback: Callback<unknown>, attempt?: number) => void, callback: Callback<unknown>): void
+  [kMetadata](options: { topics: string[]; forceUpdate?: boolean }, callback: Callback<ClusterMetadata>): void
+  [kGetBootstrapConnection](callback: Callback<unknown>, attempt?: number): void
   [kGetConnection](broker: unknown, callback: Callback<unknown>): void
   [kGetApi](name: string, callback: Callback<(...args: unknown[]) => void>): void
 }
@@ -283,11 +334,15 @@ interface ClusterMetadata {
   topics: Map<string, { partitions: Array<{ leaderEpoch: number }> }>
 }
 
-/** Commits consumer offsets within the producer's open transaction, every position in one TxnOffsetCommit request. */
+/**
+ * Commits consumer offsets within the producer's open transaction, every position in one TxnOffsetCommit request.
+ * The first attempt goes to the coordinator the group member knows; a retry (the coordinator moved or its broker
+ * died) asks the cluster again with FindCoordinator, as the Java client does.
+ */
 function commitOffsetsInTransaction(
   client: Producer<Buffer, Buffer, Buffer, Buffer>,
   transactionalId: string,
-  generation: GroupGeneration,
+  generationOf: () => GroupGeneration,
   positions: readonly TopicPartitionOffset[],
 ): Promise<void> {
   const internals = client as unknown as ProducerInternals
@@ -297,29 +352,49 @@ function commitOffsetsInTransaction(
     if (list === undefined) byTopic.set(p.topic, [p])
     else list.push(p)
   }
-  return new Promise<void>((resolve, reject) => {
-    const attempt = (done: Callback<unknown>) => {
-      internals[kMetadata]({ topics: [...byTopic.keys()] }, (error, metadata) => {
-        if (error || metadata === undefined) return done(error ?? new Error('no metadata'))
-        const coordinator = generation.coordinatorId === null ? undefined : metadata.brokers.get(generation.coordinatorId)
-        if (coordinator === undefined) return done(new Error(`group coordinator ${generation.coordinatorId} of ${generation.groupId} is unknown`))
-        internals[kGetConnection](coordinator, (error, connection) => {
-          if (error) return done(error)
-          internals[kGetApi]('TxnOffsetCommit', (error, api) => {
-            if (error || api === undefined) return done(error ?? new Error('no TxnOffsetCommit API'))
-            const topics = [...byTopic].map(([name, list]) => ({
-              name,
-              partitions: list.map((p) => ({
-                partitionIndex: p.partition,
-                // The position is the next offset to read: what a group commits.
-                committedOffset: p.offset,
-                committedLeaderEpoch: metadata.topics.get(name)?.partitions[p.partition]?.leaderEpoch ?? -1,
-              })),
-            }))
-            api(connection, transactionalId, generation.groupId, internals.producerId, internals.producerEpoch, generation.generationId, generation.memberId, null, topics, (error: Error | null) => done(error))
-          })
+  const findCoordinator = (groupId: string, done: Callback<number>) => {
+    internals[kGetBootstrapConnection]((error, connection) => {
+      if (error) return done(error)
+      internals[kGetApi]('FindCoordinator', (error, api) => {
+        if (error || api === undefined) return done(error ?? new Error('no FindCoordinator API'))
+        api(connection, FindCoordinatorKeyTypes.GROUP, [groupId], (error: Error | null, response?: { coordinators: Array<{ key: string; nodeId: number }> }) => {
+          if (error || response === undefined) return done(error ?? new Error('no FindCoordinator response'))
+          const found = response.coordinators.find((c) => c.key === groupId) ?? response.coordinators[0]
+          if (found === undefined) return done(new Error(`no coordinator for group ${groupId}`))
+          done(null, found.nodeId)
         })
       })
+    })
+  }
+  return new Promise<void>((resolve, reject) => {
+    const attempt = (done: Callback<unknown>, attemptNumber = 0) => {
+      const generation = generationOf()
+      const withCoordinator = (coordinatorId: number | null) => {
+        // Fresh metadata after a failure: the coordinator's broker may be new to the cached list.
+        internals[kMetadata]({ topics: [...byTopic.keys()], ...(attemptNumber > 0 ? { forceUpdate: true } : {}) }, (error, metadata) => {
+          if (error || metadata === undefined) return done(error ?? new Error('no metadata'))
+          const coordinator = coordinatorId === null ? undefined : metadata.brokers.get(coordinatorId)
+          if (coordinator === undefined) return done(new Error(`group coordinator ${coordinatorId} of ${generation.groupId} is unknown`))
+          internals[kGetConnection](coordinator, (error, connection) => {
+            if (error) return done(error)
+            internals[kGetApi]('TxnOffsetCommit', (error, api) => {
+              if (error || api === undefined) return done(error ?? new Error('no TxnOffsetCommit API'))
+              const topics = [...byTopic].map(([name, list]) => ({
+                name,
+                partitions: list.map((p) => ({
+                  partitionIndex: p.partition,
+                  // The position is the next offset to read: what a group commits.
+                  committedOffset: p.offset,
+                  committedLeaderEpoch: metadata.topics.get(name)?.partitions[p.partition]?.leaderEpoch ?? -1,
+                })),
+              }))
+              api(connection, transactionalId, generation.groupId, internals.producerId, internals.producerEpoch, generation.generationId, generation.memberId, null, topics, (error: Error | null) => done(error))
+            })
+          })
+        })
+      }
+      if (attemptNumber === 0 && generation.coordinatorId !== null) return withCoordinator(generation.coordinatorId)
+      findCoordinator(generation.groupId, (error, nodeId) => (error ? done(error) : withCoordinator(nodeId ?? null)))
     }
     internals[kPerformWithRetry]('commit', attempt, (error) => (error ? reject(error) : resolve()))
   })

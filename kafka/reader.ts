@@ -14,6 +14,7 @@ import { Consumer } from '@platformatic/kafka'
 
 import { WeirError } from '../core/errors.ts'
 import { baseClientOptions, stopRetryingFatalErrors, validateClientOptions, wrapKafkaError } from './convert.ts'
+import type { RetryPolicy } from './convert.ts'
 import type { ConsumedRecord, Isolation, KafkaClientOptions, TopicPartition, TopicPartitionOffset } from './types.ts'
 
 const IS_TRANSACTIONAL = 1 << 4
@@ -83,19 +84,29 @@ interface Refetch {
   committedView: RawPartition
 }
 
+/**
+ * A fetch from one leader gives up after about a second (its partitions are left out of that round while the
+ * others are read: a dead leader does not stall partitions led by live brokers); metadata and offset lookups
+ * retry for 30 s, through a leader election.
+ */
+const READER_RETRIES: RetryPolicy = { budgetMs: (operationId) => (operationId === 'fetch' ? 1000 : 30_000), backoffMs: 100, backoffMaxMs: 1000 }
+
+/** Partition errors that mean the cached leader is no longer the leader: the next round asks the cluster again. */
+const STALE_LEADER = new Set([3, 5, 6, 9, 56, 74, 75])
+
 export function createPartitionReader(options: PartitionReaderOptions): PartitionReader {
   validateClientOptions('PartitionReader', options)
   const isolation = options.isolation ?? 'read_committed'
   const maxBytesPerPartition = options.maxBytesPerPartition ?? 1024 * 1024
   // A group id is required by the client; this consumer never joins it.
   const client = stopRetryingFatalErrors(new Consumer<Buffer, Buffer, Buffer, Buffer>({
-    ...baseClientOptions(options, 'weir-reader'),
+    ...baseClientOptions(options, 'weir-reader', READER_RETRIES),
     groupId: `weir-reader-unused-${process.pid}`,
     autocommit: false,
     isolationLevel: isolation === 'read_committed' ? 1 : 0,
     maxWaitTime: options.maxWaitMs ?? 500,
     minBytes: 1,
-  }))
+  }), READER_RETRIES)
   let closed = false
   const guard = () => {
     if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'PartitionReader is closed')
@@ -164,11 +175,17 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
       // One request per leader.
       const byNode = new Map<number, Map<string, { topicId: string; partitions: Array<{ partition: number; fetchOffset: bigint }> }>>()
       const names = new Map<string, string>()
+      let leaderless = 0
       for (const position of positions) {
         const topic = metadata.topics.get(position.topic)
         const leader = topic?.partitions[position.partition]?.leader
         if (topic === undefined || leader === undefined) {
           throw new WeirError('WEIR_ERR_KAFKA', `no leader known for ${position.topic}[${position.partition}]`)
+        }
+        if (leader < 0) {
+          // Between leaders (an election): left out of this round, asked for again with fresh metadata.
+          leaderless++
+          continue
         }
         names.set(topic.id, position.topic)
         const requests = byNode.get(leader) ?? new Map()
@@ -177,6 +194,11 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
         entry.partitions.push({ partition: position.partition, fetchOffset: position.offset })
         requests.set(topic.id, entry)
       }
+      if (byNode.size === 0) {
+        client.clearMetadata()
+        throw new WeirError('WEIR_ERR_KAFKA', `no leader for ${positions.map((p) => `${p.topic}[${p.partition}]`).join(', ')} (an election is under way)`, { details: { retriable: true } })
+      }
+      let stale = leaderless > 0
       const rounds = [...byNode].map(async ([node, requests]) => {
         const topicsRequest = [...requests.values()].map((t) => ({
           topicId: t.topicId,
@@ -198,7 +220,10 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
         } catch (error) {
           // Partition-level errors come back as a rejected fetch that still carries the response.
           response = (error as { response?: typeof response }).response
-          if (response === undefined) throw wrapKafkaError(error, 'fetch', { operation: 'Read', topics })
+          if (response === undefined) {
+            stale = true
+            throw wrapKafkaError(error, 'fetch', { operation: 'Read', topics })
+          }
         }
         const batches: PartitionBatch[] = []
         const refetch: Refetch[] = []
@@ -219,6 +244,7 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
               })
               continue
             }
+            if (STALE_LEADER.has(partition.errorCode)) stale = true
             if (partition.errorCode !== 0) continue
             if (isolation === 'read_committed' && (partition.abortedTransactions?.length ?? 0) > 0 && (partition.records?.length ?? 0) > 0) {
               refetch.push({ topic, topicId: topicResponse.topicId, fetchOffset: requested.fetchOffset, committedView: partition })
@@ -230,7 +256,15 @@ export function createPartitionReader(options: PartitionReaderOptions): Partitio
         if (refetch.length > 0) batches.push(...(await fetchUncommitted(node, refetch)))
         return batches
       })
-      return (await Promise.all(rounds)).flat()
+      const settled = await Promise.allSettled(rounds)
+      // A leader moved or died: the next round looks the leaders up again.
+      if (stale) client.clearMetadata()
+      const failed = settled.filter((r) => r.status === 'rejected')
+      // A leader that cannot be reached leaves its partitions out of this round, as the Java consumer does; when no
+      // leader answered at all (or the failure is not one a retry can fix), the fetch fails.
+      const fatal = failed.find((r) => (r.reason as { details?: { retriable?: unknown } }).details?.retriable === false)
+      if (fatal !== undefined || (failed.length > 0 && failed.length === settled.length)) throw (fatal ?? failed[0] as PromiseRejectedResult).reason
+      return settled.flatMap((r) => (r.status === 'fulfilled' ? r.value : []))
     },
 
     async offsets(partitions, which) {

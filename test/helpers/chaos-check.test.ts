@@ -114,7 +114,21 @@ function cleanRun(): Run {
     service,
     requests,
     envelopes: ['envelope-0', 'envelope-1'],
-    facts: { kills: 2, killsRequested: 2, restarts: 2, unplannedExits: 0, workers: 2, commandServiceWorkers: 1, partitions: 2, seconds: 1 },
+    facts: {
+      kills: 2,
+      killsRequested: 2,
+      restarts: 2,
+      unplannedExits: 0,
+      workers: 2,
+      commandServiceWorkers: 1,
+      partitions: 2,
+      seconds: 1,
+      brokers: 3,
+      brokerKillsRequested: 2,
+      brokerKills: 2,
+      brokerKillTargets: ['source-leader:1', 'transaction-coordinator:2'],
+      brokerRecoverySeconds: [12.5, 30],
+    },
   }
 }
 
@@ -273,6 +287,37 @@ test('the run itself: the kills asked for were done, and at least one', () => {
     run.facts.kills = 0
     run.facts.killsRequested = 0
   }, ['kills'])
+})
+
+test('the run itself: the broker kills asked for were done, each followed by every task committing within 30 s', () => {
+  assertFails((run) => {
+    run.facts.brokerKills = 1
+    run.facts.brokerKillTargets = ['source-leader:1']
+    run.facts.brokerRecoverySeconds = [3]
+  }, ['brokerKills'])
+  // A rolling restart may do more kills than asked for.
+  assertFails((run) => {
+    run.facts.brokerKills = 4
+    run.facts.brokerKillTargets = ['source-leader:1', 'rolling:1', 'rolling:2', 'rolling:3']
+    run.facts.brokerRecoverySeconds = [3, 4, 5, 6]
+  }, [])
+  assertFails((run) => {
+    run.facts.brokerRecoverySeconds = [12.5, 30.1]
+  }, ['brokerRecoverySeconds'])
+  assertFails((run) => {
+    run.facts.brokerRecoverySeconds = [null, 2]
+  }, ['brokerRecoverySeconds'])
+  assertFails((run) => {
+    run.facts.brokerRecoverySeconds = [2]
+  }, ['brokerRecoverySeconds'])
+  // Without broker kills (one broker), nothing to recover from.
+  assertFails((run) => {
+    run.facts.brokers = 1
+    run.facts.brokerKillsRequested = 0
+    run.facts.brokerKills = 0
+    run.facts.brokerKillTargets = []
+    run.facts.brokerRecoverySeconds = []
+  }, [])
 })
 
 test('an incomplete run is not complete until the missing records arrive', () => {

@@ -507,7 +507,22 @@ export interface ChaosRunFacts {
   commandServiceWorkers: number
   partitions: number
   seconds: number
+  /** Brokers of the cluster the run used (1: a single broker, no broker kills). */
+  brokers: number
+  brokerKillsRequested: number
+  /** Brokers SIGKILLed (and restarted): each node of a rolling restart counts once. */
+  brokerKills: number
+  /** Per broker kill, what was killed (e.g. `source-leader:2`, `transaction-coordinator:1`, `rolling:3`). */
+  brokerKillTargets: string[]
+  /**
+   * Per broker kill, seconds from the kill until every task had committed again (a record of every partition
+   * of the outputs and the outcomes became visible to the read_committed reader); null when that did not happen.
+   */
+  brokerRecoverySeconds: Array<number | null>
 }
+
+/** Longest time every task may take to commit again after a broker kill, s. */
+export const BROKER_RECOVERY_LIMIT_SECONDS = 30
 
 export type ChaosRunReport = ChaosReport & CommandServiceChaosReport & ChaosRunFacts & { /** timersEarly + envelopesEarly */ deliveredEarly: number }
 
@@ -518,6 +533,8 @@ export function chaosRunReport(topology: ChaosReport, service: CommandServiceCha
 /** Every check of the run, by the field it reads: each must hold. */
 const checks: ReadonlyArray<readonly [string, (r: ChaosRunReport) => boolean]> = [
   ['kills', (r) => r.kills > 0 && r.kills === r.killsRequested],
+  ['brokerKills', (r) => r.brokerKills >= r.brokerKillsRequested && r.brokerKillTargets.length === r.brokerKills],
+  ['brokerRecoverySeconds', (r) => r.brokerRecoverySeconds.length === r.brokerKills && r.brokerRecoverySeconds.every((s) => s !== null && s <= BROKER_RECOVERY_LIMIT_SECONDS)],
   ['records', (r) => r.records > 0],
   ['lost', (r) => r.lost === 0],
   ['duplicates', (r) => r.duplicates === 0],

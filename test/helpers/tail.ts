@@ -34,8 +34,19 @@ export async function tailTopics(topics: readonly string[]): Promise<Tail> {
   let closed = false
   let failure: unknown
   const loop = (async () => {
+    // A broker restart (chaos on a cluster) fails fetches for a while: the tail waits it out, up to a minute.
+    let failingSince: number | undefined
     while (!closed) {
-      const batches = await reader.fetch(partitions.map((p) => ({ ...p, offset: positions.get(id(p)) ?? 0n })), { maxWaitMs: 100 })
+      let batches: Awaited<ReturnType<typeof reader.fetch>>
+      try {
+        batches = await reader.fetch(partitions.map((p) => ({ ...p, offset: positions.get(id(p)) ?? 0n })), { maxWaitMs: 100 })
+        failingSince = undefined
+      } catch (error) {
+        failingSince ??= Date.now()
+        if (Date.now() - failingSince > 60_000) throw error
+        await new Promise((r) => setTimeout(r, 200))
+        continue
+      }
       const visibleAt = Date.now()
       for (const batch of batches) {
         for (const record of batch.records) records.push({ record, visibleAt })

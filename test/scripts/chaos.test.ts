@@ -34,3 +34,17 @@ test('an unknown option is refused with WEIR_ERR_INVALID_OPTIONS', () => {
   assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
   assert.match(result.stderr, /--kill/)
 })
+
+test('--broker-kills must be an integer >= 0 and needs --brokers 3 or more; --brokers 0 is refused', () => {
+  const result = chaos('--broker-kills=-1', '--brokers', '0')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.ok(result.stderr.includes('--broker-kills must be an integer >= 0, got "-1"'), result.stderr)
+  assert.ok(result.stderr.includes('--brokers must be an integer >= 1, got "0"'), result.stderr)
+  const small = chaos('--broker-kills', '2', '--brokers', '2')
+  assert.equal(small.status, 2, small.stderr)
+  assert.match(small.stderr, /--broker-kills needs --brokers 3 or more/)
+  const fraction = chaos('--broker-kills', '1.5')
+  assert.equal(fraction.status, 2, fraction.stderr)
+  assert.ok(fraction.stderr.includes('--broker-kills must be an integer >= 0, got "1.5"'), fraction.stderr)
+})

@@ -130,10 +130,25 @@ export function createCommitter(ctx: RuntimeContext, troubles: Troubles, taskMan
       const offsets: Record<string, string> = {}
       for (const topic of topology.sourceTopics) offsets[topic] = String(live.task.position(topic) ?? 0n)
       await taskManager.closeTask(live.task.partition, true)
-      if (isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) continue
+      if (isWeirError(error, 'WEIR_ERR_KAFKA_FENCED')) {
+        recheckFenced(live.task.partition)
+        continue
+      }
       troubles.failed(live.task.partition, error, offsets, attempt)
       ctx.pendingAssignment = ctx.member?.assignments() ?? []
     }
+  }
+
+  // Fenced is also what a transaction the broker aborted past its timeout reads as (the epoch was bumped), and then no
+  // rebalance comes: a partition still assigned to this member two heartbeats later is opened again.
+  function recheckFenced(partition: number): void {
+    const heartbeatMs = ctx.options.heartbeatIntervalMs ?? Math.max(100, Math.floor((ctx.options.sessionTimeoutMs ?? 10_000) / 5))
+    const timer = setTimeout(() => {
+      if (ctx.stopRequested || tasks.has(partition) || ctx.pendingAssignment !== undefined) return
+      const assigned = ctx.member?.assignments() ?? []
+      if (assigned.some((p) => p.partition === partition)) ctx.pendingAssignment = assigned
+    }, 2 * heartbeatMs)
+    timer.unref()
   }
 
   return { startCommits, commitsSettled, nextSettled: () => commitSettled.promise, handleFailedCommits }
