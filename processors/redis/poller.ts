@@ -146,7 +146,15 @@ export function startRedisPoller(options: RedisPollerOptions): RedisPoller {
     const { client, owned } = connectRedis(options.redis)
     workers.push({
       store: createRedisScheduleStore(client, options.keyPrefix),
-      producer: createProducer({ brokers: options.brokers, connection: options.connection, clientId: `${options.clientId ?? 'weir-redis-poller'}-${i}`, idempotent: true }),
+      // A publish gives up within half the lease: past the lease another poller may claim the envelope and publish it,
+      // and a send still retrying here would then publish it a second time.
+      producer: createProducer({
+        brokers: options.brokers,
+        connection: options.connection,
+        clientId: `${options.clientId ?? 'weir-redis-poller'}-${i}`,
+        idempotent: true,
+        deliveryTimeoutMs: Math.max(1, Math.floor(settings.leaseMs / 2)),
+      }),
       ownedRedis: owned ? client : undefined,
     })
   }
