@@ -102,7 +102,8 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
   const transactionTimeoutMs = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS
   const policy: RetryPolicy = {
     budgetMs: (operationId) => {
-      if (transactionalId === undefined || PRODUCER_START.has(operationId)) return deliveryTimeoutMs
+      // Metadata and coordinator lookups inside an open transaction (the first send to a topic) are steps of it too.
+      if (transactionalId === undefined || (open === undefined && PRODUCER_START.has(operationId))) return deliveryTimeoutMs
       // A step of an open transaction retries only while the transaction can still commit: past its timeout the
       // broker aborts it and bumps the epoch, and the next request would read as fenced by a newer instance
       // (the task would then wait for a rebalance that never comes). A second early, the step fails as itself.
