@@ -4,6 +4,7 @@ import { Packr, Unpackr } from 'msgpackr'
 
 import { EnvelopeError, invalidOptions } from '../core/errors.ts'
 import { isTraceparent } from './envelope.ts'
+import { holdsNeverUsed } from './never-used.ts'
 import type { Breadcrumb, Envelope, EnvelopeKind, ResultStatus } from './envelope.ts'
 
 export const ENVELOPE_SCHEMA_VERSION = 1
@@ -93,6 +94,9 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
       throw new Error(`expected one msgpack document, found ${values?.length ?? 0}`)
     }
     decoded = values[0]
+    // 0xc1 is msgpack's never-used byte; msgpackr decodes it to a marker object instead of failing. The byte never
+    // occurs in UTF-8, so a document without it (nearly every one) skips the walk.
+    if (holdsNeverUsed(raw, decoded)) throw new Error('the never-used byte 0xc1 in place of a value')
   } catch (cause) {
     throw new EnvelopeError('WEIR_ERR_ENVELOPE_DECODE', raw, `not a msgpack document: ${messageOf(cause)}`, { cause })
   }

@@ -3,6 +3,7 @@
 // Browser-safe: the client SDK imports this file too.
 import { Packr, Unpackr } from 'msgpackr'
 
+import { holdsNeverUsed } from '../envelope/never-used.ts'
 import type { WireErrorCode } from './errors.ts'
 import { isServerFrameType } from './frame-types.ts'
 import type { ClientFrameType, ServerFrameType } from './frame-types.ts'
@@ -274,6 +275,7 @@ export function decodeDocument(data: Uint8Array | string, isBinary: boolean, max
       const values = unpackr.unpackMultiple(data as Buffer) as unknown[] | undefined
       if (values === undefined || values.length !== 1) throw new Error(`expected one msgpack document, found ${values?.length ?? 0}`)
       value = values[0]
+      if (holdsNeverUsed(data as Uint8Array, value)) throw new Error('the never-used byte 0xc1 in place of a value')
     } else {
       value = JSON.parse(typeof data === 'string' ? data : utf8.decode(data))
     }

@@ -85,6 +85,16 @@ test('empty, truncated and trailing-garbage bytes are decode errors with the raw
   expectCode(() => decodeEnvelope(Buffer.concat([bytes, Buffer.from([0xc0])])), 'WEIR_ERR_ENVELOPE_DECODE')
 })
 
+test('the never-used byte 0xc1 is a decode error wherever it stands, and binary data holding it is not', () => {
+  expectCode(() => decodeEnvelope(Buffer.from([0xc1])), 'WEIR_ERR_ENVELOPE_DECODE')
+  const wire = packr.pack({ ...sample(), v: ENVELOPE_SCHEMA_VERSION, payload: { note: 'x' } }) as Buffer
+  const marker = wire.indexOf(Buffer.from([0xa1, 0x78]))
+  const withC1 = Buffer.concat([wire.subarray(0, marker), Buffer.from([0xc1]), wire.subarray(marker + 2)])
+  expectCode(() => decodeEnvelope(withC1), 'WEIR_ERR_ENVELOPE_DECODE')
+  const binary = { ...sample(), payload: { blob: Buffer.from([0xc1, 0xc1]) } }
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(binary)).payload, { blob: Buffer.from([0xc1, 0xc1]) })
+})
+
 test('encoding an invalid envelope is refused', () => {
   const broken = { ...sample(), kind: 'nope' } as unknown as Envelope
   expectCode(() => encodeEnvelope(broken), 'WEIR_ERR_ENVELOPE_INVALID')

@@ -38,6 +38,7 @@ test('bad frames give coded errors listing every violation, with the requestId w
     ['{"type":', false, 'WEIR_ERR_FRAME_MALFORMED'],
     [new Uint8Array([0xff, 0xfe]), false, 'WEIR_ERR_FRAME_MALFORMED'],
     [new Uint8Array([0xc1]), true, 'WEIR_ERR_FRAME_MALFORMED'],
+    [new Uint8Array([0x82, 0xa4, ...Buffer.from('type'), 0xa4, ...Buffer.from('auth'), 0xa5, ...Buffer.from('token'), 0xc1]), true, 'WEIR_ERR_FRAME_MALFORMED'],
     [new Uint8Array([...pack({ type: 'auth', token: 'x' }), 0x01]), true, 'WEIR_ERR_FRAME_MALFORMED'],
     ['"a string"', false, 'WEIR_ERR_FRAME_MALFORMED'],
     ['null', false, 'WEIR_ERR_FRAME_MALFORMED'],
