@@ -6,6 +6,7 @@ import type { Need } from '../scripts/lib/test-needs.ts'
 
 export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/bench/baselines.test.ts': ['kafka'],
+  'test/bench/cpu-stages.test.ts': [],
   'test/bench/report.test.ts': [],
   'test/bench/steady-state.test.ts': ['kafka'],
   'test/bench/transaction.test.ts': ['kafka'],
