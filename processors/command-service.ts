@@ -82,7 +82,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
   const deadLetterTopic = options.deadLetterTopic ?? ((topic: string) => `${topic}.dlq`)
   const handlerStores: Record<string, StoreSpec> = {}
   for (const name of registry.stores) handlerStores[name] = options.stores?.[name] ?? { keySerde: 'string', valueSerde: 'msgpack' }
-  const dedupeFactory = dedupe({ store: 'seen-ids', ...(options.dedupeRetentionMs === undefined ? {} : { retentionMs: options.dedupeRetentionMs }), idOf: retryAwareId })
+  const dedupeFactory = dedupe({ ...(options.dedupeRetentionMs === undefined ? {} : { retentionMs: options.dedupeRetentionMs }), idOf: retryAwareId })
   const routerFactory = commandRouter({
     registry,
     ...(options.retry === undefined ? {} : { retry: options.retry }),
@@ -91,7 +91,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     results: 'arbiter',
     registrations: 'arbiter',
   })
-  const arbiterFactory = deadlineArbiter({ store: 'decisions', ...(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs }) })
+  const arbiterFactory = deadlineArbiter(options.decisionRetentionMs === undefined ? {} : { retentionMs: options.decisionRetentionMs })
   const schedulerFactory = scheduler(options.rememberDeliveredMs === undefined ? {} : { rememberDeliveredMs: options.rememberDeliveredMs })
   const envelopeKey = { keySerde: 'string' as const, valueSerde: 'envelope' as const }
   const topology = defineTopology({
@@ -100,15 +100,12 @@ export function commandService(options: CommandServiceOptions): CommandService {
       deadlines: { topic: topics.deadlines, ...envelopeKey },
       schedule: { topic: topics.scheduler, keySerde: 'string', valueSerde: schedulerRequestSerde },
     },
-    stores: {
-      'seen-ids': { keySerde: 'string', valueSerde: 'json' },
-      decisions: { keySerde: 'string', valueSerde: 'json' },
-      ...handlerStores,
-    },
+    // Seen ids and decisions are the dedupe's and the arbiter's durable timers: no store of their own.
+    stores: handlerStores,
     processors: {
-      dedupe: { from: ['commands'], stores: ['seen-ids'], timers: true, use: dedupeFactory },
+      dedupe: { from: ['commands'], timers: true, use: dedupeFactory },
       router: { from: ['dedupe'], stores: [...registry.stores], use: routerFactory },
-      arbiter: { from: ['deadlines', 'router'], stores: ['decisions'], timers: true, use: arbiterFactory },
+      arbiter: { from: ['deadlines', 'router'], timers: true, use: arbiterFactory },
       scheduler: { from: ['schedule'], timers: true, use: schedulerFactory },
     },
     sinks: {

@@ -9,9 +9,11 @@
 //     (timers wait while a handler runs in the same task), so the timeout is the outcome and the result is late;
 //   - a result that arrives after its timeout is forwarded to `late` (kept and counted, never delivered);
 //   - the deadline timer fires at the deadline however long the command waits behind others.
-// Decisions are stored per request (client session and requestId: a requestId is the client's choice and only
-// unique within its session) and committed with the outputs, so every reader of the outcomes topic sees the same
-// outcome.
+// Decisions are kept per request (client session and requestId: a requestId is the client's choice and only
+// unique within its session) as the processor's durable timers, committed with the outputs, so every reader of the
+// outcomes topic sees the same outcome: an open request is its deadline timer (`ttl:<key>`, the command as payload),
+// a decided one its expiry timer (`gc:<key>`, the outcome as payload, due when the decision is forgotten). One
+// changelog record per request, and none for a deadline set and cancelled between two commits.
 import { invalidOptions } from '../core/errors.ts'
 import type { ErrorCode } from '../core/errors.ts'
 import { followUp } from '../envelope/envelope.ts'
@@ -20,8 +22,11 @@ import type { Processor, ProcessorContext, ProcessorFactory } from '../topology/
 import { StreamRecord } from '../topology/record.ts'
 
 export interface DeadlineArbiterOptions {
-  /** Store for per-request decisions (declared in the topology and listed in `stores`). */
-  store: string
+  /**
+   * A store of decisions in the older layout (an entry per request beside its timers). Optional: decisions live in
+   * the processor's timers; given, it is read for the outcome of a request decided there, and emptied as they expire.
+   */
+  store?: string
   /** How long a decision is remembered after it was made, ms (default 1 h). */
   retentionMs?: number
   /** Child that receives outcomes and child that receives late results (default 'outcomes' and 'late'). */
@@ -38,7 +43,10 @@ export interface DeadlineArbiterMetrics {
   unregisteredResults: number
 }
 
-type Decision = { state: 'open'; deadline: number } | { state: 'done'; outcome: 'ok' | 'error' | 'timeout'; at: number }
+type Outcome = 'ok' | 'error' | 'timeout'
+type Decision = { state: 'open'; deadline: number } | { state: 'done'; outcome: Outcome | 'unknown'; at: number }
+/** The payload of a request's `gc:` timer; the older layout kept the request key there (a string). */
+interface DecidedPayload { outcome: Outcome; at: number }
 
 export type DeadlineArbiterFactory = ProcessorFactory & { readonly metrics: DeadlineArbiterMetrics }
 
@@ -50,7 +58,10 @@ export function requestKey(envelope: Pick<Envelope, 'requestId' | 'clientSession
 }
 
 export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbiterFactory {
-  if (typeof options.store !== 'string' || options.store.length === 0) throw invalidOptions('deadlineArbiter', ['store must name a declared store'])
+  if (options.store !== undefined && (typeof options.store !== 'string' || options.store.length === 0)) {
+    throw invalidOptions('deadlineArbiter', ['store must name a declared store'])
+  }
+  const legacyStore = options.store
   const retentionMs = options.retentionMs ?? 60 * 60_000
   const outcomes = options.outcomes ?? 'outcomes'
   const late = options.late ?? 'late'
@@ -58,7 +69,19 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
 
   const factory = (): Processor<unknown, Envelope> => {
     let context: ProcessorContext
-    const decisions = () => context.store<string, Decision>(options.store)
+
+    /** The request's decision: done (its gc timer), open (its deadline timer) or none. */
+    async function decisionOf(key: string): Promise<Decision | undefined> {
+      const decided = await context.timers.get(`gc:${key}`)
+      if (decided !== undefined) {
+        const payload = decided.payload as DecidedPayload | string
+        if (typeof payload === 'object' && payload !== null) return { state: 'done', outcome: payload.outcome, at: payload.at }
+        const older = legacyStore === undefined ? undefined : await context.store<string, Decision>(legacyStore).get(key)
+        return older?.state === 'done' ? older : { state: 'done', outcome: 'unknown', at: decided.at - retentionMs }
+      }
+      const open = await context.timers.get(`ttl:${key}`)
+      return open === undefined ? undefined : { state: 'open', deadline: open.at }
+    }
 
     /** The timeout outcome of an open request whose deadline passed. */
     async function timeOut(command: Envelope, deadline: number, at: number): Promise<void> {
@@ -74,10 +97,10 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
       await context.forward(new StreamRecord(command.requestId, timeout, at), outcomes)
     }
 
-    async function decide(key: string, outcome: 'ok' | 'error' | 'timeout'): Promise<void> {
+    async function decide(key: string, outcome: Outcome): Promise<void> {
       const now = context.now()
-      await decisions().put(key, { state: 'done', outcome, at: now })
-      await context.timers.set(`gc:${key}`, now + retentionMs, key)
+      const payload: DecidedPayload = { outcome, at: now }
+      await context.timers.set(`gc:${key}`, now + retentionMs, payload)
     }
 
     return {
@@ -88,12 +111,11 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
         const envelope = record.value
         const requestId = envelope.requestId
         const key = requestKey(envelope)
-        const current = await decisions().get(key)
+        const current = await decisionOf(key)
         if (envelope.kind === 'command') {
           // A registration: the first one counts; replays and registrations after the outcome are ignored.
           if (current !== undefined || envelope.deadline === undefined) return
           metrics.registered++
-          await decisions().put(key, { state: 'open', deadline: envelope.deadline })
           await context.timers.set(`ttl:${key}`, envelope.deadline, envelope)
           return
         }
@@ -121,12 +143,14 @@ export function deadlineArbiter(options: DeadlineArbiterOptions): DeadlineArbite
       },
       async onTimer(timer) {
         if (timer.key.startsWith('gc:')) {
-          await decisions().delete(timer.payload as string)
+          if (legacyStore !== undefined) await context.store<string, Decision>(legacyStore).delete(timer.key.slice(3))
           return
         }
+        // A deadline timer that fires is an open request (a decision cancels it in the same transaction).
         const command = timer.payload as Envelope
-        const current = await decisions().get(requestKey(command))
-        if (current?.state !== 'open') return
+        const key = requestKey(command)
+        if ((await context.timers.get(`gc:${key}`)) !== undefined) return
+        if (legacyStore !== undefined && (await context.store<string, Decision>(legacyStore).get(key))?.state === 'done') return
         await timeOut(command, timer.at, timer.firedAt)
       },
     }

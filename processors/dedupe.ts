@@ -1,14 +1,17 @@
-// Consumed-id dedupe: drops a record whose id was already seen within the retention window. The id is
-// written to a store in the same transaction as everything the record caused, so "seen" and "done" are
-// one fact; expiry uses a durable timer per id (no scans of the store).
+// Consumed-id dedupe: drops a record whose id was already seen within the retention window. A seen id is a durable
+// timer (`dedupe:<id>`, due when the id expires), set in the same transaction as everything the record caused, so
+// "seen" and "done" are one fact, and its expiry is the timer firing: one changelog record per id, no scans.
 import type { Envelope } from '../envelope/envelope.ts'
 import type { Processor, ProcessorContext, ProcessorFactory } from '../topology/processor.ts'
 import type { StreamRecord } from '../topology/record.ts'
 import { invalidOptions } from '../core/errors.ts'
 
 export interface DedupeOptions {
-  /** Store holding seen ids (declare it in the topology and list it in the processor's `stores`). */
-  store: string
+  /**
+   * A store of seen ids in the older layout (an entry per id beside its timer). Optional: ids live in the
+   * processor's timers; given, an expiring id is deleted from this store too, so an upgraded service empties it.
+   */
+  store?: string
   /** How long an id is remembered, ms (default 24 h). The processor needs `timers: true`. */
   retentionMs?: number
   /** The id of a record (default: the envelope id of the value). */
@@ -27,7 +30,7 @@ const envelopeId = (record: StreamRecord) => (record.value as Envelope | undefin
 
 export function dedupe(options: DedupeOptions): DedupeFactory {
   const violations: string[] = []
-  if (typeof options.store !== 'string' || options.store.length === 0) violations.push('store must name a declared store')
+  if (options.store !== undefined && (typeof options.store !== 'string' || options.store.length === 0)) violations.push('store must name a declared store')
   if (options.retentionMs !== undefined && !(Number.isInteger(options.retentionMs) && options.retentionMs > 0)) {
     violations.push('retentionMs must be a positive integer')
   }
@@ -49,20 +52,18 @@ export function dedupe(options: DedupeOptions): DedupeFactory {
           await context.forward(record)
           return
         }
-        const seen = context.store<string, number>(options.store)
-        if ((await seen.get(id)) !== undefined) {
+        const key = `dedupe:${id}`
+        if ((await context.timers.get(key)) !== undefined) {
           metrics.duplicates++
           return
         }
-        const now = context.now()
-        await seen.put(id, now)
-        await context.timers.set(`dedupe:${id}`, now + retentionMs, id)
+        await context.timers.set(key, context.now() + retentionMs, id)
         metrics.passed++
         await context.forward(record)
       },
       async onTimer(timer) {
         if (!timer.key.startsWith('dedupe:')) return
-        await context.store<string, number>(options.store).delete(timer.payload as string)
+        if (options.store !== undefined) await context.store<string, number>(options.store).delete(timer.payload as string)
         metrics.expired++
       },
     }

@@ -57,6 +57,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/kafka/transactions.test.ts': ['kafka'],
   'test/processors/command-service.kafka.test.ts': ['kafka'],
   'test/processors/command-service.test.ts': [],
+  'test/processors/deadline-arbiter.test.ts': [],
   'test/processors/dedupe.test.ts': [],
   'test/processors/redis/cli-secrets.test.ts': [],
   'test/processors/redis/importer.test.ts': ['kafka', 'redis'],

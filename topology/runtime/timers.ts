@@ -121,7 +121,8 @@ export class DurableTimers implements TimerService {
   }
 
   async get(key: string): Promise<{ at: number; payload: unknown } | undefined> {
-    const previous = await this.buffer.get(byKey(key))
+    // Noted when absent: a set() of the same key right after (the usual "not there yet, set it") reads nothing.
+    const previous = await this.buffer.get(byKey(key), true)
     if (previous === undefined) return undefined
     const at = Number(previous.readBigUInt64BE(0))
     const payload = await this.buffer.get(byTime(at, key))

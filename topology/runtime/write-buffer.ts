@@ -84,6 +84,8 @@ export class WriteBuffer {
     if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
     const sealed = this.#sealed?.get(k)
     if (sealed !== undefined) return sealed === TOMBSTONE ? undefined : sealed
+    // Neither the committed store nor the sealed layer holds it (see #absent): no read of the committed store.
+    if (this.#absent.has(k)) return undefined
     const committed = await this.base.get(key)
     if (committed === undefined && noteAbsent) this.#noteAbsent(k)
     return committed
