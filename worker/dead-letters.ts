@@ -1,5 +1,5 @@
 // `weir dlq inspect|reinject`: reads dead letters with the weir.* headers that explain them
-// (topology/runtime/dead-letter.ts), and re-produces chosen ones to their origin topic after a fix.
+// (topology/dead-letter.ts), and re-produces chosen ones to their origin topic after a fix.
 //
 // Re-injection is exactly-once per dead letter: each batch of re-produced records and the DLQ position of the
 // consumer group `weir-dlq-reinject.<dlq topic>` (override with --group) commit in one Kafka transaction, so a
@@ -12,8 +12,8 @@ import { parseArgs } from 'node:util'
 import { WeirError, invalidOptions, isWeirError } from '../core/errors.ts'
 import { committedOffsets, createAdmin, createGroupMember, createPartitionReader, createProducer, readKafkaConfig } from '../kafka/index.ts'
 import type { ConsumedRecord, KafkaConnection, OutgoingRecord, TopicPartitionOffset } from '../kafka/index.ts'
-import { DEAD_LETTER_HEADERS } from '../topology/runtime/dead-letter.ts'
-import type { TruncatedPart } from '../topology/runtime/dead-letter.ts'
+import { DEAD_LETTER_HEADERS } from '../topology/dead-letter.ts'
+import type { TruncatedPart } from '../topology/dead-letter.ts'
 
 export const REINJECTED_FROM_HEADER = 'weir.reinjected-from'
 
