@@ -10,8 +10,11 @@ import { SignJWT } from 'jose'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const PAGE = 'examples/orders/demo/index.html'
-/** Folders whose TypeScript the page may load (types stripped on the fly): the page's script and the client SDK. */
-const BROWSER_TS_ROOTS = ['examples/orders/demo/', 'gateway/', 'core/']
+/**
+ * Folders and files whose TypeScript the page may load (types stripped on the fly): the page's script and the
+ * client SDK with what it imports.
+ */
+const BROWSER_TS_ROOTS = ['examples/orders/demo/', 'gateway/', 'core/', 'kafka/partition-key.ts']
 /** Plain JavaScript the page may load as is: msgpackr's browser ES modules (the SDK's only dependency). */
 const BROWSER_JS_ROOTS = ['node_modules/msgpackr/']
 
