@@ -5,7 +5,7 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
-import { FOLDER_RULES, KNOWN_VIOLATIONS, forbiddenPatterns } from './scripts/lib/folder-rules.ts'
+import { FOLDER_RULES, forbiddenPatterns } from './scripts/lib/folder-rules.ts'
 
 const confined = [
   { name: '@platformatic/kafka', home: 'kafka/' },
@@ -35,14 +35,10 @@ function restrictedImportsExcept(allowed, patterns = []) {
 // The addons each source folder may import, for its floor block (which replaces the addon-only blocks below).
 const addonsOf = { kafka: ['@platformatic/kafka'], state: ['@nxtedition/rocksdb', 'rocksdb-native'], gateway: ['uWebSockets.js'], 'processors/redis': ['ioredis'] }
 
-// One block per folder, deeper folders last (a later block replaces an earlier one's rule); known violations last.
+// One block per folder, deeper folders last (a later block replaces an earlier one's rule).
 const floorBlocks = [...FOLDER_RULES]
   .sort((a, b) => a.folder.split('/').length - b.folder.split('/').length)
   .map((rule) => ({ files: [`${rule.folder}/**`], rules: restrictedImportsExcept(addonsOf[rule.folder] ?? [], forbiddenPatterns(rule)) }))
-const exemptionBlocks = KNOWN_VIOLATIONS.map((v) => {
-  const rule = [...FOLDER_RULES].filter((r) => v.file.startsWith(`${r.folder}/`)).sort((a, b) => b.folder.length - a.folder.length)[0]
-  return { files: [v.file], rules: restrictedImportsExcept(addonsOf[rule.folder] ?? [], forbiddenPatterns(rule, [v.imports])) }
-})
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.weir/**', 'bench/baselines/**/target/**', 'docs/**'] },
@@ -64,7 +60,6 @@ export default tseslint.config(
   { files: ['state/**', 'bench/state/**'], rules: restrictedImportsExcept(['@nxtedition/rocksdb', 'rocksdb-native']) },
   { files: ['gateway/**', 'test/gateway/**', 'bench/gateway/**'], rules: restrictedImportsExcept(['uWebSockets.js']) },
   ...floorBlocks,
-  ...exemptionBlocks,
   // ESLint's config format requires a default export, and declarations describe packages that have one.
   { files: ['eslint.config.js', '**/*.d.ts'], rules: { 'no-restricted-exports': 'off' } },
 )

@@ -7,7 +7,7 @@
 // is base + its index among the batch's records for that partition, so the writer needs each record's
 // partition: it asks the adapter's partitioner (partitionFor, the same function the producer places records with).
 import { WeirError } from '../core/errors.ts'
-import { MAX_SEND_BYTES, estimateRecordBytes, partitionFor } from '../kafka/index.ts'
+import { MAX_SEND_BYTES, estimateRecordBytes, partitionFor, partitionKey } from '../kafka/index.ts'
 import type { KafkaProducer, OutgoingRecord, ProducedRecordMetadata } from '../kafka/index.ts'
 
 export interface CommandWriterOptions {
@@ -97,14 +97,14 @@ export function createCommandWriter(options: CommandWriterOptions): CommandWrite
       for (const entry of batch) entry.reject(error)
       return
     }
-    const base = new Map(written.map((m) => [`${m.topic}\u0000${m.partition}`, m.offset]))
+    const base = new Map(written.map((m) => [partitionKey(m.topic, m.partition), m.offset]))
     const index = new Map<string, bigint>()
     for (const entry of batch) {
       let first: ProducedRecordMetadata | undefined
       for (const [i, record] of entry.records.entries()) {
         const partition = record.partition ?? partitionOf(record, options.partitionCount(record.topic))
         if (partition === undefined) continue
-        const key = `${record.topic}\u0000${partition}`
+        const key = partitionKey(record.topic, partition)
         const n = index.get(key) ?? 0n
         index.set(key, n + 1n)
         const offset = base.get(key)

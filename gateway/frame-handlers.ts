@@ -2,12 +2,12 @@
 // the frame types of frame-types.ts (a type without a handler does not compile). `command` frames go to
 // commands.ts; `resume` and `subscribe` start the socket's streams (session.ts).
 import { isWeirError } from '../core/errors.ts'
+import { partitionKey } from '../kafka/index.ts'
 import type { TopicPartitionOffset } from '../kafka/index.ts'
 import { parseClientFrame } from './client-frame-parser.ts'
 import type { Commands } from './commands.ts'
 import type { GatewayContext } from './context.ts'
 import type { LiveStream } from './live-stream.ts'
-import { partitionKey } from './protocol.ts'
 import type { ClientFrame, ClientFrameType, ClientFrames, FrameOffset } from './protocol.ts'
 import { broadcastTopic, send, withEncoding } from './sender.ts'
 import type { Session } from './session.ts'

@@ -4,8 +4,8 @@
 // Positions are only ever changed synchronously right after a batch was dispatched, so at any moment
 // `position(tp)` is exact: every record below it has been dispatched, none at or above it. Replays
 // (replay.ts) rely on that to hand a socket over from replay to live delivery without gap or duplicate.
+import { partitionKey } from '../kafka/index.ts'
 import type { KafkaAdmin, PartitionBatch, PartitionReader, TopicPartition, TopicPartitionOffset } from '../kafka/index.ts'
-import { partitionKey } from './protocol.ts'
 import type { FrameOffset } from './protocol.ts'
 
 export interface LiveStreamOptions {

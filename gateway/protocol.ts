@@ -321,11 +321,6 @@ export function fromBase64Url(text: string): Uint8Array {
   return bytes
 }
 
-/** Key of a topic partition, for maps. */
-export function partitionKey(topic: string, partition: number): string {
-  return `${topic}\u0000${partition}`
-}
-
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return false
   const proto = Object.getPrototypeOf(value)

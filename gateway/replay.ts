@@ -6,9 +6,9 @@
 // position, in one synchronous step (no await between the check and the switch), the socket subscribes
 // to live delivery: the live stream dispatches exactly the records at or above those positions, so nothing
 // is missed and nothing is sent twice, and results arrive in offset order per partition.
+import { partitionKey } from '../kafka/index.ts'
 import type { ConsumedRecord, PartitionReader, TopicPartitionOffset } from '../kafka/index.ts'
 import type { LiveStream } from './live-stream.ts'
-import { partitionKey } from './protocol.ts'
 
 export interface CatchUpOptions {
   reader: PartitionReader

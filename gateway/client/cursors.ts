@@ -1,6 +1,6 @@
 // Where the client is in each topic partition: the next offset it wants. Sent on every reconnect (resume), and
 // any frame below it is dropped, so a frame that arrives twice is delivered once.
-import { partitionKey } from '../protocol.ts'
+import { partitionKey } from '../../kafka/partition-key.ts'
 import type { FrameOffset } from '../protocol.ts'
 
 export interface Cursors {

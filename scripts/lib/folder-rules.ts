@@ -2,7 +2,7 @@
 // `no-restricted-imports` patterns per folder, and test/scripts/folder-rules.test.ts checks docs/architecture.md's
 // "Floors" table against it. A folder imports only folders below it; topology/runtime/ is part of topology/'s floor,
 // but processors/ sees only the topology API, not the runtime. test/, bench/, scripts/ and examples/ may import
-// anything by path.
+// anything by path. No file is exempt: an import that breaks a floor is moved, not excused.
 
 export interface FolderRule {
   /** The folder, relative to the repository root, without a trailing slash. */
@@ -30,25 +30,13 @@ export const FOLDER_RULES: readonly FolderRule[] = [
 const HIDDEN: Readonly<Record<string, readonly string[]>> = { processors: ['topology/runtime'] }
 
 /**
- * Imports that break a rule today, each with the move that removes it; the lint exempts exactly these files from
- * exactly that pattern, so a new violation anywhere still fails.
- */
-export const KNOWN_VIOLATIONS: ReadonlyArray<{ readonly file: string; readonly imports: string; readonly fix: string }> = [
-  {
-    file: 'processors/command-router.ts',
-    imports: 'topology/runtime',
-    fix: 'the dead-letter format (DEAD_LETTER_HEADERS, deadLetterHeaders) moves from topology/runtime/dead-letter.ts to the topology API',
-  },
-]
-
-/**
  * The import specifiers a folder's files may not use, as regular expressions (no-restricted-imports' `regex`): a
  * relative path that climbs out (`../`, any number) and enters a forbidden folder, so a subfolder of the importer's
  * own that happens to share a name (`./state/x.ts`) is not caught.
  */
-export function forbiddenPatterns(rule: FolderRule, except: readonly string[] = []): string[] {
+export function forbiddenPatterns(rule: FolderRule): string[] {
   const own = rule.folder.split('/')[0]!
   const forbidden = WEIR_FOLDERS.filter((f) => f !== own && !rule.imports.includes(f))
   const hidden = HIDDEN[own] ?? []
-  return [...forbidden, ...hidden].filter((f) => !except.includes(f)).map((f) => `^(\\.\\./)+${f.replace('/', '\\/')}\\/`)
+  return [...forbidden, ...hidden].map((f) => `^(\\.\\./)+${f.replace('/', '\\/')}\\/`)
 }

@@ -1,5 +1,5 @@
 // The floors are one list (scripts/lib/folder-rules.ts): ESLint enforces it, docs/architecture.md's "Floors" table
-// says the same, and the exemptions name imports that still exist.
+// says the same.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -7,7 +7,7 @@ import { test } from 'node:test'
 
 import { ESLint } from 'eslint'
 
-import { FOLDER_RULES, KNOWN_VIOLATIONS } from '../../scripts/lib/folder-rules.ts'
+import { FOLDER_RULES } from '../../scripts/lib/folder-rules.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -33,13 +33,6 @@ test("docs/architecture.md's Floors table lists every folder rule with exactly i
     [...table.entries()].sort(),
     FOLDER_RULES.map((r) => [r.folder, [...r.imports]] as const).sort(),
   )
-})
-
-test('every known violation still exists (a fixed one is removed from KNOWN_VIOLATIONS)', () => {
-  for (const v of KNOWN_VIOLATIONS) {
-    const text = readFileSync(resolve(ROOT, v.file), 'utf8')
-    assert.match(text, new RegExp(`from '(\\.\\./)+${v.imports}/`), `${v.file} no longer imports ${v.imports}/`)
-  }
 })
 
 test('ESLint fails an import that runs up the floors, and passes one that follows them', async () => {

@@ -4,7 +4,7 @@ import { Packr } from 'msgpackr'
 
 import { WeirError, isWeirError } from '../../core/errors.ts'
 import type { ConsumedRecord, OutgoingRecord } from '../../kafka/types.ts'
-import { deadLetterHeaders } from './dead-letter.ts'
+import { deadLetterHeaders } from '../dead-letter.ts'
 import type { DueTimer } from './timers.ts'
 
 export type ErrorPolicy = 'dead-letter' | 'skip' | 'fail'

@@ -3,6 +3,7 @@
 // registrations, say) is never stuck behind a large backlog of another topic of the same task, and between records
 // it fires due timers and commits when the interval is up, so deadlines and commits stay on time during a backlog.
 // A queue that runs dry sends the loop back to fetch (without waiting while other queues still hold records).
+import { partitionKey } from '../../kafka/index.ts'
 import type { ConsumedRecord, PartitionBatch, TopicPartitionOffset } from '../../kafka/index.ts'
 import type { LiveTask } from './runtime-context.ts'
 
@@ -14,7 +15,6 @@ export interface RecordQueue {
   readonly nextOffset: bigint
 }
 
-const queueKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 
 export class RecordQueues {
   readonly #queues = new Map<string, RecordQueue>()
@@ -29,7 +29,7 @@ export class RecordQueues {
   }
 
   add(live: LiveTask, batch: Pick<PartitionBatch, 'topic' | 'partition' | 'records' | 'nextOffset'>): void {
-    this.#queues.set(queueKey(batch.topic, batch.partition), { live, topic: batch.topic, records: batch.records, index: 0, nextOffset: batch.nextOffset })
+    this.#queues.set(partitionKey(batch.topic, batch.partition), { live, topic: batch.topic, records: batch.records, index: 0, nextOffset: batch.nextOffset })
   }
 
   remove(key: string): void {
@@ -50,7 +50,7 @@ export class RecordQueues {
     const positions: TopicPartitionOffset[] = []
     for (const live of tasks.values()) {
       for (const topic of sourceTopics) {
-        if (!this.#queues.has(queueKey(topic, live.task.partition))) positions.push({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })
+        if (!this.#queues.has(partitionKey(topic, live.task.partition))) positions.push({ topic, partition: live.task.partition, offset: live.task.position(topic) ?? 0n })
       }
     }
     return positions

@@ -2,7 +2,7 @@
 // created and replicated as asked; and the size limit of each dead-letter topic, so dead letters are cut to fit.
 import { WeirError } from '../../core/errors.ts'
 import { checkReplication, createAdmin, withReplication } from '../../kafka/index.ts'
-import { DEFAULT_MAX_MESSAGE_BYTES } from './dead-letter.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES } from './dead-letter-fit.ts'
 import type { RuntimeContext } from './runtime-context.ts'
 import { changelogTopic } from './state-restore.ts'
 

@@ -1,17 +1,19 @@
-// The dead letter's header set and its fitting (pure logic), and that both writers, the runtime's error policy
+// The dead letter's header set (topology/dead-letter.ts) and its fitting (topology/runtime/dead-letter-fit.ts),
+// pure logic, and that both writers, the runtime's error policy
 // and the command router, give their dead letters the same set (through the test driver).
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 
-import { WeirError } from '../../../core/errors.ts'
-import { createEnvelope } from '../../../envelope/envelope.ts'
-import { ordersService } from '../../../examples/orders/service.ts'
-import { estimateRecordBytes } from '../../../kafka/index.ts'
-import type { OutgoingRecord } from '../../../kafka/index.ts'
-import { createTestDriver } from '../../../testing.ts'
-import { defineTopology } from '../../../topology/define.ts'
-import { DEAD_LETTER_HEADERS, DEFAULT_MAX_MESSAGE_BYTES, deadLetterHeaders, fitDeadLetter, isDeadLetter } from '../../../topology/runtime/dead-letter.ts'
+import { WeirError } from '../../core/errors.ts'
+import { createEnvelope } from '../../envelope/envelope.ts'
+import { ordersService } from '../../examples/orders/service.ts'
+import { estimateRecordBytes } from '../../kafka/index.ts'
+import type { OutgoingRecord } from '../../kafka/index.ts'
+import { createTestDriver } from '../../testing.ts'
+import { defineTopology } from '../../topology/define.ts'
+import { DEAD_LETTER_HEADERS, deadLetterHeaders, isDeadLetter } from '../../topology/dead-letter.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES, fitDeadLetter } from '../../topology/runtime/dead-letter-fit.ts'
 
 const origin = (headers: Record<string, string> = {}) => ({
   topic: 'in',
