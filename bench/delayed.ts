@@ -9,6 +9,7 @@
 import type { KafkaAdmin, PartitionReader } from '../kafka/index.ts'
 import { createPartitionReader } from '../kafka/index.ts'
 import type { Progress } from '../scripts/infra/index.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 export interface DelayedScenario {
   /** Envelopes pending when the first one is due. */
@@ -92,7 +93,7 @@ export async function runDelayed(system: DelayedSystem, scenario: DelayedScenari
     const deliverAt = Math.round(firstDue + i * step)
     envelopes.push({ id: `e${i}`, deliverAt, topic: destination, value: Buffer.from(`e${i}:${deliverAt}`) })
   }
-  const reader: PartitionReader = createPartitionReader({ brokers: context.brokers, isolation: 'read_committed', maxWaitMs: 5 })
+  const reader: PartitionReader = createPartitionReader({ ...kafkaSecurity(), brokers: context.brokers, isolation: 'read_committed', maxWaitMs: 5 })
   try {
     await system.start(run)
     context.progress.step(`  ${system.name}: loading ${scenario.pending.toLocaleString('en')} envelopes`)

@@ -46,6 +46,7 @@ import { countWindow, createFeederProcess, measureWindow, spread, withTimeout } 
 import type { SteadyStateWindow } from './steady-state.ts'
 import { runRawClient, runWeirWorker, startRawClient, startWeirWorker } from './throughput.ts'
 import type { Figures, RunningSystem, ThroughputSample } from './throughput.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 const { values } = parseArgs({
   options: {
@@ -139,7 +140,7 @@ function figures(samples: ThroughputSample[], partitions: number): Figures {
 }
 
 async function send(brokers: string[], all: OutgoingRecord[], what: string, p: Progress): Promise<void> {
-  const producer = createProducer({ brokers, clientId: 'bench-preload' })
+  const producer = createProducer({ ...kafkaSecurity(), brokers, clientId: 'bench-preload' })
   try {
     for (let i = 0; i < all.length; i += 5000) {
       await producer.send(all.slice(i, i + 5000))
@@ -416,7 +417,7 @@ async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string |
 async function main() {
   const infra = await provideInfrastructure({ redis: !skip.has('redis-poller') && !skip.has('delayed'), progress })
   const brokers = infra.kafka.brokers
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   try {
     const classpath = skip.has('kafka-streams') ? undefined : await buildKafkaStreamsBaseline(progress)
     const scenarios = skip.has('throughput') ? [] : await throughput(brokers, admin, classpath)

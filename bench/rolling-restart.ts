@@ -21,6 +21,7 @@ import { createAdmin, createGroupMember } from '../kafka/index.ts'
 import type { GroupMember } from '../kafka/index.ts'
 import { assignSticky } from '../kafka/sticky-assignor.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 const { values } = parseArgs({
   options: {
@@ -133,7 +134,7 @@ const results = {
 async function onKafka(brokers: string[], mode: 'dynamic' | 'static'): Promise<Outcome> {
   const topic = `weir-bench-rolling-${randomBytes(4).toString('hex')}`
   const groupId = `${topic}-${mode}`
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   await admin.createTopics([{ name: topic, partitions }])
   const slots = Array.from({ length: members }, (_, i) => `w${i + 1}`)
   const local = new Map(slots.map((slot) => [slot, new Set<number>()]))
@@ -143,6 +144,7 @@ async function onKafka(brokers: string[], mode: 'dynamic' | 'static'): Promise<O
   let generation = -1
   const start = async (slot: string) => {
     const member = createGroupMember({
+      ...kafkaSecurity(),
       brokers,
       groupId,
       topics: [topic],

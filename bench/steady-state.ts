@@ -11,6 +11,7 @@ import { createPartitionReader, createProducer } from '../kafka/index.ts'
 import type { OutgoingRecord, PartitionReader, TopicPartitionOffset } from '../kafka/index.ts'
 import type { Progress } from '../scripts/infra/index.ts'
 import type { InputSpec } from './inputs.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 export interface Spread {
   min: number
@@ -105,7 +106,7 @@ export async function sampleOffsets(reader: PartitionReader, topic: string, part
 
 /** Reads `topic` at read_committed from `from` up to (not including) `to` per partition and counts the data records. */
 export async function countBetween(brokers: string[], topic: string, from: Record<number, string>, to: Record<number, string>, timeoutMs = 10 * 60_000): Promise<number> {
-  const reader = createPartitionReader({ brokers, isolation: 'read_committed', maxWaitMs: 100 })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, isolation: 'read_committed', maxWaitMs: 100 })
   try {
     const ends = new Map(Object.entries(to).map(([p, o]) => [Number(p), BigInt(o)]))
     const positions = new Map<number, bigint>()
@@ -140,7 +141,7 @@ export interface Feeder {
 }
 
 export function createFeeder(brokers: string[], make: (i: number) => OutgoingRecord[], clientId = 'bench-feeder'): Feeder {
-  const producer = createProducer({ brokers, clientId })
+  const producer = createProducer({ ...kafkaSecurity(), brokers, clientId })
   let produced = 0
   return {
     get produced() {
@@ -193,7 +194,7 @@ export async function measureWindow(options: WindowOptions): Promise<SteadyState
   const { feeder, progress } = options
   const lowWaterSeconds = options.lowWaterSeconds ?? 5
   const maxBacklog = options.maxBacklog ?? 3_000_000
-  const reader = createPartitionReader({ brokers: options.brokers, isolation: 'read_committed' })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers: options.brokers, isolation: 'read_committed' })
   try {
     const initial = await sampleOffsets(reader, options.output, options.partitions)
     const visibleSince = (s: OffsetSample) => offsetDelta(initial.offsets, s.offsets)

@@ -14,6 +14,7 @@ import { createGroupMember, createPartitionReader, createProducer } from '../kaf
 import type { KafkaAdmin, KafkaProducer } from '../kafka/index.ts'
 import { spawnWorker, waitForAssignment } from '../test/helpers/workers.ts'
 import { processUsage } from './baselines/kafka-streams.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 export interface ThroughputSample {
   /** Outputs per second: cold, ready to the last output visible; steady state, over the measured window. */
@@ -45,7 +46,7 @@ export interface OutputWatch {
 
 /** Reads `topic` from its start at read_committed, counting records, until `expected` arrived. */
 export function watchOutputs(brokers: string[], admin: KafkaAdmin, topic: string, expected: number, timeoutMs: number, alive: () => string | undefined): OutputWatch {
-  const reader = createPartitionReader({ brokers, isolation: 'read_committed', maxWaitMs: 20 })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, isolation: 'read_committed', maxWaitMs: 20 })
   let stopped = false
   const done = (async () => {
     const started = Date.now()
@@ -131,15 +132,15 @@ export async function runWeirWorker(options: {
  */
 export async function runRawClient(options: { brokers: string[]; admin: KafkaAdmin; input: string; output: string; records: number; run: string; exactlyOnce: boolean }): Promise<ThroughputSample> {
   const { brokers, input, output } = options
-  const member = createGroupMember({ brokers, groupId: `bench-raw-${options.run}`, topics: [input] })
-  const reader = createPartitionReader({ brokers, maxWaitMs: 100 })
+  const member = createGroupMember({ ...kafkaSecurity(), brokers, groupId: `bench-raw-${options.run}`, topics: [input] })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, maxWaitMs: 100 })
   const producers = new Map<number, KafkaProducer>()
   const watch = watchOutputs(brokers, options.admin, output, options.records, 10 * 60_000, () => undefined)
   const cpu = process.cpuUsage()
   try {
     const assigned = await member.join()
     const positions = new Map(assigned.map((p) => [p.partition, 0n]))
-    for (const p of assigned) producers.set(p.partition, createProducer({ brokers, transactionalId: `bench-raw-${options.run}-${p.partition}` }))
+    for (const p of assigned) producers.set(p.partition, createProducer({ ...kafkaSecurity(), brokers, transactionalId: `bench-raw-${options.run}-${p.partition}` }))
     const readyAt = Date.now()
     let done = 0
     while (done < options.records) {
@@ -229,8 +230,8 @@ export async function startWeirWorker(options: { brokers: string[]; module: stri
 /** The raw client loop of runRawClient, left running in the bench process until stopped. */
 export async function startRawClient(options: { brokers: string[]; input: string; output: string; run: string; exactlyOnce: boolean }): Promise<RunningSystem> {
   const { brokers, input, output } = options
-  const member = createGroupMember({ brokers, groupId: `bench-raw-${options.run}`, topics: [input] })
-  const reader = createPartitionReader({ brokers, maxWaitMs: 100 })
+  const member = createGroupMember({ ...kafkaSecurity(), brokers, groupId: `bench-raw-${options.run}`, topics: [input] })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, maxWaitMs: 100 })
   const producers = new Map<number, KafkaProducer>()
   let stopped = false
   let failure: string | undefined
@@ -247,7 +248,7 @@ export async function startRawClient(options: { brokers: string[]; input: string
     throw error
   }
   const positions = new Map(assigned.map((p) => [p.partition, 0n]))
-  for (const p of assigned) producers.set(p.partition, createProducer({ brokers, transactionalId: `bench-raw-${options.run}-${p.partition}` }))
+  for (const p of assigned) producers.set(p.partition, createProducer({ ...kafkaSecurity(), brokers, transactionalId: `bench-raw-${options.run}-${p.partition}` }))
   const readyAt = Date.now()
   const loop = (async () => {
     while (!stopped) {

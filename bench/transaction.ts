@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util'
 import { createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
 import { buildKafkaStreamsBaseline } from './baselines/kafka-streams.ts'
+import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 const { values } = parseArgs({
   options: {
@@ -77,7 +78,7 @@ function median(xs: number[]): number {
 }
 
 async function createProbeTopics(brokers: string[], prefix: string): Promise<{ topics: string[]; input: string }> {
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   try {
     const topics = Array.from({ length: settings.topics }, (_, i) => `${prefix}-t${i}`)
     const input = `${prefix}-in`
@@ -90,9 +91,9 @@ async function createProbeTopics(brokers: string[], prefix: string): Promise<{ t
 
 async function probeWeir(brokers: string[], prefix: string): Promise<Summary> {
   const { topics, input } = await createProbeTopics(brokers, prefix)
-  const member = createGroupMember({ brokers, groupId: `${prefix}-g`, topics: [input] })
-  const producer = createProducer({ brokers, transactionalId: `${prefix}-tx` })
-  const reader = createPartitionReader({ brokers, isolation: 'read_committed', maxWaitMs: 500 })
+  const member = createGroupMember({ ...kafkaSecurity(), brokers, groupId: `${prefix}-g`, topics: [input] })
+  const producer = createProducer({ ...kafkaSecurity(), brokers, transactionalId: `${prefix}-tx` })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, isolation: 'read_committed', maxWaitMs: 500 })
   const samples: Record<Step, number[]> = { send: [], offsets: [], commit: [], visible: [], total: [] }
   const value = Buffer.alloc(settings.valueBytes)
   const watched = topics[0] as string

@@ -1,14 +1,15 @@
-import { FindCoordinatorKeyTypes, Producer, ProduceAcks, addPartitionsToTxnV3, compatibilityPartitioner, kGetApi, kGetBootstrapConnection, kGetConnection, kMetadata, kOptions, kPerformWithRetry, murmur2 } from '@platformatic/kafka'
-import type { MessageToProduce, PartitionerContext } from '@platformatic/kafka'
+import { Producer, ProduceAcks, kOptions } from '@platformatic/kafka'
 
 import { channels, publish } from '../core/diagnostics.ts'
 import { WeirError } from '../core/errors.ts'
 import type { KafkaConsumer } from './consumer.ts'
 import { groupInternals } from './group.ts'
-import type { GroupGeneration, GroupMember } from './group.ts'
+import type { GroupMember } from './group.ts'
 import { chunkRecords } from './chunks.ts'
 import { baseClientOptions, stopRetryingFatalErrors, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { RetryPolicy } from './convert.ts'
+import { javaCompatiblePartitioner } from './partitioner.ts'
+import { commitOffsetsInTransaction, useClientAddPartitionsToTxn } from './transaction-requests.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
 export interface KafkaProducerOptions extends KafkaClientOptions {
@@ -301,130 +302,5 @@ function createTransaction(
 
     commit: () => end(true),
     abort: () => end(false),
-  }
-}
-
-/**
- * @platformatic/kafka sends AddPartitionsToTxn at the newest version the broker offers (v5). Versions 4 and up
- * are the brokers' own batched form: the broker authorizes them as ClusterAction on the cluster, so a
- * transactional producer with the ACLs the Java client needs (Write on its transactional id and topics) is
- * refused with CLUSTER_AUTHORIZATION_FAILED. Clients send v3, as the Java client does; same request layout.
- */
-function useClientAddPartitionsToTxn(producer: Producer<Buffer, Buffer, Buffer, Buffer>): void {
-  const target = producer as unknown as Record<symbol, (name: string, callback: Callback<unknown>) => void>
-  const original = target[kGetApi] as (name: string, callback: Callback<unknown>) => void
-  target[kGetApi] = function (this: unknown, name: string, callback: Callback<unknown>) {
-    if (name !== 'AddPartitionsToTxn') return original.call(this, name, callback)
-    original.call(this, name, (error) => (error ? callback(error) : callback(null, addPartitionsToTxnV3.api)))
-  }
-}
-
-/** The client's internals the batched TxnOffsetCommit uses (exported by @platformatic/kafka, untyped here). */
-interface ProducerInternals {
-  producerId: bigint | undefined
-  producerEpoch: number | undefined
-  [kPerformWithRetry](operationId: string, operation: (callback: Callback<unknown>, attempt?: number) => void, callback: Callback<unknown>): void
-  [kMetadata](options: { topics: string[]; forceUpdate?: boolean }, callback: Callback<ClusterMetadata>): void
-  [kGetBootstrapConnection](callback: Callback<unknown>, attempt?: number): void
-  [kGetConnection](broker: unknown, callback: Callback<unknown>): void
-  [kGetApi](name: string, callback: Callback<(...args: unknown[]) => void>): void
-}
-type Callback<T> = (error: Error | null, value?: T) => void
-interface ClusterMetadata {
-  brokers: Map<number, unknown>
-  topics: Map<string, { partitions: Array<{ leaderEpoch: number }> }>
-}
-
-/**
- * Commits consumer offsets within the producer's open transaction, every position in one TxnOffsetCommit request.
- * The first attempt goes to the coordinator the group member knows; a retry (the coordinator moved or its broker
- * died) asks the cluster again with FindCoordinator, as the Java client does.
- */
-function commitOffsetsInTransaction(
-  client: Producer<Buffer, Buffer, Buffer, Buffer>,
-  transactionalId: string,
-  generationOf: () => GroupGeneration,
-  positions: readonly TopicPartitionOffset[],
-): Promise<void> {
-  const internals = client as unknown as ProducerInternals
-  const byTopic = new Map<string, TopicPartitionOffset[]>()
-  for (const p of positions) {
-    const list = byTopic.get(p.topic)
-    if (list === undefined) byTopic.set(p.topic, [p])
-    else list.push(p)
-  }
-  const findCoordinator = (groupId: string, done: Callback<number>) => {
-    internals[kGetBootstrapConnection]((error, connection) => {
-      if (error) return done(error)
-      internals[kGetApi]('FindCoordinator', (error, api) => {
-        if (error || api === undefined) return done(error ?? new Error('no FindCoordinator API'))
-        api(connection, FindCoordinatorKeyTypes.GROUP, [groupId], (error: Error | null, response?: { coordinators: Array<{ key: string; nodeId: number }> }) => {
-          if (error || response === undefined) return done(error ?? new Error('no FindCoordinator response'))
-          const found = response.coordinators.find((c) => c.key === groupId) ?? response.coordinators[0]
-          if (found === undefined) return done(new Error(`no coordinator for group ${groupId}`))
-          done(null, found.nodeId)
-        })
-      })
-    })
-  }
-  return new Promise<void>((resolve, reject) => {
-    const attempt = (done: Callback<unknown>, attemptNumber = 0) => {
-      const generation = generationOf()
-      const withCoordinator = (coordinatorId: number | null) => {
-        // Fresh metadata after a failure: the coordinator's broker may be new to the cached list.
-        internals[kMetadata]({ topics: [...byTopic.keys()], ...(attemptNumber > 0 ? { forceUpdate: true } : {}) }, (error, metadata) => {
-          if (error || metadata === undefined) return done(error ?? new Error('no metadata'))
-          const coordinator = coordinatorId === null ? undefined : metadata.brokers.get(coordinatorId)
-          if (coordinator === undefined) return done(new Error(`group coordinator ${coordinatorId} of ${generation.groupId} is unknown`))
-          internals[kGetConnection](coordinator, (error, connection) => {
-            if (error) return done(error)
-            internals[kGetApi]('TxnOffsetCommit', (error, api) => {
-              if (error || api === undefined) return done(error ?? new Error('no TxnOffsetCommit API'))
-              const topics = [...byTopic].map(([name, list]) => ({
-                name,
-                partitions: list.map((p) => ({
-                  partitionIndex: p.partition,
-                  // The position is the next offset to read: what a group commits.
-                  committedOffset: p.offset,
-                  committedLeaderEpoch: metadata.topics.get(name)?.partitions[p.partition]?.leaderEpoch ?? -1,
-                })),
-              }))
-              api(connection, transactionalId, generation.groupId, internals.producerId, internals.producerEpoch, generation.generationId, generation.memberId, null, topics, (error: Error | null) => done(error))
-            })
-          })
-        })
-      }
-      if (attemptNumber === 0 && generation.coordinatorId !== null) return withCoordinator(generation.coordinatorId)
-      findCoordinator(generation.groupId, (error, nodeId) => (error ? done(error) : withCoordinator(nodeId ?? null)))
-    }
-    internals[kPerformWithRetry]('commit', attempt, (error) => (error ? reject(error) : resolve()))
-  })
-}
-
-/**
- * The partition a keyed record goes to among `count` partitions, as the Java client, Kafka Streams and weir's
- * producers place it: murmur2(key) & 0x7fffffff modulo the count.
- */
-export function partitionFor(key: Uint8Array | string, count: number): number {
-  const bytes = typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.byteLength)
-  return (murmur2(bytes, false) & 0x7fffffff) % count
-}
-
-/**
- * Keyed records go where the Java client (and Kafka Streams) would put them: murmur2(key) & 0x7fffffff modulo
- * the partition count. The client's default uses the unsigned hash instead, which disagrees with every other
- * Kafka client for about half of all keys. Records without a key are spread round-robin.
- */
-function javaCompatiblePartitioner() {
-  const next = new Map<string, number>()
-  return (message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>, key: Buffer | undefined, context: PartitionerContext): number => {
-    const count = context.metadata?.topics.get(message.topic)?.partitionsCount
-    if (key !== undefined && key !== null) {
-      const hash = compatibilityPartitioner(message, key)
-      return count === undefined ? hash : hash % count
-    }
-    const n = next.get(message.topic) ?? 0
-    next.set(message.topic, n + 1)
-    return count === undefined ? n : n % count
   }
 }

@@ -4,7 +4,8 @@
 export { createAdmin } from './admin.ts'
 export { createConsumer } from './consumer.ts'
 export { createPartitionReader } from './reader.ts'
-export { createProducer, partitionFor } from './producer.ts'
+export { createProducer } from './producer.ts'
+export { partitionFor } from './partitioner.ts'
 export { isFencedError, isSecurityError } from './convert.ts'
 export { kafkaFromEnvironment, loadClientProperties } from './client-properties.ts'
 

@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { createAdmin } from '../../kafka/index.ts'
 import { kafkaLibs } from '../../scripts/infra/kafka.ts'
 import type { Progress } from '../../scripts/infra/index.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 const run = promisify(execFile)
 
@@ -147,7 +148,7 @@ export async function runConsumerPerformance(options: BrokerCeilingOptions & { l
 export async function measureBrokerCeiling(options: BrokerCeilingOptions): Promise<BrokerCeilingResult> {
   const progress = options.progress ?? { step: () => {}, done: () => {} }
   const libs = options.libs ?? (await kafkaLibs(progress))
-  const admin = createAdmin({ brokers: options.brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers: options.brokers })
   try {
     await admin.createTopics([{ name: options.topic, partitions: options.partitions ?? 1 }])
   } finally {

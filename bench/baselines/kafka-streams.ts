@@ -14,6 +14,7 @@ import { createAdmin, createPartitionReader } from '../../kafka/index.ts'
 import type { ConsumedRecord } from '../../kafka/index.ts'
 import { InfraUnavailable, stopProcess } from '../../scripts/infra/index.ts'
 import type { Progress } from '../../scripts/infra/index.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 const run = promisify(execFile)
 
@@ -210,8 +211,8 @@ export async function runKafkaStreams(options: KafkaStreamsRunOptions): Promise<
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'weir-streams-')))
   const timeoutMs = options.timeoutMs ?? 10 * 60_000
   const javaOptions = options.javaOptions ?? ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC']
-  const admin = createAdmin({ brokers: options.brokers })
-  const reader = createPartitionReader({ brokers: options.brokers, maxWaitMs: 100 })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers: options.brokers })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers: options.brokers, maxWaitMs: 100 })
 
   const started = Date.now()
   const java = spawn('java', [...javaOptions, '-cp', classpath, 'dev.weir.bench.Main', ...modeArgs(options, stateDir)], {

@@ -13,6 +13,7 @@ import { createProgress, provideInfrastructure } from '../../scripts/infra/index
 import { measureBrokerCeiling } from './broker-ceiling.ts'
 import { buildKafkaStreamsBaseline, runKafkaStreams } from './kafka-streams.ts'
 import type { KafkaStreamsRunResult } from './kafka-streams.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +34,7 @@ const delayMs = Number(values['delay-ms'])
 const progress = createProgress('baselines')
 
 async function send(brokers: string[], all: (i: number) => OutgoingRecord[]): Promise<void> {
-  const producer = createProducer({ brokers })
+  const producer = createProducer({ ...kafkaSecurity(), brokers })
   try {
     for (let i = 0; i < records; i += 1000) {
       const batch: OutgoingRecord[] = []
@@ -52,7 +53,7 @@ function percentile(sorted: number[], p: number): number {
 async function main() {
   const infra = await provideInfrastructure({ redis: false, progress })
   const brokers = infra.kafka.brokers
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   const classpath = await buildKafkaStreamsBaseline(progress)
   const results: Record<string, unknown> = {}
   const run = `${Date.now()}`

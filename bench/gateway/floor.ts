@@ -16,6 +16,7 @@ import type { OutgoingRecord, TopicPartitionOffset } from '../../kafka/index.ts'
 import { stopProcess } from '../../scripts/infra/index.ts'
 import type { Progress } from '../../scripts/infra/index.ts'
 import { withTimeout } from '../steady-state.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 export interface FloorOptions {
   brokers: readonly string[]
@@ -74,7 +75,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   const brokers = [...options.brokers]
   const commands = `${options.prefix}.floor-commands`
   const results = `${options.prefix}.floor-results`
-  const admin = createAdmin({ brokers, clientId: 'bench-floor' })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers, clientId: 'bench-floor' })
   await admin.createTopics([
     { name: commands, partitions: options.partitions },
     { name: results, partitions: options.partitions },
@@ -111,8 +112,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
     })
   })
   running.catch(() => {})
-  const producer = createProducer({ brokers, clientId: 'bench-floor-client' })
-  const reader = createPartitionReader({ brokers, clientId: 'bench-floor-results', isolation: 'read_committed', maxWaitMs: options.fetchMaxWaitMs ?? 200 })
+  const producer = createProducer({ ...kafkaSecurity(), brokers, clientId: 'bench-floor-client' })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, clientId: 'bench-floor-results', isolation: 'read_committed', maxWaitMs: options.fetchMaxWaitMs ?? 200 })
   let reading = true
   try {
     await withTimeout(running, 120_000, () => `the floor loop was not running within 120 s:\n${output}`)

@@ -39,6 +39,7 @@ import type { FloorResult } from './floor.ts'
 import type { BareUwsMessage } from './bare-uws-process.ts'
 import type { ClientMessage, ClientStart, Sample } from './client-process.ts'
 import type { GatewayProcessMessage, GatewayProcessOptions } from './gateway-process.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const USAGE = `Usage: npm run bench:gateway -- [options]
@@ -348,7 +349,7 @@ async function runCommands(gatewayUrl: string, dir: string): Promise<CommandRun>
  * The envelopes' createdAt tell when the gateway and the handler made them (an ok outcome is the handler's result).
  */
 function watchVisibility(brokers: readonly string[], topics: readonly string[]) {
-  const reader = createPartitionReader({ brokers: [...brokers], clientId: 'bench-observer', isolation: 'read_committed', maxWaitMs: 20 })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers: [...brokers], clientId: 'bench-observer', isolation: 'read_committed', maxWaitMs: 20 })
   const seen = new Map(topics.map((t) => [t, new Map<string, { visibleAt: number; createdAt: number }>()]))
   let stopped = false
   const started = (async () => {
@@ -463,7 +464,7 @@ async function benchBroadcast(brokers: readonly string[], eventsTopic: string, p
   )
   for (const ws of sockets) ws.send(JSON.stringify({ type: 'subscribe', topic: 'orders' }))
   await ready
-  const producer = createProducer({ brokers: [...brokers], clientId: 'bench-events' })
+  const producer = createProducer({ ...kafkaSecurity(), brokers: [...brokers], clientId: 'bench-events' })
   try {
     for (let i = 0; i < events; i += 200) {
       const batch = Array.from({ length: Math.min(200, events - i) }, (_, j) => ({
@@ -609,7 +610,7 @@ async function main(): Promise<Results> {
   } finally {
     for (const child of [...children].reverse()) await child.stop()
     process.removeListener('exit', killOnExit)
-    const admin = createAdmin({ brokers: [...brokers], clientId: 'bench-cleanup' })
+    const admin = createAdmin({ ...kafkaSecurity(), brokers: [...brokers], clientId: 'bench-cleanup' })
     // The service's topics, and the changelog and dead-letter topics the worker created.
     const mine = (await admin.listTopics().catch(() => [] as string[])).filter((t) => t.startsWith(prefix))
     await admin.deleteTopics(mine).catch(() => {})

@@ -4,9 +4,10 @@ import { createProducer } from '../../kafka/index.ts'
 import type { KafkaAdmin, OutgoingRecord } from '../../kafka/index.ts'
 import { schedulerRequestSerde } from '../../processors/scheduler.ts'
 import type { DelayedEnvelope } from '../delayed.ts'
+import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
 export async function produceScheduleRequests(brokers: readonly string[], topic: string, envelopes: readonly DelayedEnvelope[]): Promise<void> {
-  const producer = createProducer({ brokers: [...brokers], clientId: 'bench-schedule-load' })
+  const producer = createProducer({ ...kafkaSecurity(), brokers: [...brokers], clientId: 'bench-schedule-load' })
   try {
     for (let i = 0; i < envelopes.length; i += 5000) {
       const batch: OutgoingRecord[] = envelopes.slice(i, i + 5000).map((e) => ({

@@ -16,6 +16,20 @@ export function clientOptions(): { brokers: string[]; connection?: KafkaConnecti
   return { brokers: list, ...(connection === undefined ? {} : { connection }) }
 }
 
+let security: { connection?: KafkaConnection } | undefined
+/**
+ * TLS and SASL of WEIR_KAFKA_CONFIG (a client properties file), for every client a test, benchmark or chaos run
+ * makes besides the worker and gateway processes, which read the same variable themselves: spread it into the
+ * client's options. Empty without the variable.
+ */
+export function kafkaSecurity(): { connection?: KafkaConnection } {
+  if (security === undefined) {
+    const { connection } = kafkaFromEnvironment({ WEIR_KAFKA_CONFIG: process.env.WEIR_KAFKA_CONFIG, KAFKA_BOOTSTRAP_SERVERS: '127.0.0.1:9092' })
+    security = connection === undefined ? {} : { connection }
+  }
+  return security
+}
+
 export function brokers(): string[] {
   const value = process.env.KAFKA_BOOTSTRAP_SERVERS
   if (!value) {

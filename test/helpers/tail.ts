@@ -5,7 +5,7 @@
 import { WeirError } from '../../core/errors.ts'
 import { createPartitionReader, keyOfPartition } from '../../kafka/index.ts'
 import type { ConsumedRecord, TopicPartition } from '../../kafka/index.ts'
-import { admin, brokers } from './kafka.ts'
+import { admin, brokers, kafkaSecurity } from './kafka.ts'
 
 export interface TailedRecord {
   readonly record: ConsumedRecord
@@ -22,7 +22,7 @@ export interface Tail {
 }
 
 export async function tailTopics(topics: readonly string[]): Promise<Tail> {
-  const reader = createPartitionReader({ brokers: brokers(), maxWaitMs: 100 })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers: brokers(), maxWaitMs: 100 })
   const partitions: TopicPartition[] = []
   for (const topic of topics) {
     const count = await admin().partitionCount(topic)
@@ -59,7 +59,7 @@ export async function tailTopics(topics: readonly string[]): Promise<Tail> {
   return {
     records,
     async caughtUp(timeoutMs = 120_000) {
-      const ends = createPartitionReader({ brokers: brokers() })
+      const ends = createPartitionReader({ ...kafkaSecurity(), brokers: brokers() })
       let targets: Awaited<ReturnType<typeof ends.offsets>>
       try {
         targets = await ends.offsets(partitions, 'latest')

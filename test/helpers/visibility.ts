@@ -3,7 +3,7 @@
 // against a timestamp the producer wrote, which is the same clock reading that chose what was due.
 import { createPartitionReader } from '../../kafka/index.ts'
 import type { ConsumedRecord } from '../../kafka/index.ts'
-import { admin, brokers } from './kafka.ts'
+import { admin, brokers, kafkaSecurity } from './kafka.ts'
 import { waitFor } from './wait.ts'
 
 export interface SeenRecord {
@@ -26,7 +26,7 @@ export interface TopicWatch {
  * stopped. Start it before anything can be written to the topic.
  */
 export async function watchTopic(topic: string): Promise<TopicWatch> {
-  const reader = createPartitionReader({ brokers: brokers(), maxWaitMs: 100 })
+  const reader = createPartitionReader({ ...kafkaSecurity(), brokers: brokers(), maxWaitMs: 100 })
   const count = await admin().partitionCount(topic)
   const partitions = Array.from({ length: count }, (_, partition) => ({ topic, partition }))
   const positions = new Map((await reader.offsets(partitions, 'earliest')).map((o) => [o.partition, o.offset]))
