@@ -55,6 +55,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/kafka/sticky-assignor.test.ts': [],
   'test/kafka/transactions.test.ts': ['kafka'],
   'test/processors/command-service.kafka.test.ts': ['kafka'],
+  'test/processors/saga.test.ts': [],
   'test/processors/command-service.test.ts': [],
   'test/processors/dedupe.test.ts': [],
   'test/processors/redis/cli-secrets.test.ts': [],
