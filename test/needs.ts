@@ -18,6 +18,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/envelope/envelope.test.ts': [],
   'test/envelope/vectors.test.ts': ['python'],
   'test/examples/orders.test.ts': ['kafka'],
+  'test/examples/saga.test.ts': ['kafka'],
   'test/gateway/actor.test.ts': ['kafka'],
   'test/gateway/auth.test.ts': [],
   'test/gateway/backpressure.test.ts': ['kafka'],
