@@ -36,12 +36,15 @@ import type { Tail, TailedRecord } from '../test/helpers/tail.ts'
 import { spawnWorker, waitForAssignment } from '../test/helpers/workers.ts'
 import type { WorkerProcess } from '../test/helpers/workers.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from './infra/index.ts'
+import { sagaChaos } from './chaos/sagas.ts'
+import { sagaChaosVerdict } from '../test/helpers/saga-chaos-check.ts'
+import type { SagaChaosReport } from '../test/helpers/saga-chaos-check.ts'
 import type { Infrastructure, LocalNode } from './infra/index.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 
 /** Every numeric option and its default; each must be an integer >= 1. */
-const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1' } as const
+const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1', sagas: '300' } as const
 type NumericOption = keyof typeof NUMERIC
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
@@ -83,7 +86,7 @@ try {
   process.stderr.write(`chaos: ${error instanceof WeirError ? `${error.code}: ${error.message}` : String(error)}\n`)
   process.exit(2)
 }
-const { records, workers: workerCount, kills, partitions, rate, requests, envelopes, 'cs-workers': csWorkerCount, brokers: brokerCount, brokerKills: brokerKillsRequested } = options
+const { records, workers: workerCount, kills, partitions, rate, requests, envelopes, 'cs-workers': csWorkerCount, sagas: sagaCount, brokers: brokerCount, brokerKills: brokerKillsRequested } = options
 const progress = createProgress('chaos')
 const random = (min: number, max: number) => min + Math.floor(Math.random() * (max - min))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -95,7 +98,7 @@ interface WorkerSpec {
   env: Record<string, string>
 }
 
-async function main(): Promise<ChaosRunReport> {
+async function main(): Promise<ChaosRunReport & SagaChaosReport> {
   if (brokerCount > 1 && process.env.KAFKA_BOOTSTRAP_SERVERS) {
     progress.step(`--brokers ${brokerCount}: starting a cluster of its own (it kills brokers); KAFKA_BOOTSTRAP_SERVERS is not used`)
     delete process.env.KAFKA_BOOTSTRAP_SERVERS
@@ -127,7 +130,7 @@ function brokerSchedule(requested: number, nodes: number): Array<{ kind: BrokerK
 /** Time the feed is stretched by per planned broker kill (down, restart, recovery, replicas back in sync), s. */
 const SECONDS_PER_BROKER_KILL = 40
 
-async function run(infra: Infrastructure): Promise<ChaosRunReport> {
+async function run(infra: Infrastructure): Promise<ChaosRunReport & SagaChaosReport> {
   process.env.KAFKA_BOOTSTRAP_SERVERS = infra.env.KAFKA_BOOTSTRAP_SERVERS
   const brokers = infra.kafka.brokers
   const schedule = brokerSchedule(brokerKillsRequested, brokerCount)
@@ -149,14 +152,15 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
   const deadLetters = `${cs.commands}.dlq`
   const csTopicNames = [cs.commands, cs.deadlines, cs.scheduler, cs.outcomes, cs.lateResults, cs.events, deadLetters, delivered]
   const csTopics: CommandServiceChaosTopics = { commands: cs.commands, scheduler: cs.scheduler, outcomes: cs.outcomes, lateResults: cs.lateResults, deadLetters, deliveries: [delivered] }
+  const sagas = sagaChaos({ root: ROOT, prefix: `chaos-${runId}-saga`, applicationId, count: sagaCount })
   const admin = createAdmin({ brokers })
   await admin.createTopics([
     { name: input, partitions },
     { name: output, partitions },
-    ...csTopicNames.map((name) => ({ name, partitions })),
+    ...[...csTopicNames, ...sagas.topics].map((name) => ({ name, partitions })),
   ])
   // Read from the start, while everything runs: each record is stamped when it became visible to this reader.
-  const tail = await tailTopics([output, ...commandServiceChaosTopicList(csTopics)])
+  const tail = await tailTopics([output, ...commandServiceChaosTopicList(csTopics), sagas.events])
   const env = { WEIR_CHAOS_INPUT: input, WEIR_CHAOS_OUTPUT: output, WEIR_CHAOS_TIMER_MIN_MS: '200', WEIR_CHAOS_TIMER_MAX_MS: '3000' }
   const specs: WorkerSpec[] = [
     ...Array.from({ length: workerCount }, (_, i) => ({ name: `w${i}`, module: resolve(ROOT, 'test/fixtures/chaos-topology.ts'), applicationId, env })),
@@ -166,6 +170,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       applicationId: `${applicationId}-cs`,
       env: { WEIR_CHAOS_CS_PREFIX: csPrefix },
     })),
+    ...sagas.workers,
   ]
   const slots: WorkerProcess[] = []
   // Ctrl-C, SIGTERM or any exit: the workers go too (the infrastructure's own handlers stop the brokers).
@@ -189,11 +194,13 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     })
   }
   const chaosWorkers = () => slots.slice(0, workerCount)
-  const csWorkers = () => slots.slice(workerCount)
+  const csWorkers = () => slots.slice(workerCount, workerCount + csWorkerCount)
+  const sagaWorkers = (role: string) => slots.filter((w) => w !== undefined && w.name.startsWith(role))
   const assigned = async (timeoutMs: number) => {
     try {
       await waitForAssignment(chaosWorkers(), partitions, timeoutMs)
       await waitForAssignment(csWorkers(), partitions, timeoutMs)
+      for (const role of ['sp', 'sg']) await waitForAssignment(sagaWorkers(role), partitions, timeoutMs)
     } catch (error) {
       for (const worker of slots) process.stderr.write(`--- ${worker.name} (last log lines)\n${worker.logs().split('\n').slice(-15).join('\n')}\n`)
       throw error
@@ -226,6 +233,8 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     const sent: ChaosRequest[] = []
     const envelopeIds: string[] = []
     const csFeeding = feedCommandService(producer, cs, delivered, feedSeconds, sent, envelopeIds, halted)
+    const sagaFeeding = sagas.feed(producer, feedSeconds, halted)
+    sagaFeeding.catch(() => {})
     // A run that fails before it awaits the feeds must not crash on their rejection (its own error is the report).
     feeding.catch(() => {})
     csFeeding.catch(() => {})
@@ -233,7 +242,8 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     while (killed < kills) {
       await sleep(random(gap / 2, gap))
       // Both kinds of worker in turn, so each gets its share of the kills.
-      const i = killed % 2 === 1 ? workerCount + random(0, csWorkerCount) : random(0, workerCount)
+      // Every third kill a saga or saga-participant worker.
+      const i = killed % 3 === 2 ? workerCount + csWorkerCount + random(0, sagas.workers.length) : killed % 3 === 1 ? workerCount + random(0, csWorkerCount) : random(0, workerCount)
       const victim = slots[i] as WorkerProcess
       // A worker that already exited on its own is restarted, but it is no kill.
       const alive = victim.child.exitCode === null && victim.child.signalCode === null
@@ -260,6 +270,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     }
     await feeding
     await csFeeding
+    await sagaFeeding
     await producer.close()
     progress.step(`all ${records} records, ${sent.length} requests and ${envelopeIds.length} envelopes fed; waiting for every output, timer and outcome`)
     await assigned(120_000)
@@ -271,13 +282,14 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       for (; absorbed < tail.records.length; absorbed++) {
         const { record, visibleAt } = tail.records[absorbed] as TailedRecord
         if (record.topic === output) topology.add(record, visibleAt)
+        else if (record.topic === sagas.events) sagas.tracker.add(record)
         else addCommandServiceRecord(service, csTopics, record, visibleAt)
       }
     }
     // Until everything expected is there (or the time is up: what is missing then fails the verdict)...
     const deadline = Date.now() + 240_000
-    for (await absorb(); !(topology.complete() && service.complete()) && Date.now() < deadline; await absorb()) await sleep(2000)
-    const waiting = [...(topology.complete() ? [] : ['chaos topology outputs']), ...(service.complete() ? [] : ['command service records'])]
+    for (await absorb(); !(topology.complete() && service.complete() && sagas.tracker.complete()) && Date.now() < deadline; await absorb()) await sleep(2000)
+    const waiting = [...(topology.complete() ? [] : ['chaos topology outputs']), ...(service.complete() ? [] : ['command service records']), ...(sagas.tracker.complete() ? [] : ['saga ends'])]
     progress.step(`${waiting.length === 0 ? 'everything expected is there' : `time is up, still missing: ${waiting.join(', ')}`}; reading to the end offsets again after a pause`)
     // ...then, after a pause, every partition again up to its end offset, so a late duplicate or a second
     // outcome on any partition is counted too.
@@ -285,7 +297,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     await absorb()
     const csReport = service.report()
     progress.step(`command service: ${csReport.envelopesDelivered}/${csReport.envelopesExpected} envelopes, ${csReport.outcomes} outcomes for ${csReport.requests} requests`)
-    return chaosRunReport(topology.report(), csReport, {
+    const report = chaosRunReport(topology.report(), csReport, {
       kills: killed,
       killsRequested: kills,
       restarts,
@@ -300,6 +312,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       brokerKillTargets: brokerFacts.targets,
       brokerRecoverySeconds: brokerFacts.recoveries,
     })
+    return { ...report, ...sagas.tracker.report() }
   } finally {
     halted.value = true
     // Every step on its own: one that fails (a broker that is gone) must not leave workers running.
@@ -313,7 +326,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     await view?.close().catch(() => {})
     await closeAdmin().catch(() => {})
     if (keep) progress.step(`topics kept: chaos-${runId}.*, ${csPrefix}.*; worker logs and state in ${base}`)
-    else await admin.deleteTopics([input, output, ...csTopicNames]).catch(() => {})
+    else await admin.deleteTopics([input, output, ...csTopicNames, ...sagas.topics]).catch(() => {})
     await admin.close().catch(() => {})
     if (!keep) await rm(base, { recursive: true, force: true }).catch(() => {})
   }
@@ -453,7 +466,7 @@ async function feedCommandService(
 
 main().then(
   (report) => {
-    const failed = chaosVerdict(report)
+    const failed = [...chaosVerdict(report), ...sagaChaosVerdict(report)]
     const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     process.stderr.write(`\nchaos ${failed.length === 0 ? 'PASSED' : `FAILED (${failed.join(', ')})`}\n${table.join('\n')}\n`)
     if (options.json) process.stdout.write(`${JSON.stringify({ ...report, passed: failed.length === 0, failedChecks: failed })}\n`)

@@ -43,6 +43,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/gateway/shutdown.test.ts': ['kafka'],
   'test/gateway/uws-smoke.test.ts': [],
   'test/helpers/chaos-check.test.ts': [],
+  'test/helpers/saga-chaos-check.test.ts': [],
   'test/kafka/admin.test.ts': ['kafka'],
   'test/kafka/broker-errors.test.ts': ['kafka'],
   'test/kafka/chunks.test.ts': [],
