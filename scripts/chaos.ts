@@ -1,4 +1,4 @@
-// `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R]
+// `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R] [--sagas S]
 //                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]`
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
@@ -243,7 +243,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport & SagaChaosRep
       await sleep(random(gap / 2, gap))
       // Both kinds of worker in turn, so each gets its share of the kills.
       // Every third kill a saga or saga-participant worker.
-      const i = killed % 3 === 2 ? workerCount + csWorkerCount + random(0, sagas.workers.length) : killed % 3 === 1 ? workerCount + random(0, csWorkerCount) : random(0, workerCount)
+      const i = killed % 3 === 2 ? workerCount + csWorkerCount + (Math.floor(killed / 3) % sagas.workers.length) : killed % 3 === 1 ? workerCount + random(0, csWorkerCount) : random(0, workerCount)
       const victim = slots[i] as WorkerProcess
       // A worker that already exited on its own is restarted, but it is no kill.
       const alive = victim.child.exitCode === null && victim.child.signalCode === null

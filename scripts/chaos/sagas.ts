@@ -46,8 +46,9 @@ export function sagaChaos(options: { root: string; prefix: string; applicationId
     topics: [t.starts, t.inbox, t.events, participant.commands, participant.deadlines, participant.scheduler, participant.outcomes, participant.lateResults, participant.events],
     events: t.events,
     workers: [
-      { name: 'sp0', module, applicationId: `${options.applicationId}-saga-participant`, env: env('participant') },
+      // In this order the kills reach them in turn (scripts/chaos.ts): a saga worker first, while sagas are in flight.
       { name: 'sg0', module, applicationId: `${options.applicationId}-saga`, env: env('saga') },
+      { name: 'sp0', module, applicationId: `${options.applicationId}-saga-participant`, env: env('participant') },
       { name: 'sg1', module, applicationId: `${options.applicationId}-saga`, env: env('saga') },
     ],
     tracker,
