@@ -17,8 +17,6 @@ import type { SagaHistoryEntry, SagaState, SagaTimer } from './saga-state.ts'
 export const SAGA_STORE = 'sagas'
 /** Header on inbox records: 'start' or 'reply'. */
 export const SAGA_INPUT_HEADER = 'weir.saga.input'
-/** Header naming the topic an output of the coordinator goes to (the sink's topic function reads it). */
-export const SAGA_TO_HEADER = 'weir.saga.to'
 /** The saga's events: contextPath of every lifecycle event. */
 export const SAGA_EVENT_CONTEXT = 'sagas'
 
@@ -59,24 +57,22 @@ type Failure = { code: string; message: string; retriable: boolean; timedOut: bo
 
 const NOT_RETRIABLE = new Set(['WEIR_ERR_NON_RETRIABLE', 'WEIR_ERR_UNKNOWN_COMMAND', 'WEIR_ERR_SCHEMA_VIOLATION', 'WEIR_ERR_FORBIDDEN'])
 
-export function sagaCoordinator(saga: ResolvedSaga, metrics: SagaMetrics): ProcessorFactory {
+/** `sinkOf(topic)`: the name of the coordinator's sink writing to that topic (one per topic the saga sends to). */
+export function sagaCoordinator(saga: ResolvedSaga, metrics: SagaMetrics, sinkOf: (topic: string) => string): ProcessorFactory {
   return (): Processor<string, Envelope> => {
     let context: ProcessorContext
     const store = () => context.store<string, SagaState>(SAGA_STORE)
     const view = (s: SagaState): SagaView => ({ sagaId: s.sagaId, data: s.data, results: s.results })
     const entry = (event: string, extra: Omit<SagaHistoryEntry, 'at' | 'event'> = {}): SagaHistoryEntry => ({ at: context.now(), event, ...extra })
-    const traceHeaders = (envelope: Envelope, to: string) => {
-      const headers = new Map<string, Buffer>([[SAGA_TO_HEADER, Buffer.from(to)]])
-      if (envelope.trace !== undefined) headers.set('traceparent', Buffer.from(envelope.trace.traceparent))
-      return headers
-    }
+    // The W3C header beside the envelope's own trace, for tracing tools that read Kafka headers.
+    const traceHeaders = (envelope: Envelope) => new Map<string, Buffer>(envelope.trace === undefined ? [] : [['traceparent', Buffer.from(envelope.trace.traceparent)]])
 
     /** A lifecycle event of the saga (a follow-up of what moved it), keyed by saga id. */
     async function emit(s: SagaState, alias: string, extra: Record<string, unknown> = {}): Promise<void> {
       const base = followUp(s.parent, { kind: 'event', contextPath: SAGA_EVENT_CONTEXT, alias, payload: { saga: saga.name, sagaId: s.sagaId, status: s.status, ...extra }, now: context.now() })
       const { clientSessionId: _session, ...rest } = base
       const event: Envelope = { ...rest, requestId: s.requestId, ...(s.clientSessionId === undefined ? {} : { clientSessionId: s.clientSessionId }) }
-      await context.forward(new StreamRecord(s.sagaId, event, context.now(), traceHeaders(event, saga.topics.events)), 'out')
+      await context.forward(new StreamRecord(s.sagaId, event, context.now(), traceHeaders(event)), sinkOf(saga.topics.events))
     }
 
     const messageOf = (s: SagaState, step: number, phase: SagaPhase): ResolvedMessage => {
@@ -106,7 +102,7 @@ export function sagaCoordinator(saga: ResolvedSaga, metrics: SagaMetrics): Proce
       // The participant's results go to its own results topic, never to the client that started the saga.
       const { clientSessionId: _session, ...rest } = base
       const message: Envelope = { ...rest, id, requestId: id }
-      await context.forward(new StreamRecord(spec.key?.(view(s)) ?? s.sagaId, message, now, traceHeaders(message, spec.topic)), 'out')
+      await context.forward(new StreamRecord(spec.key?.(view(s)) ?? s.sagaId, message, now, traceHeaders(message)), sinkOf(spec.topic))
       await context.timers.set(s.sagaId, now + timeoutMs, { kind: 'timeout', step, phase, attempt } satisfies SagaTimer)
       const name = saga.steps[step]?.name ?? String(step)
       return { ...s, step, phase, attempt, updatedAt: now, history: withHistory(s, entry(phase === 'do' ? 'step-started' : 'compensation-started', { step: name, attempt })) }

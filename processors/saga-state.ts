@@ -8,7 +8,7 @@ export type SagaStatus = (typeof SAGA_STATES)[number]
 
 export interface SagaHistoryEntry {
   readonly at: number
-  /** started, step-started, step-completed, step-failed, step-timed-out, step-retried, compensating, compensation-started, compensation-completed, compensation-failed, completed, compensated */
+  /** started, step-started, step-completed, step-retried, step-failed, compensation-started, compensation-completed, compensation-failed, completed, compensated */
   readonly event: string
   readonly step?: string
   readonly attempt?: number

@@ -11,10 +11,10 @@
 import { WeirError } from '../core/errors.ts'
 import type { Envelope } from '../envelope/envelope.ts'
 import { defineTopology } from '../topology/define.ts'
-import type { SourceSpec, Topology } from '../topology/define.ts'
+import type { SinkSpec, SourceSpec, Topology } from '../topology/define.ts'
 import type { Processor, ProcessorContext, ProcessorFactory } from '../topology/processor.ts'
 import { StreamRecord } from '../topology/record.ts'
-import { SAGA_INPUT_HEADER, SAGA_STORE, SAGA_TO_HEADER, newSagaMetrics, sagaCoordinator } from './saga-coordinator.ts'
+import { SAGA_INPUT_HEADER, SAGA_STORE, newSagaMetrics, sagaCoordinator } from './saga-coordinator.ts'
 import type { SagaMetrics } from './saga-coordinator.ts'
 import { parseStepRequestId, resolveSaga } from './saga-definition.ts'
 import type { ResolvedSaga, SagaDefinition } from './saga-definition.ts'
@@ -82,17 +82,19 @@ export function defineSaga<D = unknown>(definition: SagaDefinition<D>): Saga {
   inputs.forEach((topic, i) => {
     sources[`input-${i}`] = { topic, keySerde: 'buffer', valueSerde: 'envelope' }
   })
+  // One sink per topic the coordinator sends to: the saga's events topic and every step's and compensation's.
+  const targets = [...new Set([saga.topics.events, ...saga.steps.flatMap((step) => [step.spec.topic, ...(step.compensation === undefined ? [] : [step.compensation.spec.topic])])])]
+  const sinkOf = (topic: string) => `to-${targets.indexOf(topic)}`
+  const sinks: Record<string, SinkSpec> = { 'to-inbox': { from: ['router'], topic: saga.topics.inbox, ...envelope } }
+  for (const topic of targets) sinks[sinkOf(topic)] = { from: ['coordinator'], topic, ...envelope }
   const topology = defineTopology({
     sources,
     stores: { [SAGA_STORE]: { keySerde: 'string', valueSerde: 'json' } },
     processors: {
       router: { from: inputs.map((_, i) => `input-${i}`), use: sagaRouter(saga, metrics) },
-      coordinator: { from: ['inbox'], stores: [SAGA_STORE], timers: true, use: sagaCoordinator(saga, metrics) },
+      coordinator: { from: ['inbox'], stores: [SAGA_STORE], timers: true, use: sagaCoordinator(saga, metrics, sinkOf) },
     },
-    sinks: {
-      'to-inbox': { from: ['router'], topic: saga.topics.inbox, ...envelope },
-      out: { from: ['coordinator'], topic: (record: StreamRecord) => record.headers.get(SAGA_TO_HEADER)?.toString() ?? saga.topics.events, ...envelope },
-    },
+    sinks,
   })
   return Object.freeze({
     name: saga.name,
