@@ -19,6 +19,8 @@ export const errorCodes = {
   WEIR_ERR_NON_RETRIABLE: 'A handler failed in a way retrying cannot fix; the command gets an error result and a dead letter.',
   WEIR_ERR_RETRIES_EXHAUSTED: 'A handler kept failing until its retry budget (attempts or time) ran out.',
   WEIR_ERR_DEADLINE_EXCEEDED: 'No result arrived before the command deadline: the request\'s outcome is this timeout.',
+  WEIR_ERR_SAGA_UNKNOWN: 'A saga reply (a result or event of a step) names a saga id the saga has no state for: never started, or its state expired after retentionMs.',
+  WEIR_ERR_SAGA_START_INVALID: 'A message that starts a saga yields no saga id (the definition\'s sagaId returned nothing usable).',
   WEIR_ERR_KAFKA: 'The Kafka client reported an error; `cause` holds the client error.',
   WEIR_ERR_KAFKA_TRANSACTION: 'A Kafka transaction could not be committed and was aborted; nothing it wrote is visible.',
   WEIR_ERR_KAFKA_FENCED: 'This producer was fenced by a newer instance with the same transactional id (a zombie).',

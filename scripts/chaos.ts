@@ -1,4 +1,4 @@
-// `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R]
+// `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R] [--sagas S]
 //                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]`
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
@@ -7,7 +7,8 @@
 // again after a pause, and test/helpers/chaos-check.ts judges: no duplicate, no loss, exact per-key state,
 // every timer set once and fired once unless cancelled, never after its cancel, never early; every delayed
 // envelope (the feed's and the router's out-of-order retries) scheduled once and delivered once, never early;
-// every request exactly one outcome, of the kind its class allows; K kills done. Prints, last, one JSON line.
+// every request exactly one outcome, of the kind its class allows; every saga ended once, completed or
+// compensated as planned (test/helpers/saga-chaos-check.ts); K kills done. Prints, last, one JSON line.
 // With --brokers B > 1 it starts its own local B-node cluster (KAFKA_BOOTSTRAP_SERVERS is not used: it must
 // kill brokers) and, after the worker kills, SIGKILLs and restarts brokers K times in turn: the leader of a
 // source partition, the transaction coordinator of a task, the group coordinator, then a rolling restart of
@@ -16,6 +17,8 @@
 import { WeirError } from '../core/errors.ts'
 import { chaosVerdict } from '../test/helpers/chaos-check.ts'
 import type { ChaosRunReport } from '../test/helpers/chaos-check.ts'
+import { sagaChaosVerdict } from '../test/helpers/saga-chaos-check.ts'
+import type { SagaChaosReport } from '../test/helpers/saga-chaos-check.ts'
 import { parseOptions } from './chaos/options.ts'
 import type { ChaosOptions } from './chaos/options.ts'
 import { run } from './chaos/run.ts'
@@ -30,7 +33,7 @@ try {
 }
 const progress = createProgress('chaos')
 
-async function main(): Promise<ChaosRunReport> {
+async function main(): Promise<ChaosRunReport & SagaChaosReport> {
   if (options.brokers > 1 && process.env.KAFKA_BOOTSTRAP_SERVERS) {
     progress.step(`--brokers ${options.brokers}: starting a cluster of its own (it kills brokers); KAFKA_BOOTSTRAP_SERVERS is not used`)
     delete process.env.KAFKA_BOOTSTRAP_SERVERS
@@ -46,7 +49,7 @@ async function main(): Promise<ChaosRunReport> {
 
 main().then(
   (report) => {
-    const failed = chaosVerdict(report)
+    const failed = [...chaosVerdict(report), ...sagaChaosVerdict(report)]
     const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     process.stderr.write(`\nchaos ${failed.length === 0 ? 'PASSED' : `FAILED (${failed.join(', ')})`}\n${table.join('\n')}\n`)
     if (options.json) process.stdout.write(`${JSON.stringify({ ...report, passed: failed.length === 0, failedChecks: failed })}\n`)

@@ -1,10 +1,11 @@
-// The chaos run's worker processes: W of the chaos topology and C of the command service, started, SIGKILLed in
-// turn and restarted, waited for until they own every partition, and stopped when the run ends however it ends.
+// The chaos run's worker processes: W of the chaos topology, C of the command service and the saga's (a
+// participant service and two saga workers), started, SIGKILLed in turn and restarted, waited for until they own every partition, and stopped when the run ends however it ends.
 import { join, resolve } from 'node:path'
 
 import { spawnWorker, waitForAssignment } from '../../test/helpers/workers.ts'
 import type { WorkerProcess } from '../../test/helpers/workers.ts'
 import type { Progress } from '../infra/index.ts'
+import type { SagaChaosWorkerSpec } from './sagas.ts'
 import { random, sleep } from './options.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
@@ -28,6 +29,8 @@ export interface FleetOptions {
   env: Record<string, string>
   /** Prefix of the command service's topics. */
   csPrefix: string
+  /** The saga's workers (scripts/chaos/sagas.ts): names starting `sg` (the saga) and `sp` (its participant). */
+  sagaWorkers: readonly SagaChaosWorkerSpec[]
   /** Keep every worker's log (debug: commits and transactions) beside its state. */
   keepLogs: boolean
   progress: Progress
@@ -61,6 +64,7 @@ export function startFleet(options: FleetOptions): Fleet {
       applicationId: `${options.applicationId}-cs`,
       env: { WEIR_CHAOS_CS_PREFIX: options.csPrefix },
     })),
+    ...options.sagaWorkers,
   ]
   const slots: WorkerProcess[] = []
   // Ctrl-C, SIGTERM or any exit: the workers go too (the infrastructure's own handlers stop the brokers).
@@ -83,12 +87,14 @@ export function startFleet(options: FleetOptions): Fleet {
     })
   }
   for (let i = 0; i < specs.length; i++) start(i)
-  progress.step(`${workerCount} chaos workers and ${csWorkerCount} command-service workers starting on ${partitions} partitions`)
+  progress.step(`${workerCount} chaos workers, ${csWorkerCount} command-service workers and ${options.sagaWorkers.length} saga workers starting on ${partitions} partitions`)
+  const sagaSlots = (role: string) => slots.filter((w, i) => i >= workerCount + csWorkerCount && w !== undefined && w.name.startsWith(role))
   return {
     async assigned(timeoutMs) {
       try {
         await waitForAssignment(slots.slice(0, workerCount), partitions, timeoutMs)
-        await waitForAssignment(slots.slice(workerCount), partitions, timeoutMs)
+        await waitForAssignment(slots.slice(workerCount, workerCount + csWorkerCount), partitions, timeoutMs)
+        for (const role of ['sp', 'sg']) if (sagaSlots(role).length > 0) await waitForAssignment(sagaSlots(role), partitions, timeoutMs)
       } catch (error) {
         for (const worker of slots) process.stderr.write(`--- ${worker.name} (last log lines)\n${worker.logs().split('\n').slice(-15).join('\n')}\n`)
         throw error
@@ -99,8 +105,14 @@ export function startFleet(options: FleetOptions): Fleet {
       const gap = Math.max(1500, (seconds * 1000) / (kills + 1))
       while (facts.killed < kills) {
         await sleep(random(gap / 2, gap))
-        // Both kinds of worker in turn, so each gets its share of the kills.
-        const i = facts.killed % 2 === 1 ? workerCount + random(0, csWorkerCount) : random(0, workerCount)
+        // The kinds of worker in turn, so each gets its share of the kills: every third kill a saga worker.
+        const sagaCount = options.sagaWorkers.length
+        const i =
+          sagaCount > 0 && facts.killed % 3 === 2
+            ? workerCount + csWorkerCount + (Math.floor(facts.killed / 3) % sagaCount)
+            : facts.killed % (sagaCount > 0 ? 3 : 2) === 1
+              ? workerCount + random(0, csWorkerCount)
+              : random(0, workerCount)
         const victim = slots[i] as WorkerProcess
         // A worker that already exited on its own is restarted, but it is no kill.
         const alive = victim.child.exitCode === null && victim.child.signalCode === null

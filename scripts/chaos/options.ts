@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { invalidOptions } from '../../core/errors.ts'
 
 /** Every numeric option and its default; each must be an integer >= 1. */
-const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1' } as const
+const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1', sagas: '300' } as const
 type NumericOption = keyof typeof NUMERIC
 
 export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number }

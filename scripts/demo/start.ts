@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { commandPath } from '../../commands/catalog.ts'
-import { createOrdersTopics } from '../../examples/orders/create-topics.ts'
+import { createSagaExampleTopics } from '../../examples/saga/create-topics.ts'
 import { ORDERS_PREFIX_ENV, TOPIC_ALIAS, ordersRegistry } from '../../examples/orders/service.ts'
 import type { KafkaConnection } from '../../kafka/index.ts'
 import { createProgress } from '../infra/index.ts'
@@ -86,7 +86,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await writeFile(secretFiles.jwtHs256, hs256Secret, { mode: 0o600, flag: 'wx' })
     await writeFile(secretFiles.session, sessionSecret, { mode: 0o600, flag: 'wx' })
     progress.step(`creating the orders service's topics (${prefix}.*, ${partitions} partitions)`)
-    await createOrdersTopics({ brokers: options.brokers, connection: options.connection, prefix, partitions })
+    await createSagaExampleTopics({ brokers: options.brokers, connection: options.connection, prefix, partitions })
 
     const env = { [ORDERS_PREFIX_ENV]: prefix, LIBUS_LISTEN_EXCLUSIVE_PORT: '1' }
     progress.step('starting the worker (examples/orders/topology.ts) and the gateway')
@@ -104,6 +104,11 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       logs.worker,
     )
     children.push(worker)
+    // The saga example (examples/saga): payment, inventory and shipping services and the order saga, one worker each.
+    for (const service of ['payment', 'inventory', 'shipping', 'saga']) {
+      const args = ['worker/cli.ts', 'worker', 'examples/saga/topology.ts', '--brokers', brokers, '--state-dir', join(dir, `state-${service}`), '--http-port', '0', '--http-host', '127.0.0.1', '--commit-interval-ms', '50', '--session-timeout-ms', '6000']
+      children.push(startChild(`saga-${service}`, args, { ...env, WEIR_SAGA_SERVICE: service }, join(dir, `${service}.log`)))
+    }
     const gateway = startChild(
       'gateway',
       [

@@ -75,6 +75,14 @@ test(
     assert.match(await page.locator(`${row('orders/orders/cancel', 'ok')} td.outcome`).innerText(), /"status":"cancelled"/)
     await waitFor(`#events li[data-alias="order-cancelled"]:has-text("${orderId}")`)
 
+    // The placed order started the order saga (examples/saga): the page shows it complete; a piano cannot be
+    // shipped, so its saga releases the stock, then refunds the charge.
+    await waitFor(`#sagas tr[data-saga-id="${orderId}"][data-status="completed"]`, 90_000)
+    assert.match(await page.locator(`#sagas tr[data-saga-id="${orderId}"] td.steps`).innerText(), /started → payment done → inventory done → shipping done → completed/)
+    await page.click('#saga-piano')
+    await waitFor('#sagas tr[data-status="compensated"]', 90_000)
+    assert.match(await page.locator('#sagas tr[data-status="compensated"] td.steps').innerText(), /shipping failed: cannot ship a piano → inventory undone → payment undone → compensated/)
+
     // A payload that breaks the schema is refused by the gateway, with every violation.
     await page.click('#custom-send')
     await waitFor(row('orders/orders/place', 'error'))

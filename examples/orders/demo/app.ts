@@ -197,10 +197,40 @@ function numberOrUndefined(id: string): number | undefined {
 }
 
 function addEvent(event: EventFrame): void {
+  trackSaga(event)
   const item = document.createElement('li')
   item.dataset.alias = event.alias
   item.textContent = `${time()} ${event.alias} ${short(event.payload)}  (${event.topic}[${event.partition}]@${event.offset})`
   byId('events').prepend(item)
+}
+
+// --- Sagas (examples/saga): the order saga's events arrive on the orders events stream --------------------
+
+/** One row per saga: where it stands, from its saga-* events (started, step-completed, ..., completed or compensated). */
+function trackSaga(event: EventFrame): void {
+  const payload = event.payload as { sagaId?: string; step?: string; status?: string; failure?: { step: string; message: string } } | null
+  if (!event.alias.startsWith('saga-') || typeof payload?.sagaId !== 'string') return
+  let row = document.querySelector<HTMLTableRowElement>(`#sagas tr[data-saga-id="${CSS.escape(payload.sagaId)}"]`)
+  if (row === null) {
+    row = document.createElement('tr')
+    row.dataset.sagaId = payload.sagaId
+    for (const name of ['id', 'status', 'steps']) {
+      const cell = document.createElement('td')
+      cell.className = name
+      row.append(cell)
+    }
+    ;(row.querySelector('td.id') as HTMLElement).textContent = payload.sagaId
+    byId('sagas').prepend(row)
+  }
+  row.dataset.status = payload.status ?? ''
+  ;(row.querySelector('td.status') as HTMLElement).textContent = payload.status ?? ''
+  const step = event.alias === 'saga-step-completed' ? `${payload.step} done` : event.alias === 'saga-step-compensated' ? `${payload.step} undone` : event.alias === 'saga-compensating' ? `${payload.failure?.step} failed: ${payload.failure?.message}` : event.alias.slice('saga-'.length)
+  const steps = row.querySelector('td.steps') as HTMLElement
+  steps.textContent = steps.textContent === '' ? step : `${steps.textContent} → ${step}`
+}
+
+function startSaga(sku: string, qty: number): void {
+  void send('orders/orders/place', { orderId: nextOrderId(), sku, qty })
 }
 
 // --- Start ----------------------------------------------------------------------------------------------
@@ -250,6 +280,9 @@ async function main(): Promise<void> {
     void send('orders/orders/place', { orderId, sku: input('place-sku').value.trim(), qty: Number(input('place-qty').value) })
     input('place-order-id').value = nextOrderId()
   })
+  byId('saga-ok').addEventListener('click', () => startSaga('apple', 2))
+  byId('saga-stock').addEventListener('click', () => startSaga('apple', 20))
+  byId('saga-piano').addEventListener('click', () => startSaga('piano', 1))
   byId('cancel').addEventListener('click', () => void send('orders/orders/cancel', { orderId: input('cancel-order-id').value.trim() }))
   byId('get').addEventListener('click', () => void send('orders/orders/get', { orderId: input('cancel-order-id').value.trim() }))
   byId('slow').addEventListener('click', () => void send('orders/orders/slow', { ms: Number(input('slow-ms').value) }, numberOrUndefined('slow-ttl')))
