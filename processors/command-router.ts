@@ -206,7 +206,8 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         }
         if (injector?.active === true) {
           faults = commandFaults(injector, { path, processor: context.processorName, ...(context.recordMetadata()?.topic === undefined ? {} : { topic: context.recordMetadata()?.topic }) }, command)
-          const duplicate = faults?.duplicate()
+          // Without the out-of-order wiring there is no way to redeliver: the rule is not rolled (nor counted).
+          const duplicate = outOfOrder === undefined ? undefined : faults?.duplicate()
           if (duplicate !== undefined) await redeliver(input, duplicate.id)
           const corrupted = faults?.corrupt(command)
           if (corrupted !== undefined) {

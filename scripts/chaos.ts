@@ -1,5 +1,6 @@
 // `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R]
-//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]`
+//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]
+//                [--faults error:<p>[:<seed>]]` (injected handler errors on top of the kills: scripts/chaos/faults.ts)
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
 // turn and restarts them, while one read_committed reader tails every output and stamps each record with the
@@ -35,6 +36,8 @@ import { tailTopics } from '../test/helpers/tail.ts'
 import type { Tail, TailedRecord } from '../test/helpers/tail.ts'
 import { spawnWorker, waitForAssignment } from '../test/helpers/workers.ts'
 import type { WorkerProcess } from '../test/helpers/workers.ts'
+import { armChaosFaults, chaosFaultFacts, parseChaosFaults, planWithFaults } from './chaos/faults.ts'
+import type { ChaosFaults } from './chaos/faults.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from './infra/index.ts'
 import type { Infrastructure, LocalNode } from './infra/index.ts'
 
@@ -45,7 +48,7 @@ const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', r
 type NumericOption = keyof typeof NUMERIC
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
-function parseOptions(args: string[]): Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number } {
+function parseOptions(args: string[]): Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; faults: ChaosFaults | undefined } {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
@@ -54,6 +57,7 @@ function parseOptions(args: string[]): Record<NumericOption, number> & { json: b
         json: { type: 'boolean', default: false },
         'keep-topics': { type: 'boolean', default: false },
         'broker-kills': { type: 'string', default: '0' },
+        faults: { type: 'string' },
         ...Object.fromEntries(Object.entries(NUMERIC).map(([name, value]) => [name, { type: 'string', default: value }])),
       },
     }).values
@@ -73,7 +77,7 @@ function parseOptions(args: string[]): Record<NumericOption, number> & { json: b
   // One broker of min.insync.replicas 2 of 3 may be down; a smaller cluster stops taking writes.
   else if (Number(brokerKillsText) > 0 && numbers.brokers < 3) violations.push(`--broker-kills needs --brokers 3 or more (replication factor 3, min.insync.replicas 2), got --brokers ${String(values.brokers)}`)
   if (violations.length > 0) throw invalidOptions('chaos', violations)
-  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText) }
+  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), faults: parseChaosFaults(values.faults as string | undefined) }
 }
 
 let options: ReturnType<typeof parseOptions>
@@ -93,6 +97,7 @@ interface WorkerSpec {
   module: string
   applicationId: string
   env: Record<string, string>
+  args?: readonly string[]
 }
 
 async function main(): Promise<ChaosRunReport> {
@@ -165,6 +170,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       module: resolve(ROOT, 'test/fixtures/chaos-command-service.ts'),
       applicationId: `${applicationId}-cs`,
       env: { WEIR_CHAOS_CS_PREFIX: csPrefix },
+      ...(options.faults === undefined ? {} : { args: options.faults.workerArgs }),
     })),
   ]
   const slots: WorkerProcess[] = []
@@ -185,7 +191,8 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       applicationId: spec.applicationId,
       env: spec.env,
       // Kept runs are for investigation: every worker's log (debug: commits and transactions) beside its state.
-      ...(keep ? { logFile: join(base, `${spec.name}.log`), extraArgs: ['--log-level', 'debug'] } : {}),
+      ...(keep ? { logFile: join(base, `${spec.name}.log`) } : {}),
+      extraArgs: [...(spec.args ?? []), ...(keep ? ['--log-level', 'debug'] : [])],
     })
   }
   const chaosWorkers = () => slots.slice(0, workerCount)
@@ -207,6 +214,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
   const halted = { value: false }
   const brokerFacts = { kills: 0, targets: [] as string[], recoveries: [] as Array<number | null> }
   try {
+    if (options.faults !== undefined) await armChaosFaults(options.faults, brokers, `${applicationId}-cs`)
     for (let i = 0; i < specs.length; i++) start(i)
     progress.step(`${workerCount} chaos workers and ${csWorkerCount} command-service workers starting on ${partitions} partitions`)
     await assigned(90_000)
@@ -285,7 +293,8 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     await absorb()
     const csReport = service.report()
     progress.step(`command service: ${csReport.envelopesDelivered}/${csReport.envelopesExpected} envelopes, ${csReport.outcomes} outcomes for ${csReport.requests} requests`)
-    return chaosRunReport(topology.report(), csReport, {
+    const outcomeRecords = tail.records.filter((r) => r.record.topic === cs.outcomes).map((r) => r.record)
+    return { ...chaosRunReport(topology.report(), csReport, {
       kills: killed,
       killsRequested: kills,
       restarts,
@@ -299,7 +308,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       brokerKills: brokerFacts.kills,
       brokerKillTargets: brokerFacts.targets,
       brokerRecoverySeconds: brokerFacts.recoveries,
-    })
+    }), ...chaosFaultFacts(options.faults, sent, outcomeRecords) }
   } finally {
     halted.value = true
     // Every step on its own: one that fails (a broker that is gone) must not leave workers running.
@@ -433,7 +442,7 @@ async function feedCommandService(
         ttlMs: race ? random(20, 300) : HAS_TIME_TTL_MS,
         ...(outOfOrder ? { retry: { outOfOrder: true, count: 0 } } : {}),
       })
-      sent.push({ requestId: command.requestId, commandId: command.id, ...chaosRequestPlan(work, race) })
+      sent.push(planWithFaults(options.faults, { requestId: command.requestId, commandId: command.id, ...chaosRequestPlan(work, race) }, work, outOfOrder))
       batch.push({ topic: cs.commands, key: command.requestId, value: encodeEnvelope(command) })
       batch.push({ topic: cs.deadlines, key: command.requestId, value: encodeEnvelope(command) })
     }

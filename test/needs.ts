@@ -67,6 +67,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/processors/scheduler.kafka.test.ts': ['kafka'],
   'test/processors/scheduler.test.ts': [],
   'test/scripts/api-report.test.ts': [],
+  'test/scripts/chaos-faults.test.ts': [],
   'test/scripts/chaos.test.ts': [],
   'test/scripts/folder-rules.test.ts': [],
   'test/scripts/infra/kafka.test.ts': [],
