@@ -118,6 +118,29 @@ export interface GatewayErrorMessage {
   error: unknown
 }
 
+/** A fault rule set, deleted or cleared (docs/faults.md), or a control record refused as malformed. */
+export interface FaultRuleMessage {
+  op: 'set' | 'delete' | 'clear' | 'rejected'
+  /** set: the rule in force now. */
+  rule?: { readonly id: string; readonly kind: string }
+  /** delete: the rule's id. */
+  id?: string
+  /** rejected: WEIR_ERR_FAULT_RULE_INVALID with the violations. */
+  error?: WeirError
+  /** rejected: where the control record came from. */
+  source?: { topic?: string; partition?: number; offset?: bigint }
+}
+
+/** A fault was injected (docs/faults.md): the rule, its kind and where. */
+export interface FaultInjectedMessage {
+  kind: string
+  rule: string
+  processor: string
+  path?: string
+  topic?: string
+  requestId?: string
+}
+
 export const channelNames = {
   envelopeRejected: 'weir:envelope:rejected',
   kafkaTransaction: 'weir:kafka:transaction',
@@ -131,6 +154,8 @@ export const channelNames = {
   gatewayCommand: 'weir:gateway:command',
   gatewayReplay: 'weir:gateway:replay',
   gatewayError: 'weir:gateway:error',
+  faultRule: 'weir:faults:rule',
+  faultInjected: 'weir:faults:injected',
 } as const
 
 export const channels = {
@@ -146,6 +171,8 @@ export const channels = {
   gatewayCommand: diagnostics.channel(channelNames.gatewayCommand),
   gatewayReplay: diagnostics.channel(channelNames.gatewayReplay),
   gatewayError: diagnostics.channel(channelNames.gatewayError),
+  faultRule: diagnostics.channel(channelNames.faultRule),
+  faultInjected: diagnostics.channel(channelNames.faultInjected),
 } as const
 
 /** Publishes only when someone listens, so the hot path pays nothing otherwise. */

@@ -35,6 +35,8 @@ export const errorCodes = {
   WEIR_ERR_TIMEOUT: 'A bounded wait ran out of time before its condition held.',
   WEIR_ERR_REDIS: 'A Redis command failed (the Redis poller baseline and the importer); `cause` holds the client error.',
   WEIR_ERR_SHUTDOWN_INCOMPLETE: 'A worker stopped with work not committed (its shutdown deadline passed, or a final commit failed); `uncommitted` names the tasks, whose next owner redoes it.',
+  WEIR_ERR_FAULT_RULE_INVALID: 'A fault rule or fault control record is malformed (not JSON, unknown op or field, bad kind, probability or delay); `violations` lists every problem. It is skipped; the rules in force stay as they were.',
+  WEIR_ERR_FAULT_INJECTED: 'A retriable error injected by a fault rule (docs/faults.md); the command router retries it like any handler error.',
   // Gateway protocol (socket frames, authentication). The client SDK rejects with these too.
   WEIR_ERR_FRAME_MALFORMED: 'A socket frame is not a JSON (text) or msgpack (binary) document holding one object.',
   WEIR_ERR_FRAME_INVALID: 'A socket frame decoded but is not a valid frame (unknown type, missing or invalid fields); `violations` says why.',

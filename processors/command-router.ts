@@ -16,6 +16,10 @@ import type { Actor, Envelope, FollowUpInput } from '../envelope/envelope.ts'
 import type { KeyValueEntry, KeyValueStore, Processor, ProcessorContext, ProcessorFactory, RangeQuery } from '../topology/processor.ts'
 import { StreamRecord } from '../topology/record.ts'
 import { deadLetterHeaders } from '../topology/dead-letter.ts'
+import { commandFaults } from './faults/command-faults.ts'
+import type { CommandFaults } from './faults/command-faults.ts'
+import { FAULT_HEADER } from './faults/injector.ts'
+import type { FaultInjector } from './faults/injector.ts'
 import { backoffDelay, resolveRetryPolicy } from './retry.ts'
 import type { OutOfOrderPolicy, RetryPolicy } from './retry.ts'
 import type { ScheduleRequest } from './scheduler.ts'
@@ -101,6 +105,8 @@ export interface CommandRouterOptions {
    * even when the gateway's registration is still queued (default: none).
    */
   registrations?: string
+  /** Fault injection (docs/faults.md): injects nothing until armed; without it the router has no fault code path. */
+  faults?: FaultInjector
 }
 
 export interface CommandRouterMetrics {
@@ -123,13 +129,19 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
   const resultsChild = options.results ?? 'results'
   const outOfOrder = options.outOfOrder === undefined ? undefined : { ...resolveRetryPolicy({ attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000, jitter: 'none', ...options.outOfOrder }), schedulerTopic: options.outOfOrder.schedulerTopic }
 
+  const injector = options.faults
   const factory = (): Processor<unknown, Envelope> => {
     let context: ProcessorContext
+    // A record marked with the faults injected into its command (`weir.fault`), if any.
+    const marked = (key: unknown, value: Envelope, timestamp: number, faults: CommandFaults | undefined) => {
+      const mark = faults?.header()
+      return new StreamRecord(key, value, timestamp, mark === undefined ? undefined : new Map([[FAULT_HEADER, Buffer.from(mark)]]))
+    }
 
     const errorResult = (command: Envelope, code: ErrorCode, message: string, details: Record<string, unknown> = {}) =>
       followUp(command, { kind: 'result', alias: command.alias, status: 'error', payload: { code, message, ...details }, now: context.now() })
 
-    async function deadLetter(record: StreamRecord<unknown, Envelope>, error: WeirError, attempts: number) {
+    async function deadLetter(record: StreamRecord<unknown, Envelope>, error: WeirError, attempts: number, faults?: CommandFaults) {
       const origin = context.recordMetadata()
       const headers = deadLetterHeaders(error, {
         topic: origin?.topic ?? 'unknown',
@@ -142,21 +154,42 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
       })
       // The dead letter's headers are exactly deadLetterHeaders' set (the record's own weir.* headers are not
       // carried over), the same whoever writes it; the task makes it fit its topic (fitDeadLetter).
-      await context.forward(new StreamRecord(record.key, record.value, record.timestamp, new Map(Object.entries(headers).map(([name, value]) => [name, Buffer.from(value)]))), 'dead-letters')
+      const mark = faults?.header()
+      const all = mark === undefined ? headers : { ...headers, [FAULT_HEADER]: mark }
+      await context.forward(new StreamRecord(record.key, record.value, record.timestamp, new Map(Object.entries(all).map(([name, value]) => [name, Buffer.from(value)]))), 'dead-letters')
     }
 
-    async function reject(record: StreamRecord<unknown, Envelope>, code: ErrorCode, message: string, details: Record<string, unknown>, attempts: number) {
+    async function reject(record: StreamRecord<unknown, Envelope>, code: ErrorCode, message: string, details: Record<string, unknown>, attempts: number, faults?: CommandFaults) {
       const command = record.value
-      await context.forward(new StreamRecord(command.requestId, errorResult(command, code, message, details), record.timestamp), resultsChild)
-      await deadLetter(record, new WeirError(code, message, { details }), attempts)
+      await context.forward(marked(command.requestId, errorResult(command, code, message, details), record.timestamp, faults), resultsChild)
+      await deadLetter(record, new WeirError(code, message, { details }), attempts, faults)
+    }
+
+    // A duplicate fault: the command once more on its own topic, through the scheduler, due now: a second
+    // delivery of the same envelope, which the dedupe store must drop.
+    async function redeliver(record: StreamRecord<unknown, Envelope>, rule: string) {
+      if (outOfOrder === undefined) return
+      const command = record.value
+      const request: ScheduleRequest = {
+        op: 'schedule',
+        id: `fault-duplicate:${command.id}:${command.retry?.count ?? 0}`,
+        deliverAt: context.now(),
+        topic: context.recordMetadata()?.topic ?? options.registry.topics.commands,
+        key: Buffer.from(String(record.key ?? command.requestId)),
+        value: encodeEnvelope(command),
+        headers: { [FAULT_HEADER]: `duplicate:${rule}` },
+      }
+      await context.forward(new StreamRecord(request.id, request, record.timestamp), 'retries')
     }
 
     return {
       init(c) {
         context = c
       },
-      async process(record: StreamRecord<unknown, Envelope>) {
-        const command = record.value
+      async process(input: StreamRecord<unknown, Envelope>) {
+        let record = input
+        let command = record.value
+        let faults: CommandFaults | undefined
         if (command.kind !== 'command') {
           await deadLetter(record, new WeirError('WEIR_ERR_UNKNOWN_COMMAND', `expected a command, got a ${command.kind}`), 0)
           return
@@ -171,10 +204,21 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
           await reject(record, 'WEIR_ERR_UNKNOWN_COMMAND', `no handler for ${path}`, { path }, 0)
           return
         }
+        if (injector?.active === true) {
+          faults = commandFaults(injector, { path, processor: context.processorName, ...(context.recordMetadata()?.topic === undefined ? {} : { topic: context.recordMetadata()?.topic }) }, command)
+          // Without the out-of-order wiring there is no way to redeliver: the rule is not rolled (nor counted).
+          const duplicate = outOfOrder === undefined ? undefined : faults?.duplicate()
+          if (duplicate !== undefined) await redeliver(input, duplicate.id)
+          const corrupted = faults?.corrupt(command)
+          if (corrupted !== undefined) {
+            command = corrupted
+            record = record.withValue(corrupted)
+          }
+        }
         const check = options.registry.catalog.check({ ...handler, topicAlias: options.registry.topicAlias }, command.payload)
         if (!check.ok) {
           metrics.invalid++
-          await reject(record, 'WEIR_ERR_SCHEMA_VIOLATION', `payload of ${path} does not match its schema`, { violations: check.violations }, 0)
+          await reject(record, 'WEIR_ERR_SCHEMA_VIOLATION', `payload of ${path} does not match its schema`, { violations: check.violations }, 0, faults)
           return
         }
         if (command.deadline !== undefined && context.now() > command.deadline) {
@@ -188,20 +232,23 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         for (let attempt = 1; ; attempt++) {
           const attemptRun = runAttempt(context, handler, command, attempt, new Set(handler.stores ?? []))
           try {
+            await faults?.beforeAttempt(attempt, sleep)
             const result = await attemptRun.run()
+            // A dropped output: the command stays consumed, and nothing the handler made (writes, result, events) survives.
+            if (faults?.drop(attempt) === true) return
             await attemptRun.apply()
             metrics.handled++
             const resultEnvelope = followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() })
-            await context.forward(new StreamRecord(command.requestId, resultEnvelope, record.timestamp), resultsChild)
+            await context.forward(marked(command.requestId, resultEnvelope, record.timestamp, faults), resultsChild)
             // Events keep the command's key (the entity), so one entity's events stay in order on one partition.
             const eventKey = record.key ?? command.requestId
-            for (const event of attemptRun.events) await context.forward(new StreamRecord(eventKey, event, record.timestamp), 'events')
+            for (const event of attemptRun.events) await context.forward(marked(eventKey, event, record.timestamp, faults), 'events')
             return
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error)
             if (isWeirError(error, 'WEIR_ERR_NON_RETRIABLE')) {
               metrics.failed++
-              await reject(record, 'WEIR_ERR_NON_RETRIABLE', message, { ...error.details }, attempt)
+              await reject(record, 'WEIR_ERR_NON_RETRIABLE', message, { ...error.details }, attempt, faults)
               return
             }
             const elapsed = context.now() - started
@@ -232,7 +279,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             metrics.failed++
             // Every attempt made: the in-order attempts of each earlier out-of-order delivery, plus this one's.
             const attempts = (retry?.outOfOrder === true ? retry.count * commandPolicy.attempts : 0) + attempt
-            await reject(record, 'WEIR_ERR_RETRIES_EXHAUSTED', `${path} failed ${attempts} time(s): ${message}`, { attempts }, attempts)
+            await reject(record, 'WEIR_ERR_RETRIES_EXHAUSTED', `${path} failed ${attempts} time(s): ${message}`, { attempts }, attempts, faults)
             return
           }
         }

@@ -41,6 +41,8 @@ export interface CommandServiceOptions {
   /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
   deadLetterTopic?: (sourceTopic: string) => string
   sleep?: (ms: number) => Promise<void>
+  /** Fault injection in the router (docs/faults.md); export the same injector from the worker module as `faults`. */
+  faults?: CommandRouterOptions['faults']
 }
 
 export interface CommandServiceTopics {
@@ -88,6 +90,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
     ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+    ...(options.faults === undefined ? {} : { faults: options.faults }),
     results: 'arbiter',
     registrations: 'arbiter',
   })

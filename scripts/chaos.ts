@@ -1,5 +1,6 @@
 // `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R] [--sagas S]
-//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]`
+//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]
+//                [--faults error:<p>[:<seed>]]` (injected handler errors on top of the kills: scripts/chaos/faults.ts)
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
 // turn and restarts them, while one read_committed reader tails every output and stamps each record with the

@@ -1,10 +1,13 @@
 // Worker configuration: command-line flags over environment variables over defaults, validated at start
 // with every problem reported at once (WEIR_ERR_INVALID_OPTIONS).
+import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { invalidOptions } from '../core/errors.ts'
+import { invalidOptions, isWeirError } from '../core/errors.ts'
 import { LOG_LEVELS, readSettings } from '../core/settings.ts'
+import { parseFaultRules } from '../processors/faults/rules.ts'
+import type { FaultRule } from '../processors/faults/rules.ts'
 import type { ErrorPolicy } from '../topology/runtime/error-policy.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
 import type { KafkaConnection, ReplicationSettings } from '../kafka/index.ts'
@@ -35,6 +38,15 @@ export interface WorkerConfig {
   httpPort: number
   httpHost: string
   logLevel: string
+  /** Fault injection (docs/faults.md): off unless true, and then only in a module that exports `faults`. */
+  faults: FaultConfig | undefined
+}
+
+export interface FaultConfig {
+  /** The rules file's rules, in force from the start (the control topic changes them at run time). */
+  rules: FaultRule[]
+  /** The control topic; undefined: `<applicationId>.faults`. */
+  topic: string | undefined
 }
 
 /** Every setting: flag name, environment variable, default, and what it is for (docs/worker.md shows this table). */
@@ -56,6 +68,9 @@ export const settings = [
   { flag: 'http-port', env: 'WEIR_HTTP_PORT', default: '9464', help: '/health, /ready and /metrics (0: any free port, -1: off)' },
   { flag: 'http-host', env: 'WEIR_HTTP_HOST', default: '0.0.0.0', help: 'address the HTTP server binds' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
+  { flag: 'faults', env: 'WEIR_FAULTS', default: 'false', help: 'fault injection (true or false), for testing only; the module must export `faults` (docs/faults.md)' },
+  { flag: 'fault-rules', env: 'WEIR_FAULT_RULES', default: '(none)', help: 'JSON file of fault rules in force from the start (with --faults true)' },
+  { flag: 'faults-topic', env: 'WEIR_FAULTS_TOPIC', default: '<application id>.faults', help: 'control topic that sets and deletes fault rules at run time (with --faults true)' },
 ] as const
 
 export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
@@ -76,6 +91,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
 
   const instanceId = value('instance-id')
   if (instanceId !== undefined && !/^[A-Za-z0-9._-]+$/.test(instanceId)) violations.push('--instance-id may use letters, digits, ., _ and - only')
+
+  const faults = readFaultConfig(boolean('faults', false), value('fault-rules'), value('faults-topic'), violations)
 
   const config: WorkerConfig = {
     topologyModule: topologyModule ?? '',
@@ -98,9 +115,28 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     httpPort: integer('http-port', 9464, -1),
     httpHost: value('http-host') ?? '0.0.0.0',
     logLevel,
+    faults,
   }
   if (violations.length > 0) throw invalidOptions('worker', violations)
   return Object.freeze(config)
+}
+
+function readFaultConfig(enabled: boolean, rulesFile: string | undefined, topic: string | undefined, violations: string[]): FaultConfig | undefined {
+  if (!enabled) {
+    if (rulesFile !== undefined) violations.push('--fault-rules needs --faults true')
+    if (topic !== undefined) violations.push('--faults-topic needs --faults true')
+    return undefined
+  }
+  if (topic !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) violations.push('--faults-topic must be a Kafka topic name')
+  let rules: FaultRule[] = []
+  if (rulesFile !== undefined) {
+    try {
+      rules = parseFaultRules(readFileSync(rulesFile, 'utf8'))
+    } catch (error) {
+      violations.push(`--fault-rules ${rulesFile}: ${isWeirError(error) ? `${error.code}: ${error.message}` : (error as Error).message}`)
+    }
+  }
+  return { rules, topic }
 }
 
 export function usage(): string {

@@ -4,7 +4,7 @@ import diagnostics from 'node:diagnostics_channel'
 import type { Logger } from 'pino'
 
 import { channelNames } from '../core/diagnostics.ts'
-import type { CommitMessage, RestoreProgressMessage, RuntimeErrorMessage, TaskMessage, TopicReplicationMessage, TransactionMessage } from '../core/diagnostics.ts'
+import type { CommitMessage, FaultInjectedMessage, FaultRuleMessage, RestoreProgressMessage, RuntimeErrorMessage, TaskMessage, TopicReplicationMessage, TransactionMessage } from '../core/diagnostics.ts'
 
 export function subscribeLogging(logger: Logger, applicationId: string): () => void {
   const subscriptions: Array<[string, (message: unknown) => void]> = [
@@ -56,6 +56,21 @@ export function subscribeLogging(logger: Logger, applicationId: string): () => v
         const message = m as TransactionMessage
         if (message.error !== undefined) logger.warn({ transactionalId: message.transactionalId, operation: message.operation, err: message.error }, 'transaction failed')
         else if (message.operation !== 'begin') logger.debug({ transactionalId: message.transactionalId, operation: message.operation, records: message.records, offsets: message.offsets, durationMs: message.durationMs }, 'transaction ended')
+      },
+    ],
+    [
+      channelNames.faultRule,
+      (m) => {
+        const message = m as FaultRuleMessage
+        if (message.op === 'rejected') logger.warn({ err: message.error, source: message.source === undefined ? undefined : { ...message.source, offset: String(message.source.offset) } }, 'fault control record refused (skipped)')
+        else logger.warn({ op: message.op, rule: message.rule, id: message.id }, `fault rule ${message.op}`)
+      },
+    ],
+    [
+      channelNames.faultInjected,
+      (m) => {
+        const message = m as FaultInjectedMessage
+        logger.debug({ ...message }, `fault injected: ${message.kind}:${message.rule}`)
       },
     ],
   ]

@@ -1,6 +1,7 @@
 // Prometheus metrics of a worker, read from the runtime at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
+import type { FaultInjector } from '../processors/faults/injector.ts'
 import type { RuntimeMetrics, StreamRuntime } from '../topology/runtime/runtime-options.ts'
 
 export interface WorkerMetrics {
@@ -8,7 +9,7 @@ export interface WorkerMetrics {
   render(): Promise<string>
 }
 
-export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
+export function createWorkerMetrics(runtime: StreamRuntime, faults?: FaultInjector): WorkerMetrics {
   const registry = new Registry()
   registry.setDefaultLabels({ application_id: runtime.applicationId })
   collectDefaultMetrics({ register: registry })
@@ -64,6 +65,7 @@ export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
       for (const f of m.failures) this.set({ partition: String(f.partition), state: f.state, code: f.code }, f.failures)
     },
   })
+  if (faults !== undefined) registerFaultMetrics(registry, faults)
   return {
     contentType: registry.contentType,
     async render() {
@@ -75,4 +77,35 @@ export function createWorkerMetrics(runtime: StreamRuntime): WorkerMetrics {
       }
     },
   }
+}
+
+/** Fault injection's metrics, only on a worker that injects faults (--faults true). */
+function registerFaultMetrics(registry: Registry, faults: FaultInjector): void {
+  new Counter({
+    name: 'weir_faults_injected_total',
+    help: 'Faults injected, by kind and rule (work redone after an aborted transaction counts again)',
+    labelNames: ['kind', 'rule'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const injection of faults.injections()) this.inc({ kind: injection.kind, rule: injection.rule }, injection.count)
+    },
+  })
+  new Gauge({
+    name: 'weir_fault_rules',
+    help: 'Fault rules in force',
+    registers: [registry],
+    collect() {
+      this.set(faults.rules().length)
+    },
+  })
+  new Counter({
+    name: 'weir_fault_control_rejected_total',
+    help: 'Fault control records refused as malformed (WEIR_ERR_FAULT_RULE_INVALID)',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(faults.rejected)
+    },
+  })
 }

@@ -13,8 +13,11 @@ import { describeConnection } from '../kafka/index.ts'
 import type { Topology } from '../topology/define.ts'
 import { createStreamRuntime } from '../topology/runtime/stream-runtime.ts'
 import type { StoreOpener } from '../state/store-kinds.ts'
+import type { FaultInjector } from '../processors/faults/injector.ts'
 import type { RuntimeMetrics, StreamRuntime, TaskFailure, UncommittedTask } from '../topology/runtime/runtime-options.ts'
 import type { WorkerConfig } from './config.ts'
+import { startFaultControl } from './fault-control.ts'
+import type { FaultControl } from './fault-control.ts'
 import { subscribeLogging } from './logging.ts'
 import { createWorkerMetrics } from './metrics.ts'
 
@@ -41,6 +44,8 @@ export interface StopOutcome {
 export interface TopologyModule {
   topology: Topology
   applicationId?: string
+  /** The fault injector the topology was built with (commandService({ faults })); armed only by --faults true. */
+  faults?: FaultInjector
 }
 
 export async function loadTopologyModule(path: string): Promise<TopologyModule> {
@@ -55,7 +60,11 @@ export async function loadTopologyModule(path: string): Promise<TopologyModule> 
   if (topology === undefined || typeof topology.describe !== 'function' || typeof topology.sourceTopics !== 'object') {
     throw invalidOptions('worker', [`${path} must export \`topology\` made with defineTopology()`])
   }
-  return { topology, ...(module.applicationId === undefined ? {} : { applicationId: module.applicationId }) }
+  const faults = module.faults
+  if (faults !== undefined && (typeof faults !== 'object' || typeof faults.arm !== 'function' || typeof faults.applyRecord !== 'function')) {
+    throw invalidOptions('worker', [`${path}: \`faults\` must be made with createFaultInjector()`])
+  }
+  return { topology, ...(module.applicationId === undefined ? {} : { applicationId: module.applicationId }), ...(faults === undefined ? {} : { faults }) }
 }
 
 export interface Readiness {
@@ -104,7 +113,18 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     ...(config.instanceId === undefined ? {} : { groupInstanceId: config.instanceId }),
   })
   const unsubscribe = subscribeLogging(logger, applicationId)
-  const metrics = createWorkerMetrics(runtime)
+  let faultControl: FaultControl | undefined
+  if (config.faults !== undefined) {
+    const injector = module.faults
+    if (injector === undefined) throw invalidOptions('worker', [`--faults true: ${config.topologyModule} exports no \`faults\` (build the topology with a fault injector: docs/faults.md)`])
+    for (const rule of config.faults.rules) injector.set(rule)
+    injector.arm()
+    const topic = config.faults.topic ?? `${applicationId}.faults`
+    // Before the runtime starts: the first record processed already sees the control topic's rules.
+    faultControl = await startFaultControl({ brokers: config.brokers, connection: config.connection, replication: config.replication, topic, injector })
+    logger.warn({ faultsTopic: topic, rules: injector.rules() }, 'fault injection is ON: this worker injects faults (docs/faults.md)')
+  }
+  const metrics = createWorkerMetrics(runtime, faultControl === undefined ? undefined : module.faults)
   let server: Server | undefined
   let httpPort: number | undefined
   if (config.httpPort >= 0) {
@@ -147,6 +167,7 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
         logger.info({ shutdownTimeoutMs: timeoutMs }, 'worker stopping: finishing in-flight work, committing, leaving the group')
         const outcome = await withDeadline(runtime.stop(), timeoutMs)
         const uncommitted = runtime.uncommitted()
+        await faultControl?.close()
         server?.closeAllConnections()
         await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())))
         if (outcome === 'stopped' && uncommitted.length === 0) {

@@ -13,6 +13,7 @@ import type { CommandContext, CommandHandler, CommandRegistry } from '../../proc
 import { commandService } from '../../processors/command-service.ts'
 import type { CommandService } from '../../processors/command-service.ts'
 import type { TopicBinding } from '../../commands/catalog.ts'
+import type { FaultInjector } from '../../processors/faults/injector.ts'
 import type { TopicSpec } from '../../kafka/types.ts'
 
 /** Environment variable that prefixes every topic of the service (default `orders`), so several copies can share a broker. */
@@ -37,6 +38,8 @@ export interface OrdersServiceOptions {
   prefix?: string
   /** How the slow command waits (tests replace it). */
   sleep?: (ms: number) => Promise<void>
+  /** Fault injection for tests and the demo (docs/faults.md): inert unless the worker runs with --faults true. */
+  faults?: FaultInjector
 }
 
 export function prefixFromEnv(env: NodeJS.ProcessEnv = process.env): string {
@@ -144,6 +147,7 @@ export function ordersService(options: OrdersServiceOptions = {}): CommandServic
     stores: { [ORDERS_STORE]: { keySerde: 'string', valueSerde: 'json' } },
     // Handler failures other than NonRetriableError are retried in order, briefly.
     retry: { attempts: 3, baseDelayMs: 50 },
+    ...(options.faults === undefined ? {} : { faults: options.faults }),
   })
 }
 

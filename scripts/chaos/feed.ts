@@ -9,6 +9,8 @@ import { schedulerRequestSerde } from '../../processors/scheduler.ts'
 import { chaosCommand, chaosRequestPlan } from '../../test/fixtures/chaos-command-service.ts'
 import type { ChaosWork } from '../../test/fixtures/chaos-command-service.ts'
 import type { ChaosRequest } from '../../test/helpers/chaos-check.ts'
+import { planWithFaults } from './faults.ts'
+import type { ChaosFaults } from './faults.ts'
 import { random, sleep } from './options.ts'
 
 /** Set when the run ends (or fails): the feeds stop before the topics go. */
@@ -52,6 +54,8 @@ export interface CommandServiceFeed {
   sent: ChaosRequest[]
   envelopeIds: string[]
   halted: Halted
+  /** Injected faults (`--faults`): they change the outcome some requests must end as. */
+  faults?: ChaosFaults | undefined
 }
 
 /**
@@ -82,7 +86,7 @@ export async function feedCommandService(feed: CommandServiceFeed): Promise<void
         ttlMs: race ? random(20, 300) : HAS_TIME_TTL_MS,
         ...(outOfOrder ? { retry: { outOfOrder: true, count: 0 } } : {}),
       })
-      sent.push({ requestId: command.requestId, commandId: command.id, ...chaosRequestPlan(work, race) })
+      sent.push(planWithFaults(feed.faults, { requestId: command.requestId, commandId: command.id, ...chaosRequestPlan(work, race) }, work, outOfOrder))
       batch.push({ topic: cs.commands, key: command.requestId, value: encodeEnvelope(command) })
       batch.push({ topic: cs.deadlines, key: command.requestId, value: encodeEnvelope(command) })
     }

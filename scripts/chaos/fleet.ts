@@ -15,6 +15,7 @@ interface WorkerSpec {
   module: string
   applicationId: string
   env: Record<string, string>
+  args?: readonly string[]
 }
 
 export interface FleetOptions {
@@ -31,6 +32,8 @@ export interface FleetOptions {
   csPrefix: string
   /** The saga's workers (scripts/chaos/sagas.ts): names starting `sg` (the saga) and `sp` (its participant). */
   sagaWorkers: readonly SagaChaosWorkerSpec[]
+  /** Extra arguments of the command-service workers (`--faults`). */
+  csWorkerArgs?: readonly string[]
   /** Keep every worker's log (debug: commits and transactions) beside its state. */
   keepLogs: boolean
   progress: Progress
@@ -63,6 +66,7 @@ export function startFleet(options: FleetOptions): Fleet {
       module: resolve(ROOT, 'test/fixtures/chaos-command-service.ts'),
       applicationId: `${options.applicationId}-cs`,
       env: { WEIR_CHAOS_CS_PREFIX: options.csPrefix },
+      ...(options.csWorkerArgs === undefined ? {} : { args: options.csWorkerArgs }),
     })),
     ...options.sagaWorkers,
   ]
@@ -83,7 +87,8 @@ export function startFleet(options: FleetOptions): Fleet {
       stateDir: join(base, spec.name),
       applicationId: spec.applicationId,
       env: spec.env,
-      ...(options.keepLogs ? { logFile: join(base, `${spec.name}.log`), extraArgs: ['--log-level', 'debug'] } : {}),
+      ...(options.keepLogs ? { logFile: join(base, `${spec.name}.log`) } : {}),
+      extraArgs: [...(spec.args ?? []), ...(options.keepLogs ? ['--log-level', 'debug'] : [])],
     })
   }
   for (let i = 0; i < specs.length; i++) start(i)

@@ -2,12 +2,14 @@
 import { parseArgs } from 'node:util'
 
 import { invalidOptions } from '../../core/errors.ts'
+import { parseChaosFaults } from './faults.ts'
+import type { ChaosFaults } from './faults.ts'
 
 /** Every numeric option and its default; each must be an integer >= 1. */
 const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1', sagas: '300' } as const
 type NumericOption = keyof typeof NUMERIC
 
-export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number }
+export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; faults: ChaosFaults | undefined }
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
 export function parseOptions(args: string[]): ChaosOptions {
@@ -19,6 +21,7 @@ export function parseOptions(args: string[]): ChaosOptions {
         json: { type: 'boolean', default: false },
         'keep-topics': { type: 'boolean', default: false },
         'broker-kills': { type: 'string', default: '0' },
+        faults: { type: 'string' },
         ...Object.fromEntries(Object.entries(NUMERIC).map(([name, value]) => [name, { type: 'string', default: value }])),
       },
     }).values
@@ -38,7 +41,7 @@ export function parseOptions(args: string[]): ChaosOptions {
   // One broker of min.insync.replicas 2 of 3 may be down; a smaller cluster stops taking writes.
   else if (Number(brokerKillsText) > 0 && numbers.brokers < 3) violations.push(`--broker-kills needs --brokers 3 or more (replication factor 3, min.insync.replicas 2), got --brokers ${String(values.brokers)}`)
   if (violations.length > 0) throw invalidOptions('chaos', violations)
-  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText) }
+  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), faults: parseChaosFaults(values.faults as string | undefined) }
 }
 
 export const random = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min))

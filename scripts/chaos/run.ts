@@ -23,6 +23,7 @@ import { startFleet } from './fleet.ts'
 import type { Fleet, WorkerKills } from './fleet.ts'
 import type { ChaosOptions } from './options.ts'
 import { sagaChaos } from './sagas.ts'
+import { armChaosFaults, chaosFaultFacts } from './faults.ts'
 
 export async function run(infra: Infrastructure, options: ChaosOptions, progress: Progress): Promise<ChaosRunReport & SagaChaosReport> {
   const { records, workers: workerCount, kills, partitions, rate, requests, envelopes, 'cs-workers': csWorkerCount, brokers: brokerCount, brokerKills: brokerKillsRequested } = options
@@ -61,13 +62,14 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   const halted: Halted = { value: false }
   const brokerFacts: BrokerKillFacts = { kills: 0, targets: [], recoveries: [] }
   try {
-    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, keepLogs: keep, progress })
+    if (options.faults !== undefined) await armChaosFaults(options.faults, brokers, `${applicationId}-cs`)
+    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, ...(options.faults === undefined ? {} : { csWorkerArgs: options.faults.workerArgs }), keepLogs: keep, progress })
     await fleet.assigned(90_000)
     const producer = createProducer({ brokers })
     const feed = feedRecords(producer, input, records, records / feedSeconds, halted)
     const sent: ChaosRequest[] = []
     const envelopeIds: string[] = []
-    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted })
+    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted, faults: options.faults })
     const sagaFeeding = sagas.feed(producer, feedSeconds, halted)
     // A run that fails before it awaits the feeds must not crash on their rejection (its own error is the report).
     feed.done.catch(() => {})
@@ -114,7 +116,8 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
       brokerKillTargets: brokerFacts.targets,
       brokerRecoverySeconds: brokerFacts.recoveries,
     })
-    return { ...report, ...sagas.tracker.report() }
+    const outcomeRecords = tail.records.filter((r) => r.record.topic === cs.outcomes).map((r) => r.record)
+    return { ...report, ...sagas.tracker.report(), ...chaosFaultFacts(options.faults, sent, outcomeRecords) }
   } finally {
     halted.value = true
     // Every step on its own: one that fails (a broker that is gone) must not leave workers running.

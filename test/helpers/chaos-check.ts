@@ -15,6 +15,8 @@ import type { Envelope } from '../../envelope/envelope.ts'
 import type { ConsumedRecord } from '../../kafka/types.ts'
 import { schedulerRequestSerde } from '../../processors/scheduler.ts'
 import type { SchedulerRequest } from '../../processors/scheduler.ts'
+import { injectedAllowed, isInjectedClass } from './chaos-faults.ts'
+import type { InjectedRequestClass } from './chaos-faults.ts'
 
 export interface ChaosReport {
   records: number
@@ -196,7 +198,7 @@ export function checkChaosOutputs(records: number, outputs: readonly ConsumedRec
 }
 
 /** What a request must end as: its result ok, an error result (retries exhausted), or either ok or its timeout. */
-export type RequestClass = 'succeeds' | 'fails' | 'may-time-out'
+export type RequestClass = 'succeeds' | 'fails' | 'may-time-out' | InjectedRequestClass
 
 export interface ChaosRequest {
   requestId: string
@@ -356,7 +358,7 @@ export class CommandServiceChaosTracker {
       const late = this.#late.get(request.requestId)?.length ?? 0
       const dead = this.#deadLetters.get(request.requestId)?.length ?? 0
       if (outcome.status === 'timeout' && late + dead === 0) return false
-      if (request.expect === 'fails' && dead === 0) return false
+      if ((request.expect === 'fails' || request.expect === 'fails-injected') && dead === 0) return false
     }
     return true
   }
@@ -465,6 +467,7 @@ export class CommandServiceChaosTracker {
  * and only beside exactly one trace of the command: its result, late, or its dead letter for having expired.
  */
 function allowed(expect: RequestClass, outcome: Outcome, late: readonly string[], dead: readonly string[]): boolean {
+  if (isInjectedClass(expect)) return injectedAllowed(expect, outcome, late, dead)
   if (expect === 'succeeds') return outcome.status === 'ok' && late.length === 0 && dead.length === 0
   if (expect === 'fails') return outcome.status === 'error' && outcome.code === EXHAUSTED && late.length === 0 && dead.length === 1 && dead[0] === EXHAUSTED
   if (outcome.status === 'ok') return late.length === 0 && dead.length === 0
