@@ -104,10 +104,18 @@ test('import moves every envelope into the scheduler; Redis ends empty; re-impor
   const watch = await watchTopic(output)
   t.after(() => watch.stop())
   const { schedulerFactory, runtime } = await startScheduler(t, requests)
-  await waitFor(async () => schedulerFactory.metrics.scheduled === 50 && schedulerFactory.metrics.delivered === 30 && (await runtime.metrics()).timersPending === 0, {
-    what: 'every envelope delivered and no timer left',
+  let seen = ''
+  await waitFor(
+    async () => {
+      const { scheduled, delivered, cancelled, invalid } = schedulerFactory.metrics
+      const { timersPending } = await runtime.metrics()
+      seen = JSON.stringify({ scheduled, delivered, cancelled, invalid, timersPending })
+      return scheduled === 50 && delivered === 30 && timersPending === 0
+    },
     // A bound, not a timing claim: a loaded 2-core machine took more than 30 s here.
-    timeoutMs: 120_000,
+    { what: 'every envelope delivered and no timer left', timeoutMs: 120_000 },
+  ).catch((error: unknown) => {
+    throw new Error(`${(error as Error).message}; last seen ${seen}`, { cause: error })
   })
   // Stopped, the worker commits what it did and writes nothing more: reading to the end offsets now sees
   // every delivery it made, a duplicate too.
