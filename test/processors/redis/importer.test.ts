@@ -110,7 +110,9 @@ test('import moves every envelope into the scheduler; Redis ends empty; re-impor
       const { scheduled, delivered, cancelled, invalid } = schedulerFactory.metrics
       const { timersPending } = await runtime.metrics()
       seen = JSON.stringify({ scheduled, delivered, cancelled, invalid, timersPending })
-      return scheduled === 50 && delivered === 30 && timersPending === 0
+      // At least: the metrics count processing, which a transaction that aborted under load (and was redone)
+      // counts twice; what was committed is checked exactly on the output topic below.
+      return scheduled >= 50 && delivered >= 30 && timersPending === 0
     },
     // A bound, not a timing claim: a loaded 2-core machine took more than 30 s here.
     { what: 'every envelope delivered and no timer left', timeoutMs: 120_000 },
