@@ -142,6 +142,26 @@ test('a duplicate command id is dropped across a restart: the consumed-id store 
   assert.ok((await second.runtime.metrics()).restoredRecords > 0, 'state came from the changelog')
 })
 
+test('a command costs three changelog records: its seen id, its decision, its handler\'s write', async (t) => {
+  const { service } = await setUp(t)
+  const s = service.topics
+  const applicationId = uniqueName('cs-changelog')
+  const count = 20
+  // Each with a deadline (the arbiter registers it, then the result cancels it) and its own sku (one store row each).
+  await produce(Array.from({ length: count }, (_, i) => ({ topic: s.commands, key: `k${i}`, value: encodeEnvelope(command(`sku-${i}`, { ttlMs: 600_000 })) })))
+  const { runtime } = await run(t, service, applicationId)
+  await consume(s.outcomes, { count })
+  await runtime.stop()
+  const { admin } = await import('../helpers/kafka.ts')
+  const changelogs = (await admin().listTopics()).filter((name) => name.startsWith(`${applicationId}-`) && name.endsWith('-changelog'))
+  const perTopic: Record<string, number> = {}
+  for (const topic of changelogs) perTopic[topic.slice(applicationId.length + 1)] = (await readAll(topic)).length
+  const total = Object.values(perTopic).reduce((a, b) => a + b, 0)
+  // The dedupe's timer (the seen id), the arbiter's expiry timer (the decision; the deadline timer was set and
+  // cancelled in one transaction: no record), the handler's row.
+  assert.equal(total, 3 * count, JSON.stringify(perTopic))
+})
+
 test('unknown commands get an error outcome and a dead letter carrying code, origin and processor', async (t) => {
   const { service } = await setUp(t)
   const s = service.topics
