@@ -87,6 +87,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/topology/runtime/timers.test.ts': [],
   'test/topology/runtime/write-buffer.test.ts': [],
   'test/topology/test-driver.test.ts': [],
+  'test/worker/sagas-cli.test.ts': [],
   'test/worker/dead-letters.test.ts': ['kafka'],
   'test/worker/faults.test.ts': ['kafka'],
   'test/worker/health.test.ts': ['kafka'],

@@ -302,3 +302,33 @@ test('a definition is validated at once, every problem listed', () => {
     },
   )
 })
+
+test('a step may send an event for a participant that reacts to events, completed by the event it answers with', async () => {
+  const base = definition()
+  const h = await harness({
+    ...base,
+    replyTopics: [...base.replyTopics, 'loyalty.events'],
+    steps: [{ name: 'points', topic: 'loyalty.inbox', kind: 'event', contextPath: 'loyalty', alias: 'award-points', payload: (s) => ({ orderId: s.sagaId }), completesOn: { event: 'points-awarded' } }],
+  })
+  await h.start('o-9')
+  const award = only(h.sent(), 'award-points event')
+  assert.equal(award.topic, 'loyalty.inbox')
+  assert.equal(award.envelope.kind, 'event')
+  assert.equal(award.envelope.deadline, undefined, 'only commands carry a deadline')
+  await h.reply(award.envelope, 'loyalty.events', { event: 'points-awarded', payload: { points: 5 } })
+  assert.equal((await h.state('o-9'))?.status, 'completed')
+  assert.deepEqual((await h.state('o-9'))?.results, { points: { points: 5 } })
+})
+
+test("a participant's timeout result is retried like the saga's own timeout", async () => {
+  const h = await harness()
+  await h.start('o-10')
+  const charge = only(h.sent(), 'charge')
+  await h.reply(charge.envelope, 'payment.results', { status: 'timeout', payload: { code: 'WEIR_ERR_DEADLINE_EXCEEDED', message: 'no result before the deadline' } })
+  await h.driver.advanceTime(100)
+  const retry = only(h.sent(), 'charge 2')
+  assert.equal(parseStepRequestId('order', retry.envelope.requestId)?.attempt, 2)
+  const state = await h.state('o-10')
+  assert.equal(state?.history.at(-1)?.event, 'step-started')
+  assert.match(state?.history.at(-2)?.detail ?? '', /WEIR_ERR_DEADLINE_EXCEEDED/)
+})
