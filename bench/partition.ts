@@ -27,12 +27,9 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { ordersService } from '../examples/orders/service.ts'
-import { createOrdersTopics } from '../examples/orders/create-topics.ts'
-import { createAdmin, createProducer } from '../kafka/index.ts'
+import { createAdmin } from '../kafka/index.ts'
 import type { KafkaAdmin, OutgoingRecord } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
-import type { Progress } from '../scripts/infra/index.ts'
 import { measureBrokerCeiling } from './baselines/broker-ceiling.ts'
 import { buildKafkaStreamsBaseline, runKafkaStreams, startKafkaStreams } from './baselines/kafka-streams.ts'
 import { runDelayed, scenarioFor } from './delayed.ts'
@@ -40,12 +37,15 @@ import type { DelayedResult, DelayedSystem } from './delayed.ts'
 import { kafkaStreamsScheduler } from './systems/kafka-streams-scheduler.ts'
 import { redisPoller } from './systems/redis-poller.ts'
 import { weirScheduler } from './systems/weir-scheduler.ts'
+import { figures, jsonReport, table } from './partition/report.ts'
+import type { ReportSettings, System, ThroughputScenario } from './partition/report.ts'
+import { deleteRunTopics, outputOf, prepareRun, send } from './partition/runs.ts'
+import type { PreparedRun } from './partition/runs.ts'
 import { inputMaker } from './inputs.ts'
-import type { InputSpec } from './inputs.ts'
-import { countWindow, createFeederProcess, measureWindow, spread, withTimeout } from './steady-state.ts'
+import { countWindow, createFeederProcess, measureWindow, withTimeout } from './steady-state.ts'
 import type { SteadyStateWindow } from './steady-state.ts'
 import { runRawClient, runWeirWorker, startRawClient, startWeirWorker } from './throughput.ts'
-import type { Figures, RunningSystem, ThroughputSample } from './throughput.ts'
+import type { RunningSystem, ThroughputSample } from './throughput.ts'
 import { kafkaSecurity } from '../test/helpers/kafka.ts'
 
 const { values } = parseArgs({
@@ -112,96 +112,7 @@ if (problems.length > 0) {
   process.exit(2)
 }
 
-interface ThroughputScenario {
-  partitions: number
-  weir: Figures
-  rawClient: Figures
-  kafkaStreams?: Figures
-  brokerCeiling?: { producerRecordsPerSecond: number; consumerRecordsPerSecond: number }
-  ratios: { weirToRawClient: number; weirToKafkaStreams?: number }
-  /** Steady state only: the warm-up and the measured window of every system in every run. */
-  steadyState?: Record<System, SteadyStateWindow[]>
-}
-
-type System = 'weir' | 'rawClient' | 'kafkaStreams'
-
-function figures(samples: ThroughputSample[], partitions: number): Figures {
-  const rates = samples.map((s) => s.recordsPerSecond)
-  const { min, median: rate, max } = spread(rates)
-  return {
-    recordsPerSecond: rate,
-    minRecordsPerSecond: min,
-    maxRecordsPerSecond: max,
-    perPartitionRecordsPerSecond: Math.round(rate / partitions),
-    cpuSecondsPerMillion: Number(spread(samples.map((s) => s.cpuSeconds / (Math.max(1, s.records) / 1e6))).median.toFixed(1)),
-    peakRssMb: Math.round(Math.max(...samples.map((s) => s.peakRssMb))),
-    runs: rates,
-  }
-}
-
-async function send(brokers: string[], all: OutgoingRecord[], what: string, p: Progress): Promise<void> {
-  const producer = createProducer({ ...kafkaSecurity(), brokers, clientId: 'bench-preload' })
-  try {
-    for (let i = 0; i < all.length; i += 5000) {
-      await producer.send(all.slice(i, i + 5000))
-      if (i > 0 && i % 100_000 === 0) p.step(`  preloading ${what}: ${i.toLocaleString('en')}/${all.length.toLocaleString('en')}`)
-    }
-  } finally {
-    await producer.close()
-  }
-}
-
-interface PreparedRun {
-  input: string
-  weirOutput: string
-  weirModule: string
-  weirEnv: Record<string, string>
-  weirApp: string
-  ksExtra: string[]
-  /** How to make its input: unit i is a record, or a command and its deadline registration; one output each. */
-  spec: InputSpec
-}
-
-/** The topics of one run (what weir, the raw client and Kafka Streams read and write), and how to make its input. */
-async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<PreparedRun> {
-  if (topologyName === 'counting') {
-    const input = `bench-${run}.input`
-    const weirOutput = `bench-${run}.weir-out`
-    await admin.createTopics([
-      { name: input, partitions },
-      { name: weirOutput, partitions },
-      { name: `bench-${run}.raw-out`, partitions },
-      { name: `bench-${run}.ks-out`, partitions },
-    ])
-    const weirApp = `bench-weir-${run}`
-    return {
-      input,
-      weirOutput,
-      weirApp,
-      weirModule: resolve(import.meta.dirname, 'topologies/counting.ts'),
-      weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
-      ksExtra: [],
-      spec: { topology: 'counting', input, keys: keyCount, payloadBytes },
-    }
-  }
-  // The orders example service: commands plus their deadline registrations (what the gateway writes).
-  const prefix = `bench-${run}`
-  await createOrdersTopics({ brokers, prefix, partitions })
-  const topics = ordersService({ prefix }).topics
-  await admin.createTopics([
-    { name: `bench-${run}.raw-out`, partitions },
-    { name: `bench-${run}.ks-out`, partitions },
-  ])
-  return {
-    input: topics.commands,
-    weirOutput: topics.outcomes,
-    weirApp: `${prefix}-service`,
-    weirModule: resolve(import.meta.dirname, '../examples/orders/topology.ts'),
-    weirEnv: { WEIR_ORDERS_PREFIX: prefix },
-    ksExtra: ['--late', `${prefix}.ks-late`, '--dead-letters', `${prefix}.ks-dlq`, '--events', `${prefix}.ks-events`],
-    spec: { topology: 'command-service', commands: topics.commands, deadlines: topics.deadlines, keys: keyCount },
-  }
-}
+const reportSettings: ReportSettings = { topologyName, cold, records, runs, payloadBytes, keyCount, exactlyOnce, warmupSeconds, warmupRecords, measuredSeconds, delayedRate }
 
 function profileEnv(): Record<string, string> {
   const dir = values['cpu-prof']
@@ -215,19 +126,10 @@ function systemOrder(r: number, withKafkaStreams: boolean): System[] {
   return systems
 }
 
-function outputOf(system: System, run: string, prepared: PreparedRun): string {
-  return system === 'weir' ? prepared.weirOutput : system === 'rawClient' ? `bench-${run}.raw-out` : `bench-${run}.ks-out`
-}
-
-async function deleteRunTopics(admin: KafkaAdmin, run: string): Promise<void> {
-  const created = await admin.listTopics().catch(() => [] as string[])
-  await admin.deleteTopics(created.filter((t) => t.startsWith(`bench-${run}`))).catch(() => {})
-}
-
 /** The short run: --records preloaded once, each system processes all of them, timed from ready to the last output. */
 async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number, r: number): Promise<Record<System, ThroughputSample | undefined>> {
   progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
-  const prepared = await prepareRun(brokers, admin, run, partitions)
+  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes })
   const all: OutgoingRecord[] = []
   const make = inputMaker(prepared.spec)
   for (let i = 0; i < records; i++) all.push(...make(i))
@@ -311,7 +213,7 @@ async function startSystem(system: System, brokers: string[], run: string, parti
  * through the window (bench/steady-state.ts), stop it, then count the window's outputs.
  */
 async function steadyRun(system: System, brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number): Promise<{ sample: ThroughputSample; window: SteadyStateWindow }> {
-  const prepared = await prepareRun(brokers, admin, run, partitions)
+  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes })
   const output = outputOf(system, run, prepared)
   const feeder = await createFeederProcess(brokers, prepared.spec, `bench-feeder-${run}`)
   try {
@@ -429,74 +331,10 @@ async function main() {
   }
 }
 
-function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>): string {
-  const n = (x: number | undefined) => (x === undefined ? '—' : x.toLocaleString('en'))
-  // min / median / max of the runs
-  const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
-  const how = cold
-    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
-    : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
-  const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
-  const throughputLines = [
-    `Throughput: ${topologyName}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
-    ...(starved.length > 0 ? [`STARVED (the input backlog ran out during a window; those runs are lower bounds): ${starved.join(', ')}`] : []),
-    '',
-    '| partitions | weir | weir / partition | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw | weir ÷ KS | weir CPU s / M | KS CPU s / M | weir peak RSS MB |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...scenarios.map(
-      (s) =>
-        `| ${s.partitions} | ${mmm(s.weir)} | ${n(s.weir.perPartitionRecordsPerSecond)} | ${mmm(s.rawClient)} | ${mmm(s.kafkaStreams)} | ${n(s.brokerCeiling?.producerRecordsPerSecond)} | ${n(s.brokerCeiling?.consumerRecordsPerSecond)} | ${s.ratios.weirToRawClient} | ${s.ratios.weirToKafkaStreams ?? '—'} | ${s.weir.cpuSecondsPerMillion} | ${s.kafkaStreams?.cpuSecondsPerMillion ?? '—'} | ${s.weir.peakRssMb} |`,
-    ),
-    '',
-  ]
-  const delayedLines = [
-    `Delayed delivery: envelopes due uniformly at ${delayedRate.toLocaleString('en')}/s (at least 5 s), lateness = seen by a read_committed reader - due`,
-    '',
-    '| pending | system | delivered/s | lateness p50 ms | lateness p99 ms | max ms | duplicates | missing | due before ready |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...Object.entries(delivery).flatMap(([pending, bySystem]) =>
-      Object.values(bySystem).map((r) => `| ${n(Number(pending))} | ${r.system} | ${n(r.deliveredPerSecond)} | ${n(r.latenessP50Ms)} | ${n(r.latenessP99Ms)} | ${n(r.latenessMaxMs)} | ${r.duplicates} | ${r.missing} | ${r.dueBeforeReady} |`),
-    ),
-  ]
-  // A part that was skipped (--skip) prints nothing rather than an empty table.
-  return [...(scenarios.length > 0 ? throughputLines : []), ...(Object.keys(delivery).length > 0 ? delayedLines : [])].join('\n')
-}
-
 main().then(
   ({ scenarios, delivery }) => {
-    process.stdout.write(`\n${table(scenarios, delivery)}\n`)
-    if (values.json) {
-      const byPartitions = Object.fromEntries(
-        scenarios.map((s) => [
-          `partitions=${s.partitions}`,
-          {
-            weir: s.weir.recordsPerSecond,
-            rawClient: s.rawClient.recordsPerSecond,
-            kafkaStreams: s.kafkaStreams?.recordsPerSecond ?? null,
-            brokerCeiling: s.brokerCeiling?.producerRecordsPerSecond ?? null,
-            ratios: s.ratios,
-            steadyState: s.steadyState ?? null,
-            // The windows are above; details keeps the figures.
-            details: { ...s, steadyState: undefined },
-          },
-        ]),
-      )
-      const delayedJson = Object.fromEntries(
-        Object.entries(delivery).map(([pending, bySystem]) => [
-          `pending=${pending}`,
-          {
-            weir: bySystem.weir?.latenessP99Ms ?? null,
-            redisPoller: bySystem.redisPoller?.latenessP99Ms ?? null,
-            kafkaStreams: bySystem.kafkaStreams?.latenessP99Ms ?? null,
-            details: bySystem,
-          },
-        ]),
-      )
-      const machine = { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version }
-      process.stdout.write(
-        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
-      )
-    }
+    process.stdout.write(`\n${table(scenarios, delivery, reportSettings)}\n`)
+    if (values.json) process.stdout.write(jsonReport(scenarios, delivery, reportSettings))
     process.exit(0)
   },
   (error: unknown) => {

@@ -8,10 +8,9 @@ import { after, test } from 'node:test'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 
-import { startDemo } from '../../scripts/demo.ts'
-import type { Demo } from '../../scripts/demo.ts'
 import { decodeEnvelope } from '../../envelope/codec.ts'
-import { admin, brokers, closeAdmin, consume, uniqueName } from '../helpers/kafka.ts'
+import { startTestDemo } from '../helpers/demo.ts'
+import { closeAdmin, consume } from '../helpers/kafka.ts'
 
 const executablePath = process.env.WEIR_CHROMIUM
 
@@ -21,17 +20,7 @@ test(
   'the demo page sends commands, shows results, events, a timeout, and a result replayed after a reconnect',
   { skip: executablePath ? false : 'WEIR_CHROMIUM is not set: `npm test` provides Chromium; by hand, run it with WEIR_CHROMIUM=/usr/bin/chromium' },
   async (t) => {
-    const prefix = uniqueName('demo')
-    const quiet = { step: () => {}, done: () => {} }
-    const started: { demo?: Demo } = {}
-    t.after(async () => {
-      await started.demo?.stop()
-      const client = admin()
-      const mine = (await client.listTopics()).filter((name) => name.startsWith(prefix))
-      if (mine.length > 0) await client.deleteTopics(mine).catch(() => {})
-    })
-    const demo = await startDemo({ brokers: brokers(), port: 0, gatewayPort: 0, prefix, partitions: 2, progress: quiet, readyTimeoutMs: 90_000 })
-    started.demo = demo
+    const demo = await startTestDemo(t, { name: 'demo', partitions: 2 })
 
     const browser: Browser = await chromium.launch({
       executablePath,
@@ -107,7 +96,7 @@ test(
     const requestId = await page.locator(row('orders/orders/slow', 'acked')).getAttribute('data-request-id')
     await page.click('#offline')
     await waitFor('#state[data-state="reconnecting"]', 5000)
-    await consume(`${prefix}.results`, { timeoutMs: 30_000, until: (record) => decodeEnvelope(record.value as Buffer).requestId === requestId })
+    await consume(`${demo.prefix}.results`, { timeoutMs: 30_000, until: (record) => decodeEnvelope(record.value as Buffer).requestId === requestId })
     assert.equal(await page.locator(`#commands tr[data-request-id="${requestId}"]`).getAttribute('data-status'), 'acked', 'no result while offline')
     await page.click('#offline')
     await waitFor(row('orders/orders/slow', 'ok'), 20_000)

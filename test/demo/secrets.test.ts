@@ -6,9 +6,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { after, test } from 'node:test'
 
 import { connect } from '../../gateway/client.ts'
-import { startDemo } from '../../scripts/demo.ts'
-import type { Demo } from '../../scripts/demo.ts'
-import { admin, brokers, closeAdmin, uniqueName } from '../helpers/kafka.ts'
+import { startTestDemo } from '../helpers/demo.ts'
+import { closeAdmin } from '../helpers/kafka.ts'
 
 after(closeAdmin)
 
@@ -54,17 +53,7 @@ test(
   'no process the demo started carries a secret in its argv (nor its environment); the gateway reads them from 0600 files',
   { skip: process.platform === 'linux' ? false : 'reads /proc' },
   async (t) => {
-    const prefix = uniqueName('demo-secrets')
-    const quiet = { step: () => {}, done: () => {} }
-    const started: { demo?: Demo } = {}
-    t.after(async () => {
-      await started.demo?.stop()
-      const client = admin()
-      const mine = (await client.listTopics()).filter((name) => name.startsWith(prefix))
-      if (mine.length > 0) await client.deleteTopics(mine).catch(() => {})
-    })
-    const demo = await startDemo({ brokers: brokers(), port: 0, gatewayPort: 0, prefix, partitions: 1, progress: quiet, readyTimeoutMs: 90_000 })
-    started.demo = demo
+    const demo = await startTestDemo(t, { name: 'demo-secrets', partitions: 1 })
 
     const secrets = [readFileSync(demo.secretFiles.jwtHs256, 'utf8'), readFileSync(demo.secretFiles.session, 'utf8')]
     for (const file of [demo.secretFiles.jwtHs256, demo.secretFiles.session]) {

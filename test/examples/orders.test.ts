@@ -1,15 +1,10 @@
 // The example orders service (examples/orders): in-process with the test driver, then on the real broker.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, test } from 'node:test'
 
 import { createEnvelope } from '../../envelope/envelope.ts'
 import type { Envelope } from '../../envelope/envelope.ts'
 import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import { createTestDriver } from '../../testing.ts'
 import type { TestDriver } from '../../testing.ts'
 import { catalog } from '../../examples/orders/catalog.ts'
@@ -18,6 +13,7 @@ import { ordersService } from '../../examples/orders/service.ts'
 import type { Order } from '../../examples/orders/service.ts'
 import type { CommandService } from '../../processors/command-service.ts'
 import { admin, brokers, closeAdmin, consume, produce, uniqueName } from '../helpers/kafka.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 
 const START = 1_700_000_000_000
 
@@ -161,24 +157,12 @@ test('on Kafka: place then cancel produce results on the outcomes topic and even
   const prefix = uniqueName('ex-orders')
   const topicNames = await createOrdersTopics({ brokers: brokers(), prefix, partitions: 2 })
   const service = ordersService({ prefix })
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-orders-'))
-  const runtime = createStreamRuntime({
-    applicationId: `${prefix}-service`,
-    topology: service.topology,
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
-  })
+  await startTestRuntime(t, { applicationId: `${prefix}-service`, topology: service.topology, stateDirPrefix: 'weir-orders-' })
   t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
     const adminClient = admin()
     const all = await adminClient.listTopics()
     await adminClient.deleteTopics([...topicNames, ...all.filter((name) => name.startsWith(`${prefix}`) && !topicNames.includes(name))]).catch(() => {})
   })
-  await runtime.start()
   const command = (alias: string, payload: unknown, requestId: string) =>
     createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'orders', alias, payload, requestId, clientSessionId: 's-kafka', ttlMs: 30_000 })
   const place = command('place', { orderId: 'k-1', sku: 'fig', qty: 3 }, 'kr-1')

@@ -2,9 +2,6 @@
 // envelope (`actor`), and the handler running in a real worker (stream runtime, command service, RocksDB) sees them
 // on its context, enough to check who owns an entity.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, test } from 'node:test'
 
 import type { Actor } from '../../envelope/envelope.ts'
@@ -12,10 +9,9 @@ import { connect } from '../../gateway/client.ts'
 import { NonRetriableError, createCommandRegistry } from '../../processors/command-router.ts'
 import type { CommandContext, CommandHandler } from '../../processors/command-router.ts'
 import { commandService } from '../../processors/command-service.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import type { WeirError } from '../../core/errors.ts'
-import { admin, brokers, closeAdmin, createTopics, uniqueName } from '../helpers/kafka.ts'
+import { admin, closeAdmin, createTopics, uniqueName } from '../helpers/kafka.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 import { startGateway, startTestWorker, token } from './helpers.ts'
 
 after(closeAdmin)
@@ -54,21 +50,7 @@ test('the handler sees the subject and roles of the socket that sent the command
   const service = commandService({ registry })
   await admin().createTopics([service.topics.deadlines, service.topics.scheduler, service.topics.lateResults].map((name) => ({ name, partitions: 1 })))
 
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-actor-'))
-  const runtime = createStreamRuntime({
-    applicationId: uniqueName('actor-app'),
-    topology: service.topology,
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
-  })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
+  await startTestRuntime(t, { applicationId: uniqueName('actor-app'), topology: service.topology, stateDirPrefix: 'weir-actor-' })
   const gateway = await startGateway(t, { catalog: registry.catalog, deadlines: 'deadlines-topic' })
   // Reads the commands topic as written, to check the envelope itself.
   const written = await startTestWorker(t, { commands, results, events, deadlines: service.topics.deadlines })

@@ -1,9 +1,6 @@
 // The real command service for gateway tests: the orders example (examples/orders) run by the Kafka runtime on
 // the test broker, exactly as `weir worker examples/orders/topology.ts` runs it, on topics of its own. The fake
 // worker of helpers.ts stays for tests about the gateway alone; these are for what a client sees end to end.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import type { CommandCatalog } from '../../commands/catalog.ts'
@@ -12,12 +9,11 @@ import type { Envelope } from '../../envelope/envelope.ts'
 import { createOrdersTopics } from '../../examples/orders/create-topics.ts'
 import { ORDERS_PREFIX_ENV, ordersRegistry, ordersService } from '../../examples/orders/service.ts'
 import type { CommandService, CommandServiceTopics } from '../../processors/command-service.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntime } from '../../topology/runtime/runtime-options.ts'
 import type { ConsumedRecord, TopicPartitionOffset } from '../../kafka/index.ts'
 import { admin, brokers, readAll, uniqueName } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 import type { Cleanup } from './helpers.ts'
 
 /** The orders example's catalog module, for gateway processes (`--catalog`, with WEIR_ORDERS_PREFIX set). */
@@ -51,26 +47,14 @@ export async function startOrdersWorker(t: Cleanup, options: { partitions?: numb
   }
   const service = ordersService({ prefix, sleep })
   await createOrdersTopics({ brokers: brokers(), prefix, partitions: options.partitions ?? 2 })
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-gw-orders-'))
-  const runtime = createStreamRuntime({
-    applicationId,
-    topology: service.topology,
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
-  })
+  const { runtime } = await startTestRuntime(t, { applicationId, topology: service.topology, stateDirPrefix: 'weir-gw-orders-' })
+  // After the runtime stopped: the service's own topics, and the changelog and dead-letter topics the runtime created.
   t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-    // The service's own topics, and the changelog and dead-letter topics the runtime created.
     const mine = (await admin().listTopics()).filter((name) => name.startsWith(prefix))
     await admin()
       .deleteTopics(mine)
       .catch(() => {})
   })
-  await runtime.start()
   return {
     prefix,
     applicationId,

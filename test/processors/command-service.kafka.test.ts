@@ -1,9 +1,6 @@
 // The command service on the real broker: TTL under lag, one outcome per request, dedupe across a restart
 // (state restored from the changelog), dead letters with their headers.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
@@ -14,12 +11,11 @@ import type { ConsumedRecord } from '../../kafka/index.ts'
 import { createCommandRegistry } from '../../processors/command-router.ts'
 import { commandService } from '../../processors/command-service.ts'
 import type { CommandService } from '../../processors/command-service.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntime } from '../../topology/runtime/runtime-options.ts'
-import { brokers, closeAdmin, consume, createTopics, produce, readAll, uniqueName } from '../helpers/kafka.ts'
+import { closeAdmin, consume, createTopics, produce, readAll, uniqueName } from '../helpers/kafka.ts'
 import { watchTopic } from '../helpers/visibility.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 
 after(closeAdmin)
 
@@ -64,14 +60,7 @@ async function createTopicNamed(_t: TestContext, name: string): Promise<void> {
 }
 
 async function run(t: TestContext, service: CommandService, applicationId: string, stateDir?: string): Promise<{ runtime: StreamRuntime; stateDir: string }> {
-  const dir = stateDir ?? (await mkdtemp(join(tmpdir(), 'weir-cs-')))
-  const runtime = createStreamRuntime({ applicationId, topology: service.topology, brokers: brokers(), stateDir: dir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
-  t.after(async () => {
-    await runtime.stop()
-    if (stateDir === undefined) await rm(dir, { recursive: true, force: true })
-  })
-  await runtime.start()
-  return { runtime, stateDir: dir }
+  return startTestRuntime(t, { applicationId, topology: service.topology, stateDirPrefix: 'weir-cs-', ...(stateDir === undefined ? {} : { stateDir }) })
 }
 
 const command = (sku: string, extra: Parameters<typeof createEnvelope>[0] | object = {}) =>

@@ -14,8 +14,6 @@ import type { Envelope } from '../../envelope/envelope.ts'
 import type { ConsumedRecord } from '../../kafka/index.ts'
 import type { CommandService } from '../../processors/command-service.ts'
 import { schedulerRequestSerde } from '../../processors/scheduler.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import { chaosCommand, chaosCommandService, deliveredTopic } from '../fixtures/chaos-command-service.ts'
 import type { ChaosCommandServiceOptions, ChaosWork } from '../fixtures/chaos-command-service.ts'
 import { admin, brokers, closeAdmin, consume, produce, readAll, uniqueName } from '../helpers/kafka.ts'
@@ -23,6 +21,7 @@ import { firstSeen, watchTopic } from '../helpers/visibility.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { spawnWorker, waitForAssignment } from '../helpers/workers.ts'
 import type { WorkerProcess } from '../helpers/workers.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 
 after(closeAdmin)
 
@@ -44,21 +43,7 @@ async function createServiceTopics(t: TestContext, service: CommandService, pref
 async function runService(t: TestContext, options: ChaosCommandServiceOptions, partitions = 1) {
   const service = chaosCommandService(options)
   const topics = await createServiceTopics(t, service, options.prefix, partitions)
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-scheduler-'))
-  const runtime = createStreamRuntime({
-    applicationId: uniqueName('sch-app'),
-    topology: service.topology,
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
-  })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
+  const { runtime } = await startTestRuntime(t, { applicationId: uniqueName('sch-app'), topology: service.topology, stateDirPrefix: 'weir-scheduler-' })
   return { service, runtime, ...topics }
 }
 

@@ -5,9 +5,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
 
@@ -21,11 +18,10 @@ import { createOrdersTopics } from '../../examples/orders/create-topics.ts'
 import { ordersService } from '../../examples/orders/service.ts'
 import { partitionFor } from '../../kafka/index.ts'
 import type { ConsumedRecord, OutgoingRecord } from '../../kafka/index.ts'
-import { openStore } from '../../state/open-store.ts'
-import { createStreamRuntime } from '../../topology/runtime/stream-runtime.ts'
 import { inspectDeadLetters, reinjectDeadLetters } from '../../worker/dead-letters.ts'
 import { admin, brokers, closeAdmin, consume, produce, readAll, uniqueName } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { startTestRuntime } from '../helpers/runtime.ts'
 
 after(closeAdmin)
 
@@ -62,11 +58,8 @@ test('records of every size class and shape leave every partition serving comman
   const service = ordersService({ prefix })
   const { commands, deadlines, outcomes } = service.topics
   const dlq = `${commands}.dlq`
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-poison-'))
-  const runtime = createStreamRuntime({ applicationId: `${prefix}-service`, topology: service.topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
+  const { runtime } = await startTestRuntime(t, { applicationId: `${prefix}-service`, topology: service.topology, stateDirPrefix: 'weir-poison-', start: false })
   t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
     const all = await admin().listTopics()
     await admin().deleteTopics([...topicNames, ...all.filter((name) => name.startsWith(prefix) && !topicNames.includes(name))]).catch(() => {})
   })

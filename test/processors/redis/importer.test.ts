@@ -4,9 +4,6 @@
 // remembering delivered ids, also when already delivered envelopes are imported again).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -16,13 +13,12 @@ import { importFromRedis } from '../../../processors/redis/importer.ts'
 import { createRedisScheduleStore, scheduleInRedis } from '../../../processors/redis/store.ts'
 import { dueDeliverySerde, scheduler, schedulerRequestSerde } from '../../../processors/scheduler.ts'
 import type { ScheduleRequest, SchedulerOptions } from '../../../processors/scheduler.ts'
-import { openStore } from '../../../state/open-store.ts'
 import { defineTopology } from '../../../topology/define.ts'
 import type { StreamRecord } from '../../../topology/record.ts'
-import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import { brokers, closeAdmin, createTopics, readAll, uniqueName } from '../../helpers/kafka.ts'
 import { firstSeen, watchTopic } from '../../helpers/visibility.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { startTestRuntime } from '../../helpers/runtime.ts'
 import { envelopes, redisForTest, redisUrl } from './helpers.ts'
 
 after(closeAdmin)
@@ -37,13 +33,7 @@ async function startScheduler(t: TestContext, requests: string, options: Schedul
       deliveries: { from: ['scheduler'], topic: (record: StreamRecord) => (record.value as { topic: string }).topic, keySerde: 'buffer', valueSerde: dueDeliverySerde },
     },
   })
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-import-'))
-  const runtime = createStreamRuntime({ applicationId: uniqueName('import'), topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
+  const { runtime } = await startTestRuntime(t, { applicationId: uniqueName('import'), topology, stateDirPrefix: 'weir-import-' })
   return { schedulerFactory, runtime }
 }
 

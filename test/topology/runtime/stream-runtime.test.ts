@@ -1,7 +1,6 @@
 // The Kafka runtime on the real broker: transactions, changelog restore, timers, dead letters.
 import assert from 'node:assert/strict'
-import { access, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -17,6 +16,7 @@ import { brokers, closeAdmin, consume, createTopics, produce, readAll, text, uni
 import { createProducer } from '../../../kafka/index.ts'
 import { openStore } from '../../../state/open-store.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { startTestRuntime } from '../../helpers/runtime.ts'
 
 const exists = (path: string) => access(path).then(() => true, () => false)
 
@@ -60,21 +60,7 @@ function countingTopology(input: string, output: string, onProcessed?: () => voi
 }
 
 async function startRuntime(t: TestContext, overrides: Partial<StreamRuntimeOptions> & Pick<StreamRuntimeOptions, 'topology' | 'applicationId'>) {
-  const stateDir = overrides.stateDir ?? (await mkdtemp(join(tmpdir(), 'weir-state-')))
-  const runtime = createStreamRuntime({
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
-    ...overrides,
-  })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
-  return { runtime, stateDir }
+  return startTestRuntime(t, overrides)
 }
 
 test('records are processed with state, outputs and offsets committed together', async (t) => {
@@ -341,13 +327,8 @@ test('sources with different partition counts cannot share tasks: start fails wi
     sinks: { out: { from: ['pass'], topic: output, keySerde: 'string', valueSerde: 'string' } },
   })
   await produce([{ topic: left, key: 'k', value: 'v' }])
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-state-'))
   const applicationId = uniqueName('copart')
-  const runtime = createStreamRuntime({ applicationId, topology, brokers: brokers(), stateDir, openStore, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
+  const { runtime } = await startTestRuntime(t, { applicationId, topology, start: false })
   await assert.rejects(runtime.start(), (error: WeirError) => {
     assert.equal(error.code, 'WEIR_ERR_NOT_COPARTITIONED')
     assert.match(error.message, new RegExp(`${left}=2`))

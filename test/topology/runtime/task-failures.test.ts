@@ -3,40 +3,26 @@
 // the error policy to the record there (dead letter, skip) or, with `fail`, stops with a coded error. Never an
 // endless loop; the broker's reason reaches the error; the other partitions keep being served.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, test } from 'node:test'
 import type { TestContext } from 'node:test'
 
-import { openStore } from '../../../state/open-store.ts'
 import { defineTopology } from '../../../topology/define.ts'
-import { createStreamRuntime } from '../../../topology/runtime/stream-runtime.ts'
 import type { StreamRuntimeOptions } from '../../../topology/runtime/runtime-options.ts'
 import { oversizedTopology } from '../../fixtures/oversized-output-topology.ts'
-import { admin, brokers, closeAdmin, consume, createTopics, produce, readAll, text, uniqueName } from '../../helpers/kafka.ts'
+import { admin, closeAdmin, consume, createTopics, produce, readAll, text, uniqueName } from '../../helpers/kafka.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { startTestRuntime } from '../../helpers/runtime.ts'
 
 after(closeAdmin)
 
 async function startRuntime(t: TestContext, overrides: Partial<StreamRuntimeOptions> & Pick<StreamRuntimeOptions, 'topology'>) {
-  const stateDir = await mkdtemp(join(tmpdir(), 'weir-failures-'))
-  const runtime = createStreamRuntime({
+  const { runtime } = await startTestRuntime(t, {
     applicationId: uniqueName('failing'),
-    brokers: brokers(),
-    stateDir,
-    openStore,
-    sessionTimeoutMs: 6000,
-    heartbeatIntervalMs: 500,
+    stateDirPrefix: 'weir-failures-',
     maxTaskFailures: 3,
     failureBackoffMs: { min: 50, max: 400 },
     ...overrides,
   })
-  t.after(async () => {
-    await runtime.stop()
-    await rm(stateDir, { recursive: true, force: true })
-  })
-  await runtime.start()
   return runtime
 }
 
