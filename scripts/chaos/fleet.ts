@@ -28,8 +28,8 @@ export interface FleetOptions {
   env: Record<string, string>
   /** Prefix of the command service's topics. */
   csPrefix: string
-  /** Keep every worker's log (debug: commits and transactions) beside its state. */
-  keepLogs: boolean
+  /** Every worker's log goes to `<base>/<name>.log`; at debug level (each commit and transaction) when set. */
+  debugLogs: boolean
   progress: Progress
 }
 
@@ -79,7 +79,8 @@ export function startFleet(options: FleetOptions): Fleet {
       stateDir: join(base, spec.name),
       applicationId: spec.applicationId,
       env: spec.env,
-      ...(options.keepLogs ? { logFile: join(base, `${spec.name}.log`), extraArgs: ['--log-level', 'debug'] } : {}),
+      logFile: join(base, `${spec.name}.log`),
+      ...(options.debugLogs ? { extraArgs: ['--log-level', 'debug'] } : {}),
     })
   }
   for (let i = 0; i < specs.length; i++) start(i)

@@ -1,23 +1,23 @@
 // One chaos run on infrastructure already provided: topics, the read_committed tail, the workers, the feeds,
 // the worker kills, then the broker kills (a cluster), the collection; everything it started is stopped
 // however it ends.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { createAdmin, createClusterView, createProducer } from '../../kafka/index.ts'
 import type { ClusterView } from '../../kafka/index.ts'
 import { chaosCommandService, deliveredTopic } from '../../test/fixtures/chaos-command-service.ts'
-import { chaosRunReport, commandServiceChaosTopicList } from '../../test/helpers/chaos-check.ts'
+import { chaosRunReport, chaosVerdict, commandServiceChaosTopicList } from '../../test/helpers/chaos-check.ts'
 import type { ChaosRequest, ChaosRunReport, CommandServiceChaosTopics } from '../../test/helpers/chaos-check.ts'
-import { closeAdmin } from '../../test/helpers/kafka.ts'
+import { closeAdmin, kafkaSecurity } from '../../test/helpers/kafka.ts'
 import { tailTopics } from '../../test/helpers/tail.ts'
 import type { Infrastructure, Progress } from '../infra/index.ts'
 import { SECONDS_PER_BROKER_KILL, brokerSchedule, killBrokers } from './broker-kills.ts'
 import type { BrokerKillFacts } from './broker-kills.ts'
 import { collect } from './collect.ts'
 import { feedCommandService, feedRecords } from './feed.ts'
-import type { Halted } from './feed.ts'
+import type { Halted, Held } from './feed.ts'
 import { startFleet } from './fleet.ts'
 import type { Fleet, WorkerKills } from './fleet.ts'
 import type { ChaosOptions } from './options.ts'
@@ -44,7 +44,7 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   const deadLetters = `${cs.commands}.dlq`
   const csTopicNames = [cs.commands, cs.deadlines, cs.scheduler, cs.outcomes, cs.lateResults, cs.events, deadLetters, delivered]
   const csTopics: CommandServiceChaosTopics = { commands: cs.commands, scheduler: cs.scheduler, outcomes: cs.outcomes, lateResults: cs.lateResults, deadLetters, deliveries: [delivered] }
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   await admin.createTopics([
     { name: input, partitions },
     { name: output, partitions },
@@ -56,44 +56,48 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   let fleet: Fleet | undefined
   let view: ClusterView | undefined
   const halted: Halted = { value: false }
+  const held: Held = { value: schedule.length > 0 }
   const brokerFacts: BrokerKillFacts = { kills: 0, targets: [], recoveries: [] }
+  /** A run that fails (or throws) keeps its workers' logs, with the brokers' logs beside them, for investigation. */
+  let passed = false
   try {
-    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, keepLogs: keep, progress })
+    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, debugLogs: keep, progress })
     await fleet.assigned(90_000)
-    const producer = createProducer({ brokers })
-    const feed = feedRecords(producer, input, records, records / feedSeconds, halted)
+    const producer = createProducer({ ...kafkaSecurity(), brokers })
+    const feed = feedRecords(producer, input, records, feedSeconds, halted, held)
     const sent: ChaosRequest[] = []
     const envelopeIds: string[] = []
-    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted })
+    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted, held })
     // A run that fails before it awaits the feeds must not crash on their rejection (its own error is the report).
     feed.done.catch(() => {})
     csFeeding.catch(() => {})
     const workerKills: WorkerKills = await fleet.killWorkers(kills, workerSeconds, feed.fed, records)
     if (schedule.length > 0) {
       await fleet.assigned(180_000)
-      view = createClusterView({ brokers, clientId: 'weir-chaos-cluster-view' })
+      view = createClusterView({ ...kafkaSecurity(), brokers, clientId: 'weir-chaos-cluster-view' })
       await killBrokers(view, infra, schedule, {
         applicationId,
         input,
         partitions,
         brokers: brokerCount,
-        recoveryTopics: [output, cs.outcomes],
+        recoveryTopics: [[output], [cs.outcomes, cs.lateResults, deadLetters, delivered]],
         runTopics: [input, output, ...csTopicNames],
         tail,
         progress,
-        fed: () => feed.fed() >= records,
+        fed: () => !held.value && feed.fed() >= records,
         done: brokerFacts,
       })
+      held.value = false
     }
     await feed.done
     await csFeeding
     await producer.close()
-    progress.step(`all ${records} records, ${sent.length} requests and ${envelopeIds.length} envelopes fed; waiting for every output, timer and outcome`)
+    progress.step(`all ${feed.fed()} records, ${sent.length} requests and ${envelopeIds.length} envelopes fed; waiting for every output, timer and outcome`)
     await fleet.assigned(120_000)
-    const { topology, service } = await collect(tail, output, csTopics, { records, sent, envelopeIds }, progress)
+    const { topology, service } = await collect(tail, output, csTopics, { records: feed.fed(), sent, envelopeIds }, progress)
     const csReport = service.report()
     progress.step(`command service: ${csReport.envelopesDelivered}/${csReport.envelopesExpected} envelopes, ${csReport.outcomes} outcomes for ${csReport.requests} requests`)
-    return chaosRunReport(topology.report(), csReport, {
+    const report = chaosRunReport(topology.report(), csReport, {
       kills: workerKills.killed,
       killsRequested: kills,
       restarts: workerKills.restarts,
@@ -108,16 +112,23 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
       brokerKillTargets: brokerFacts.targets,
       brokerRecoverySeconds: brokerFacts.recoveries,
     })
+    passed = chaosVerdict(report).length === 0
+    return report
   } finally {
     halted.value = true
+    held.value = false
     // Every step on its own: one that fails (a broker that is gone) must not leave workers running.
     await fleet?.stop()
     await tail.close().catch(() => {})
     await view?.close().catch(() => {})
     await closeAdmin().catch(() => {})
-    if (keep) progress.step(`topics kept: chaos-${runId}.*, ${csPrefix}.*; worker logs and state in ${base}`)
+    if (keep) progress.step(`topics kept: chaos-${runId}.*, ${csPrefix}.*`)
     else await admin.deleteTopics([input, output, ...csTopicNames]).catch(() => {})
     await admin.close().catch(() => {})
-    if (!keep) await rm(base, { recursive: true, force: true }).catch(() => {})
+    if (keep || !passed) {
+      // The brokers' logs go when the cluster stops: copied beside the workers' first.
+      for (const node of infra.kafka.nodes ?? []) await copyFile(node.logFile, join(base, `broker-${node.id}.log`)).catch(() => {})
+      progress.step(`${passed ? 'kept' : 'the run failed'}: worker logs${(infra.kafka.nodes?.length ?? 0) > 0 ? ', broker logs' : ''} and state in ${base}`)
+    } else await rm(base, { recursive: true, force: true }).catch(() => {})
   }
 }
