@@ -5,6 +5,7 @@ import { channels as coreChannels, publish } from '../core/diagnostics.ts'
 import { isWeirError } from '../core/errors.ts'
 import { createEnvelope, spanFrom } from '../envelope/envelope.ts'
 import type { Envelope } from '../envelope/envelope.ts'
+import { isSecurityError } from '../kafka/index.ts'
 import { allowed } from './auth.ts'
 import type { CommandWriter } from './command-writer.ts'
 import type { GatewayContext } from './context.ts'
@@ -69,8 +70,10 @@ export function createCommands(ctx: GatewayContext, session: Session): Commands 
         const code = isWeirError(error) ? error.code : 'WEIR_ERR_KAFKA'
         publish(coreChannels.gatewayCommand, { instanceId, requestId: frame.requestId, path: frame.path, sessionId: s.sessionId, outcome: 'failed', code, error })
         if (s.closed) return
-        // Safe to send again with the same requestId: the envelope id is the same, the worker dedupes it.
-        ctx.sendError(ws, s, code, `the command could not be written to Kafka: ${(error as Error).message}`, { requestId: frame.requestId })
+        // Safe to send again with the same requestId: the envelope id is the same, the worker dedupes it. Only a
+        // refused login, certificate or ACL does not heal by sending again.
+        const retriable = !isSecurityError(error)
+        ctx.sendError(ws, s, code, `the command could not be written to Kafka: ${(error as Error).message}`, { requestId: frame.requestId, details: { retriable } })
       },
     )
     inFlight.add(produced)

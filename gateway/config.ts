@@ -39,6 +39,7 @@ export const gatewaySettings = [
   { flag: 'idle-timeout-sec', env: 'WEIR_GATEWAY_IDLE_TIMEOUT_SEC', default: '120', help: 'seconds without traffic before a socket is closed' },
   { flag: 'fetch-max-wait-ms', env: 'WEIR_GATEWAY_FETCH_MAX_WAIT_MS', default: '200', help: 'longest wait of a results/events fetch when nothing is new (lower: more requests when idle)' },
   { flag: 'command-linger-ms', env: 'WEIR_GATEWAY_COMMAND_LINGER_MS', default: '0', help: 'how long a command may wait for others to share its produce request' },
+  { flag: 'command-timeout-ms', env: 'WEIR_GATEWAY_COMMAND_TIMEOUT_MS', default: '120000', help: 'how long a command may wait to be written while its partition has no leader (then a retriable error frame)' },
   { flag: 'instance-id', env: 'WEIR_GATEWAY_INSTANCE_ID', default: '(random)', help: 'name of this instance in metrics and logs' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
 ] as const
@@ -135,6 +136,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     idleTimeoutSec: integer('idle-timeout-sec', 120, 0),
     fetchMaxWaitMs: integer('fetch-max-wait-ms', 200, 0),
     commandLingerMs: integer('command-linger-ms', 0, 0),
+    commandTimeoutMs: integer('command-timeout-ms', 120_000, 1),
     ...(value('instance-id') === undefined ? {} : { instanceId: value('instance-id') as string }),
   }
   if (onCommandLine.length > 0) {

@@ -62,6 +62,12 @@ export interface GatewayOptions {
    * those that arrived during the send in flight). Higher: fewer produce requests at high rates, more latency.
    */
   commandLingerMs?: number
+  /**
+   * How long a command may wait to be written while its partition has no leader or too few in-sync replicas (a
+   * broker restarting), ms (default 120,000: the producer's delivery timeout). Past it the client gets an `error`
+   * frame `WEIR_ERR_KAFKA` with `details.retriable: true` and may send the command again with the same requestId.
+   */
+  commandTimeoutMs?: number
   metadataRefreshMs?: number
   /** Replays (resumes) running at once; more wait their turn (default 8). */
   replayConcurrency?: number
@@ -103,6 +109,7 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
   positive('maxTtlMs', options.maxTtlMs)
   positive('fetchMaxWaitMs', options.fetchMaxWaitMs, 0)
   positive('commandLingerMs', options.commandLingerMs, 0)
+  positive('commandTimeoutMs', options.commandTimeoutMs, 1)
   positive('metadataRefreshMs', options.metadataRefreshMs)
   positive('replayConcurrency', options.replayConcurrency)
   positive('shutdownGraceMs', options.shutdownGraceMs, 0)
@@ -137,6 +144,7 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
     deadlines: deadlines === 'deadlines-topic' ? deadlinesTopicRegistrar : deadlines,
     fetchMaxWaitMs: options.fetchMaxWaitMs ?? 200,
     commandLingerMs: options.commandLingerMs ?? 0,
+    commandTimeoutMs: options.commandTimeoutMs ?? 120_000,
     metadataRefreshMs: options.metadataRefreshMs ?? 30_000,
     replayConcurrency: options.replayConcurrency ?? 8,
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,

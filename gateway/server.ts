@@ -114,7 +114,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       ctx.state = 'starting'
       try {
         admin = createAdmin({ ...brokers, clientId: `${config.clientId}-admin` })
-        producer = createProducer({ ...brokers, clientId: `${config.clientId}-producer`, idempotent: true })
+        producer = createProducer({ ...brokers, clientId: `${config.clientId}-producer`, idempotent: true, deliveryTimeoutMs: config.commandTimeoutMs })
         liveReader = createPartitionReader({ ...brokers, clientId: `${config.clientId}-live`, isolation: 'read_committed', maxWaitMs: config.fetchMaxWaitMs })
         ctx.replayReader = createPartitionReader({ ...brokers, clientId: `${config.clientId}-replay`, isolation: 'read_committed', maxWaitMs: 50 })
         ctx.live = createLiveStream({

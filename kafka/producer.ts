@@ -9,6 +9,7 @@ import { chunkRecords } from './chunks.ts'
 import { baseClientOptions, stopRetryingFatalErrors, toMessage, validateClientOptions, wrapKafkaError } from './convert.ts'
 import type { RetryPolicy } from './convert.ts'
 import { javaCompatiblePartitioner } from './partitioner.ts'
+import { routeProduceByLeader } from './produce-routing.ts'
 import { commitOffsetsInTransaction, useClientAddPartitionsToTxn } from './transaction-requests.ts'
 import type { KafkaClientOptions, OutgoingRecord, ProducedRecordMetadata, TopicPartitionOffset } from './types.ts'
 
@@ -27,8 +28,9 @@ export interface KafkaProducerOptions extends KafkaClientOptions {
    * How long a send keeps retrying retriable errors (a leader election, not enough in-sync replicas, a request
    * timeout, a lost connection) before it fails, ms (default 120,000, the Java client's delivery.timeout.ms).
    * A transactional producer retries the steps of an open transaction (AddPartitionsToTxn, TxnOffsetCommit,
-   * EndTxn, its sends) only until a second before transactionTimeoutMs has passed since its first step: past it
-   * the broker has aborted the transaction.
+   * EndTxn, its sends) only until a second before transactionTimeoutMs has passed since the coordinator accepted
+   * its first partitions or offsets (when the broker's clock of the transaction starts): past it the broker has
+   * aborted the transaction. Before that, the first AddPartitionsToTxn retries for the delivery timeout.
    */
   deliveryTimeoutMs?: number
   /** First wait between retries, ms (default 100, Java's retry.backoff.ms); doubled per retry. */
@@ -105,10 +107,12 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
     budgetMs: (operationId) => {
       // Metadata and coordinator lookups inside an open transaction (the first send to a topic) are steps of it too.
       if (transactionalId === undefined || (open === undefined && PRODUCER_START.has(operationId))) return deliveryTimeoutMs
+      // Until the coordinator accepted the transaction's first partitions or offsets its clock has not started
+      // (nothing can time out): the first step retries for the delivery timeout, as the Java client's.
+      if (openSince === undefined) return deliveryTimeoutMs
       // A step of an open transaction retries only while the transaction can still commit: past its timeout the
       // broker aborts it and bumps the epoch, and the next request would read as fenced by a newer instance
       // (the task would then wait for a rebalance that never comes). A second early, the step fails as itself.
-      if (openSince === undefined) return transactionTimeoutMs
       return Math.max(0, openSince + transactionTimeoutMs - TRANSACTION_MARGIN_MS - performance.now())
     },
     backoffMs: options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
@@ -123,10 +127,14 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
     partitioner: javaCompatiblePartitioner(),
     ...(options.connection?.compression === undefined || options.connection.compression === 'none' ? {} : { compression: options.connection.compression }),
   }), policy)
-  useClientAddPartitionsToTxn(producer)
+  routeProduceByLeader(producer)
+  useClientAddPartitionsToTxn(producer, () => {
+    // The broker starts the transaction's clock at its first partitions or offsets it accepted.
+    if (open !== undefined) openSince ??= performance.now()
+  })
   let closed = false
   let open: KafkaTransaction | undefined
-  /** performance.now() when the open transaction's first step started (about when the broker's clock starts). */
+  /** performance.now() when the coordinator first accepted partitions or offsets of the open transaction (its clock started). */
   let openSince: number | undefined
 
   const guard = () => {
@@ -182,9 +190,6 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
       const transaction = createTransaction(producer, tx, transactionalId, started, () => {
         open = undefined
         openSince = undefined
-      }, () => {
-        // The broker starts the transaction's clock at its first partition or offsets (AddPartitionsToTxn).
-        openSince ??= performance.now()
       })
       open = transaction
       return transaction
@@ -207,7 +212,6 @@ function createTransaction(
   transactionalId: string,
   started: number,
   onEnd: () => void,
-  onFirstStep: () => void,
 ): KafkaTransaction {
   let queue: Promise<unknown> = Promise.resolve()
   let ended = false
@@ -220,7 +224,6 @@ function createTransaction(
     const run = queue.then(
       () => {
         if (ended) throw new WeirError('WEIR_ERR_KAFKA_TRANSACTION', `${what}: transaction of ${transactionalId} already ended`)
-        onFirstStep()
         return step()
       },
       () => {

@@ -6,18 +6,35 @@ import type { Producer } from '@platformatic/kafka'
 import type { GroupGeneration } from './group.ts'
 import type { TopicPartitionOffset } from './types.ts'
 
+/** The requests after whose first success the broker's clock of a transaction runs (its state becomes Ongoing). */
+const STARTS_TRANSACTION = new Set(['AddPartitionsToTxn', 'AddOffsetsToTxn'])
+
 /**
  * @platformatic/kafka sends AddPartitionsToTxn at the newest version the broker offers (v5). Versions 4 and up
  * are the brokers' own batched form: the broker authorizes them as ClusterAction on the cluster, so a
  * transactional producer with the ACLs the Java client needs (Write on its transactional id and topics) is
  * refused with CLUSTER_AUTHORIZATION_FAILED. Clients send v3, as the Java client does; same request layout.
+ * `onAdded` is called after each AddPartitionsToTxn or AddOffsetsToTxn the coordinator accepted: the first one
+ * starts the transaction's timeout on the broker. Until then a coordinator that is still completing the previous
+ * transaction (CONCURRENT_TRANSACTIONS while its markers wait for a partition leader) or that moved is no reason
+ * to give up within the transaction timeout.
  */
-export function useClientAddPartitionsToTxn(producer: Producer<Buffer, Buffer, Buffer, Buffer>): void {
+export function useClientAddPartitionsToTxn(producer: Producer<Buffer, Buffer, Buffer, Buffer>, onAdded: () => void): void {
   const target = producer as unknown as Record<symbol, (name: string, callback: Callback<unknown>) => void>
   const original = target[kGetApi] as (name: string, callback: Callback<unknown>) => void
   target[kGetApi] = function (this: unknown, name: string, callback: Callback<unknown>) {
-    if (name !== 'AddPartitionsToTxn') return original.call(this, name, callback)
-    original.call(this, name, (error) => (error ? callback(error) : callback(null, addPartitionsToTxnV3.api)))
+    if (!STARTS_TRANSACTION.has(name)) return original.call(this, name, callback)
+    original.call(this, name, (error, api) => {
+      if (error) return callback(error)
+      const send = (name === 'AddPartitionsToTxn' ? addPartitionsToTxnV3.api : api) as (...args: unknown[]) => void
+      callback(null, (...args: unknown[]) => {
+        const done = args.pop() as Callback<unknown>
+        send(...args, (error: Error | null, response?: unknown) => {
+          if (!error) onAdded()
+          done(error, response)
+        })
+      })
+    })
   }
 }
 

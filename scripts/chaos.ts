@@ -1,6 +1,7 @@
 // `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R] [--sagas S]
 //                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]
-//                [--faults error:<p>[:<seed>]]` (injected handler errors on top of the kills: scripts/chaos/faults.ts)
+//                [--kafka-config client.properties] [--faults error:<p>[:<seed>]]` (injected handler errors on top
+//                of the kills: scripts/chaos/faults.ts)
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
 // turn and restarts them, while one read_committed reader tails every output and stamps each record with the
@@ -13,7 +14,10 @@
 // With --brokers B > 1 it starts its own local B-node cluster (KAFKA_BOOTSTRAP_SERVERS is not used: it must
 // kill brokers) and, after the worker kills, SIGKILLs and restarts brokers K times in turn: the leader of a
 // source partition, the transaction coordinator of a task, the group coordinator, then a rolling restart of
-// every node; after each kill it measures the seconds until every task committed again.
+// every node; after each kill it measures the seconds until every task committed again, and before the next one
+// waits until the cluster recovered (every broker listed, every replica in sync). The feeds go on until the last
+// kill's recovery. --kafka-config (or WEIR_KAFKA_CONFIG) gives the TLS and SASL of an external cluster to its own
+// clients and its workers. A run that fails keeps the workers' and brokers' logs and prints where.
 // Every numeric option must be an integer >= 1, --broker-kills >= 0 (else WEIR_ERR_INVALID_OPTIONS, exit 2).
 import { WeirError } from '../core/errors.ts'
 import { chaosVerdict } from '../test/helpers/chaos-check.ts'
@@ -35,9 +39,12 @@ try {
 const progress = createProgress('chaos')
 
 async function main(): Promise<ChaosRunReport & SagaChaosReport> {
-  if (options.brokers > 1 && process.env.KAFKA_BOOTSTRAP_SERVERS) {
-    progress.step(`--brokers ${options.brokers}: starting a cluster of its own (it kills brokers); KAFKA_BOOTSTRAP_SERVERS is not used`)
+  // The security of an external cluster: this run's own clients and the workers it starts read it from here.
+  if (options.kafkaConfig !== undefined) process.env.WEIR_KAFKA_CONFIG = options.kafkaConfig
+  if (options.brokers > 1 && (process.env.KAFKA_BOOTSTRAP_SERVERS || process.env.WEIR_KAFKA_CONFIG)) {
+    progress.step(`--brokers ${options.brokers}: starting a cluster of its own (it kills brokers); KAFKA_BOOTSTRAP_SERVERS and WEIR_KAFKA_CONFIG are not used`)
     delete process.env.KAFKA_BOOTSTRAP_SERVERS
+    delete process.env.WEIR_KAFKA_CONFIG
   }
   const infra = await provideInfrastructure({ redis: false, progress, brokers: options.brokers })
   // Whatever fails below, the brokers this run started are stopped (the workers in run()'s own cleanup).

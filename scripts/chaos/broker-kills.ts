@@ -23,7 +23,7 @@ export function brokerSchedule(requested: number, nodes: number): BrokerSchedule
 }
 
 /** Time the feed is stretched by per planned broker kill (down, restart, recovery, replicas back in sync), s. */
-export const SECONDS_PER_BROKER_KILL = 40
+export const SECONDS_PER_BROKER_KILL = 50
 
 /** What the broker kills found: how many, which, and the seconds of each recovery (null: not seen in time). */
 export interface BrokerKillFacts {
@@ -37,8 +37,11 @@ export interface BrokerKillContext {
   input: string
   partitions: number
   brokers: number
-  /** Topics every task of the run writes to on every partition: a new record there is a new commit. */
-  recoveryTopics: readonly string[]
+  /**
+   * Per application, the topics its tasks write to (co-partitioned with their input: task p writes partition p):
+   * a record visible on any of them is a commit of that task.
+   */
+  recoveryTopics: ReadonlyArray<readonly string[]>
   /** Topics whose replicas must be back in sync before the next kill. */
   runTopics: readonly string[]
   tail: Tail
@@ -53,15 +56,17 @@ export async function killBrokers(view: ClusterView, infra: Infrastructure, sche
   const nodes = infra.kafka.nodes ?? []
   const { applicationId, input, partitions, recoveryTopics, tail, progress, done } = context
   const expected = recoveryTopics.length * partitions
+  const application = new Map(recoveryTopics.flatMap((topics, index) => topics.map((topic) => [topic, index] as const)))
   let scanned = 0
-  /** Seconds from `since` until every partition of the recovery topics had a record visible after it; null after `timeoutMs`. */
+  /** Seconds from `since` until every task of both applications had a commit visible after it; null after `timeoutMs`. */
   const committedAgain = async (since: number, timeoutMs: number): Promise<number | null> => {
     const first = new Map<string, number>()
     for (let index = scanned; ; ) {
       for (; index < tail.records.length; index++) {
         const { record, visibleAt } = tail.records[index] as TailedRecord
-        const key = `${record.topic}\u0000${record.partition}`
-        if (visibleAt > since && recoveryTopics.includes(record.topic) && !first.has(key)) first.set(key, visibleAt)
+        const app = application.get(record.topic)
+        const key = `${app}\u0000${record.partition}`
+        if (visibleAt > since && app !== undefined && !first.has(key)) first.set(key, visibleAt)
       }
       if (first.size === expected) {
         scanned = index
@@ -78,14 +83,31 @@ export async function killBrokers(view: ClusterView, infra: Infrastructure, sche
     if (step.kind === 'transaction-coordinator') return view.coordinator('transaction', `${applicationId}-${partition}`)
     return view.coordinator('group', applicationId)
   }
-  const inSync = async () => {
+  /**
+   * Recovered: every node is back in the cluster's metadata (registered, unfenced) and every partition of the
+   * run's topics, its changelogs and Kafka's own offsets and transaction logs has all its replicas in sync, so the
+   * next kill takes no partition below min.insync.replicas. What is missing, or undefined.
+   */
+  const notRecovered = async (): Promise<string | undefined> => {
+    const listed = await view.brokers().catch(() => [])
+    if (listed.length < nodes.length) return `brokers listed: ${listed.join(',') || 'none'}`
     const replicas = Math.min(context.brokers, 3)
-    const topics = [...context.runTopics, ...(await view.topicsWithPrefix(applicationId))]
+    const topics = [...context.runTopics, ...(await view.topicsWithPrefix(applicationId).catch(() => [])), '__consumer_offsets', '__transaction_state']
     for (const topic of topics) {
       const isr = await view.inSyncReplicas(topic).catch(() => [[]])
-      if (isr.some((r) => r.length < replicas)) return false
+      const short = isr.findIndex((r) => r.length < replicas)
+      if (short >= 0) return `${topic}[${short}] in sync: ${(isr[short] ?? []).join(',') || 'none'}`
     }
-    return true
+    return undefined
+  }
+  const recovered = async (since: number, timeoutMs: number): Promise<void> => {
+    let missing = await notRecovered()
+    while (missing !== undefined && Date.now() - since < timeoutMs) {
+      await sleep(1000)
+      missing = await notRecovered()
+    }
+    const seconds = Math.round((Date.now() - since) / 100) / 10
+    progress.step(missing === undefined ? `cluster recovered (every broker listed, every replica in sync) ${seconds} s after the kill` : `cluster not recovered ${seconds} s after the kill: ${missing}`)
   }
   for (const step of schedule) {
     // Every task commits before the kill, so the recovery measured is this kill's.
@@ -103,7 +125,6 @@ export async function killBrokers(view: ClusterView, infra: Infrastructure, sche
     const recovery = await committedAgain(since, 90_000)
     done.recoveries.push(recovery)
     progress.step(`broker ${node.id} restarted; ${recovery === null ? `not every task committed again within 90 s${context.fed() ? ' (the feed had ended)' : ''}` : `every task committed again ${recovery} s after the kill`}`)
-    const deadline = Date.now() + 180_000
-    while (!(await inSync()) && Date.now() < deadline) await sleep(1000)
+    await recovered(since, 180_000)
   }
 }

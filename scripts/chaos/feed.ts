@@ -19,17 +19,28 @@ export interface Halted {
 }
 
 /**
- * Feeds `records` input records over the run by the clock: each send carries what is due by now, so slow sends
- * (acks from three brokers on a loaded machine) do not stretch the feed beyond its time. `fed()` counts them.
+ * While set, the feeds go on at their pace past what they planned to send (they end once released and done), so
+ * commits go on through every broker kill however long the cluster takes to recover between kills, and each
+ * recovery can be seen. What they sent is what the verdict expects.
  */
-export function feedRecords(producer: KafkaProducer, input: string, records: number, perSecond: number, halted: Halted): { done: Promise<void>; fed(): number } {
+export interface Held {
+  value: boolean
+}
+
+/**
+ * Feeds `records` input records (more while held) over `seconds` by the clock: each send carries what is due by
+ * now, so slow sends (acks from three brokers on a loaded machine) do not stretch the feed beyond its time.
+ * `fed()` counts them.
+ */
+export function feedRecords(producer: KafkaProducer, input: string, records: number, seconds: number, halted: Halted, held: Held): { done: Promise<void>; fed(): number } {
   let seq = 0
+  const perMs = records / (seconds * 1000)
   const done = (async () => {
     const feedStart = performance.now()
-    while (seq < records && !halted.value) {
-      const due = Math.ceil((perSecond * (performance.now() - feedStart)) / 1000)
-      const n = Math.min(Math.max(1, due - seq), records - seq, 1000)
-      await producer.send(Array.from({ length: n }, () => ({ topic: input, key: `key-${seq % 101}`, value: JSON.stringify({ seq: seq++ }) })))
+    while ((seq < records || held.value) && !halted.value) {
+      const due = Math.ceil(perMs * (performance.now() - feedStart))
+      const n = Math.min(due - seq, held.value ? Number.POSITIVE_INFINITY : records - seq, 1000)
+      if (n > 0) await producer.send(Array.from({ length: n }, () => ({ topic: input, key: `key-${seq % 101}`, value: JSON.stringify({ seq: seq++ }) })))
       await sleep(50)
     }
   })()
@@ -56,6 +67,7 @@ export interface CommandServiceFeed {
   halted: Halted
   /** Injected faults (`--faults`): they change the outcome some requests must end as. */
   faults?: ChaosFaults | undefined
+  held: Held
 }
 
 /**
@@ -66,13 +78,15 @@ export interface CommandServiceFeed {
  * deliveries: an error outcome; fewer: ok). Each request is recorded with the outcome it must end as.
  */
 export async function feedCommandService(feed: CommandServiceFeed): Promise<void> {
-  const { producer, topics: cs, delivered, seconds, requests, envelopes, sent, envelopeIds, halted } = feed
+  const { producer, topics: cs, delivered, seconds, requests, envelopes, sent, envelopeIds, halted, held } = feed
   const rounds = Math.max(1, Math.ceil((seconds * 1000) / 50))
   let sentRequests = 0
   let sentEnvelopes = 0
   const feedStart = performance.now()
-  // By the clock, as the records' feed: a round that ran late is caught up in the next send.
-  for (let round = 1; round <= rounds; round = Math.max(round + 1, Math.min(rounds, Math.floor((performance.now() - feedStart) / 50)))) {
+  // By the clock, as the records' feed: a round that ran late is caught up in the next send; while held, the
+  // rounds go on past the planned ones at the same pace.
+  const clock = () => Math.floor((performance.now() - feedStart) / 50)
+  for (let round = 1; round <= rounds || held.value; round = Math.max(round + 1, held.value ? clock() : Math.min(rounds, clock()))) {
     const batch: OutgoingRecord[] = []
     for (; sentRequests < Math.round((requests * round) / rounds); sentRequests++) {
       const i = sentRequests

@@ -34,8 +34,8 @@ export interface FleetOptions {
   sagaWorkers: readonly SagaChaosWorkerSpec[]
   /** Extra arguments of the command-service workers (`--faults`). */
   csWorkerArgs?: readonly string[]
-  /** Keep every worker's log (debug: commits and transactions) beside its state. */
-  keepLogs: boolean
+  /** Every worker's log goes to `<base>/<name>.log`; at debug level (each commit and transaction) when set. */
+  debugLogs: boolean
   progress: Progress
 }
 
@@ -87,8 +87,8 @@ export function startFleet(options: FleetOptions): Fleet {
       stateDir: join(base, spec.name),
       applicationId: spec.applicationId,
       env: spec.env,
-      ...(options.keepLogs ? { logFile: join(base, `${spec.name}.log`) } : {}),
-      extraArgs: [...(spec.args ?? []), ...(options.keepLogs ? ['--log-level', 'debug'] : [])],
+      logFile: join(base, `${spec.name}.log`),
+      extraArgs: [...(spec.args ?? []), ...(options.debugLogs ? ['--log-level', 'debug'] : [])],
     })
   }
   for (let i = 0; i < specs.length; i++) start(i)

@@ -9,7 +9,7 @@ import type { ChaosFaults } from './faults.ts'
 const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1', sagas: '300' } as const
 type NumericOption = keyof typeof NUMERIC
 
-export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; faults: ChaosFaults | undefined }
+export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; kafkaConfig: string | undefined; faults: ChaosFaults | undefined }
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
 export function parseOptions(args: string[]): ChaosOptions {
@@ -22,6 +22,7 @@ export function parseOptions(args: string[]): ChaosOptions {
         'keep-topics': { type: 'boolean', default: false },
         'broker-kills': { type: 'string', default: '0' },
         faults: { type: 'string' },
+        'kafka-config': { type: 'string' },
         ...Object.fromEntries(Object.entries(NUMERIC).map(([name, value]) => [name, { type: 'string', default: value }])),
       },
     }).values
@@ -40,8 +41,11 @@ export function parseOptions(args: string[]): ChaosOptions {
   if (!/^[0-9]+$/.test(brokerKillsText) || !Number.isSafeInteger(Number(brokerKillsText))) violations.push(`--broker-kills must be an integer >= 0, got "${brokerKillsText}"`)
   // One broker of min.insync.replicas 2 of 3 may be down; a smaller cluster stops taking writes.
   else if (Number(brokerKillsText) > 0 && numbers.brokers < 3) violations.push(`--broker-kills needs --brokers 3 or more (replication factor 3, min.insync.replicas 2), got --brokers ${String(values.brokers)}`)
+  const kafkaConfig = typeof values['kafka-config'] === 'string' ? values['kafka-config'] : undefined
+  // A cluster of its own is local and plaintext: a provider's properties file belongs to an external cluster.
+  if (kafkaConfig !== undefined && numbers.brokers > 1) violations.push('--kafka-config is for an external cluster; --brokers 2 or more starts a local one of its own')
   if (violations.length > 0) throw invalidOptions('chaos', violations)
-  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), faults: parseChaosFaults(values.faults as string | undefined) }
+  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), kafkaConfig, faults: parseChaosFaults(values.faults as string | undefined) }
 }
 
 export const random = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min))

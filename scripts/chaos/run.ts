@@ -1,24 +1,25 @@
 // One chaos run on infrastructure already provided: topics, the read_committed tail, the workers, the feeds,
 // the worker kills, then the broker kills (a cluster), the collection; everything it started is stopped
 // however it ends.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { createAdmin, createClusterView, createProducer } from '../../kafka/index.ts'
 import type { ClusterView } from '../../kafka/index.ts'
 import { chaosCommandService, deliveredTopic } from '../../test/fixtures/chaos-command-service.ts'
-import { chaosRunReport, commandServiceChaosTopicList } from '../../test/helpers/chaos-check.ts'
+import { chaosRunReport, chaosVerdict, commandServiceChaosTopicList } from '../../test/helpers/chaos-check.ts'
 import type { ChaosRequest, ChaosRunReport, CommandServiceChaosTopics } from '../../test/helpers/chaos-check.ts'
 import type { SagaChaosReport } from '../../test/helpers/saga-chaos-check.ts'
-import { closeAdmin } from '../../test/helpers/kafka.ts'
+import { sagaChaosVerdict } from '../../test/helpers/saga-chaos-check.ts'
+import { closeAdmin, kafkaSecurity } from '../../test/helpers/kafka.ts'
 import { tailTopics } from '../../test/helpers/tail.ts'
 import type { Infrastructure, Progress } from '../infra/index.ts'
 import { SECONDS_PER_BROKER_KILL, brokerSchedule, killBrokers } from './broker-kills.ts'
 import type { BrokerKillFacts } from './broker-kills.ts'
 import { collect } from './collect.ts'
 import { feedCommandService, feedRecords } from './feed.ts'
-import type { Halted } from './feed.ts'
+import type { Halted, Held } from './feed.ts'
 import { startFleet } from './fleet.ts'
 import type { Fleet, WorkerKills } from './fleet.ts'
 import type { ChaosOptions } from './options.ts'
@@ -48,7 +49,7 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   const csTopicNames = [cs.commands, cs.deadlines, cs.scheduler, cs.outcomes, cs.lateResults, cs.events, deadLetters, delivered]
   const csTopics: CommandServiceChaosTopics = { commands: cs.commands, scheduler: cs.scheduler, outcomes: cs.outcomes, lateResults: cs.lateResults, deadLetters, deliveries: [delivered] }
   const sagas = sagaChaos({ root: resolve(import.meta.dirname, '../..'), prefix: `chaos-${runId}-saga`, applicationId, count: options.sagas })
-  const admin = createAdmin({ brokers })
+  const admin = createAdmin({ ...kafkaSecurity(), brokers })
   await admin.createTopics([
     { name: input, partitions },
     { name: output, partitions },
@@ -60,16 +61,19 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   let fleet: Fleet | undefined
   let view: ClusterView | undefined
   const halted: Halted = { value: false }
+  const held: Held = { value: schedule.length > 0 }
   const brokerFacts: BrokerKillFacts = { kills: 0, targets: [], recoveries: [] }
+  /** A run that fails (or throws) keeps its workers' logs, with the brokers' logs beside them, for investigation. */
+  let passed = false
   try {
     if (options.faults !== undefined) await armChaosFaults(options.faults, brokers, `${applicationId}-cs`)
-    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, ...(options.faults === undefined ? {} : { csWorkerArgs: options.faults.workerArgs }), keepLogs: keep, progress })
+    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, ...(options.faults === undefined ? {} : { csWorkerArgs: options.faults.workerArgs }), debugLogs: keep, progress })
     await fleet.assigned(90_000)
-    const producer = createProducer({ brokers })
-    const feed = feedRecords(producer, input, records, records / feedSeconds, halted)
+    const producer = createProducer({ ...kafkaSecurity(), brokers })
+    const feed = feedRecords(producer, input, records, feedSeconds, halted, held)
     const sent: ChaosRequest[] = []
     const envelopeIds: string[] = []
-    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted, faults: options.faults })
+    const csFeeding = feedCommandService({ producer, topics: cs, delivered, seconds: feedSeconds, requests, envelopes, sent, envelopeIds, halted, held, faults: options.faults })
     const sagaFeeding = sagas.feed(producer, feedSeconds, halted)
     // A run that fails before it awaits the feeds must not crash on their rejection (its own error is the report).
     feed.done.catch(() => {})
@@ -78,27 +82,28 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
     const workerKills: WorkerKills = await fleet.killWorkers(kills, workerSeconds, feed.fed, records)
     if (schedule.length > 0) {
       await fleet.assigned(180_000)
-      view = createClusterView({ brokers, clientId: 'weir-chaos-cluster-view' })
+      view = createClusterView({ ...kafkaSecurity(), brokers, clientId: 'weir-chaos-cluster-view' })
       await killBrokers(view, infra, schedule, {
         applicationId,
         input,
         partitions,
         brokers: brokerCount,
-        recoveryTopics: [output, cs.outcomes],
+        recoveryTopics: [[output], [cs.outcomes, cs.lateResults, deadLetters, delivered]],
         runTopics: [input, output, ...csTopicNames],
         tail,
         progress,
-        fed: () => feed.fed() >= records,
+        fed: () => !held.value && feed.fed() >= records,
         done: brokerFacts,
       })
+      held.value = false
     }
     await feed.done
     await csFeeding
     await sagaFeeding
     await producer.close()
-    progress.step(`all ${records} records, ${sent.length} requests and ${envelopeIds.length} envelopes fed; waiting for every output, timer and outcome`)
+    progress.step(`all ${feed.fed()} records, ${sent.length} requests and ${envelopeIds.length} envelopes fed; waiting for every output, timer and outcome`)
     await fleet.assigned(120_000)
-    const { topology, service } = await collect(tail, output, csTopics, { records, sent, envelopeIds }, progress, sagas)
+    const { topology, service } = await collect(tail, output, csTopics, { records: feed.fed(), sent, envelopeIds }, progress, sagas)
     const csReport = service.report()
     progress.step(`command service: ${csReport.envelopesDelivered}/${csReport.envelopesExpected} envelopes, ${csReport.outcomes} outcomes for ${csReport.requests} requests`)
     const report = chaosRunReport(topology.report(), csReport, {
@@ -117,17 +122,24 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
       brokerRecoverySeconds: brokerFacts.recoveries,
     })
     const outcomeRecords = tail.records.filter((r) => r.record.topic === cs.outcomes).map((r) => r.record)
-    return { ...report, ...sagas.tracker.report(), ...chaosFaultFacts(options.faults, sent, outcomeRecords) }
+    const full = { ...report, ...sagas.tracker.report(), ...chaosFaultFacts(options.faults, sent, outcomeRecords) }
+    passed = chaosVerdict(full).length === 0 && sagaChaosVerdict(full).length === 0
+    return full
   } finally {
     halted.value = true
+    held.value = false
     // Every step on its own: one that fails (a broker that is gone) must not leave workers running.
     await fleet?.stop()
     await tail.close().catch(() => {})
     await view?.close().catch(() => {})
     await closeAdmin().catch(() => {})
-    if (keep) progress.step(`topics kept: chaos-${runId}.*, ${csPrefix}.*; worker logs and state in ${base}`)
+    if (keep) progress.step(`topics kept: chaos-${runId}.*, ${csPrefix}.*`)
     else await admin.deleteTopics([input, output, ...csTopicNames, ...sagas.topics]).catch(() => {})
     await admin.close().catch(() => {})
-    if (!keep) await rm(base, { recursive: true, force: true }).catch(() => {})
+    if (keep || !passed) {
+      // The brokers' logs go when the cluster stops: copied beside the workers' first.
+      for (const node of infra.kafka.nodes ?? []) await copyFile(node.logFile, join(base, `broker-${node.id}.log`)).catch(() => {})
+      progress.step(`${passed ? 'kept' : 'the run failed'}: worker logs${(infra.kafka.nodes?.length ?? 0) > 0 ? ', broker logs' : ''} and state in ${base}`)
+    } else await rm(base, { recursive: true, force: true }).catch(() => {})
   }
 }

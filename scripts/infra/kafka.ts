@@ -176,6 +176,8 @@ export interface LocalNode {
   /** host:port of its PLAINTEXT listener. */
   readonly address: string
   readonly pid: number | undefined
+  /** Its server.log (WARN and up; removed with the cluster when it stops). */
+  readonly logFile: string
   /** SIGKILL (crash) or SIGTERM (clean stop); resolves when the JVM exited. */
   kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
   /** Starts the node again on the same ports and data (after kill). */
@@ -327,6 +329,7 @@ export async function startLocalBroker(progress: Progress, options: LocalBrokerO
   const nodes: LocalNode[] = ports.map((p) => ({
     id: p.id,
     address: `127.0.0.1:${p.port}`,
+    logFile: join(nodeDir(p.id), 'server.log'),
     get pid() {
       return processes.get(p.id)?.pid
     },

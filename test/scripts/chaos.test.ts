@@ -48,3 +48,10 @@ test('--broker-kills must be an integer >= 0 and needs --brokers 3 or more; --br
   assert.equal(fraction.status, 2, fraction.stderr)
   assert.ok(fraction.stderr.includes('--broker-kills must be an integer >= 0, got "1.5"'), fraction.stderr)
 })
+
+test('--kafka-config is for an external cluster: with --brokers 3 (a local cluster of its own) it is refused', () => {
+  const result = chaos('--kafka-config', 'client.properties', '--brokers', '3')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.ok(result.stderr.includes('--kafka-config is for an external cluster'), result.stderr)
+})

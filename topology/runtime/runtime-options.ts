@@ -22,6 +22,14 @@ export interface StreamRuntimeOptions {
   /** How often each task commits its transaction while records keep coming (default 100 ms). */
   commitIntervalMs?: number
   /**
+   * How long the broker lets a task's transaction stay open before it aborts it, ms (default 30,000). Longer than
+   * Kafka Streams' 10 s: a broker that dies stalls the writes of every partition it replicates until the controller
+   * fences it (`broker.session.timeout.ms`, 9 s), and a commit in flight then must ride that out instead of being
+   * aborted and redone. A crashed worker's open transaction costs nothing: each task has its own transactional id,
+   * so the new owner's producer aborts it at once.
+   */
+  transactionTimeoutMs?: number
+  /**
    * Also commit as soon as the worker has nothing left to process (every fetched record processed), without
    * waiting for the interval (default true). At light load a result is visible one transaction after it was
    * made instead of up to an interval later; under a backlog the queues are seldom all empty, so commits stay
@@ -130,6 +138,9 @@ export function validateRuntimeOptions(options: StreamRuntimeOptions): void {
   }
   if (typeof options.stateDir !== 'string' || options.stateDir.length === 0) violations.push('stateDir must be a folder path')
   if (typeof options.openStore !== 'function') violations.push('openStore must be a function')
+  if (options.transactionTimeoutMs !== undefined && !(Number.isInteger(options.transactionTimeoutMs) && options.transactionTimeoutMs > 0)) {
+    violations.push('transactionTimeoutMs must be a positive integer')
+  }
   if (options.commitIntervalMs !== undefined && !(Number.isInteger(options.commitIntervalMs) && options.commitIntervalMs > 0)) {
     violations.push('commitIntervalMs must be a positive integer')
   }

@@ -14,6 +14,9 @@ import { Task } from './task.ts'
 import type { TaskCounters } from './task-counters.ts'
 import type { Trouble, Troubles } from './task-troubles.ts'
 
+/** A task's transaction timeout unless the application sets one (StreamRuntimeOptions.transactionTimeoutMs). */
+const DEFAULT_TRANSACTION_TIMEOUT_MS = 30_000
+
 export interface TaskManager {
   /** Counters of tasks that were closed, so metrics stay monotonic across rebalances. */
   readonly retired: TaskCounters
@@ -43,7 +46,7 @@ export function createTaskManager(ctx: RuntimeContext, trouble: Troubles, maxRec
     const started = performance.now()
     const taskId = `${applicationId}-${partition}`
     // Fence the previous owner first: its open transaction is aborted before we read offsets and changelogs.
-    const producer = createProducer({ ...client, transactionalId: taskId, clientId: `${taskId}-producer` })
+    const producer = createProducer({ ...client, transactionalId: taskId, clientId: `${taskId}-producer`, transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS })
     const stores = new Map<string, ByteStore>()
     try {
       const transaction = await producer.beginTransaction()
