@@ -22,6 +22,8 @@ import { SignJWT } from 'jose'
 import { commandPath } from '../commands/catalog.ts'
 import { createOrdersTopics } from '../examples/orders/create-topics.ts'
 import { ORDERS_PREFIX_ENV, TOPIC_ALIAS, ordersRegistry } from '../examples/orders/service.ts'
+import { startDemoFaults } from '../examples/orders/demo-faults.ts'
+import type { DemoFaults } from '../examples/orders/demo-faults.ts'
 import { createProgress, InfraUnavailable, provideInfrastructure } from './infra/index.ts'
 import type { Progress } from './infra/index.ts'
 import type { KafkaConnection } from '../kafka/index.ts'
@@ -151,11 +153,13 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const secretFiles = { jwtHs256: join(dir, 'jwt-hs256-secret'), session: join(dir, 'session-secret') }
   const children: Child[] = []
   let server: Server | undefined
+  let faults: DemoFaults | undefined
   let stopping: Promise<void> | undefined
   const stop = () => {
     stopping ??= (async () => {
       await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())))
       server?.closeAllConnections()
+      await faults?.close().catch(() => {})
       // The gateway first (clients see a clean close), then the worker (commits, leaves its group).
       for (const child of [...children].reverse()) await child.stop()
       await rm(dir, { recursive: true, force: true })
@@ -186,6 +190,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         '--http-port', '0', '--http-host', '127.0.0.1',
         '--commit-interval-ms', '50',
         '--session-timeout-ms', '6000',
+        '--faults', 'true',
       ],
       env,
       logs.worker,
@@ -217,6 +222,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         readyTimeoutMs,
       )
       progress.step('worker ready: it owns every partition and has restored its stores')
+      return workerPort
     })()
     const gatewayReady = (async () => {
       let port = 0
@@ -227,7 +233,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       progress.step(`gateway ready on port ${port}`)
       return port
     })()
-    const [, gatewayPort] = await Promise.all([workerReady, gatewayReady])
+    const [workerPort, gatewayPort] = await Promise.all([workerReady, gatewayReady])
+    faults = await startDemoFaults({ brokers: options.brokers, connection: options.connection, controlTopic: `${prefix}-service.faults`, metricsUrl: `http://127.0.0.1:${workerPort}/metrics` })
 
     const registry = ordersRegistry({ prefix })
     const config = {
@@ -238,7 +245,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     }
     const secret = new TextEncoder().encode(hs256Secret)
     server = createServer((request, response) => {
-      handle(request, response, config, secret).catch((error: unknown) => {
+      handle(request, response, config, secret, faults).catch((error: unknown) => {
         if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' })
         response.end(String(error))
       })
@@ -267,8 +274,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
 const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.ts': 'text/javascript; charset=utf-8' }
 
-async function handle(request: IncomingMessage, response: ServerResponse, config: unknown, secret: Uint8Array): Promise<void> {
+async function handle(request: IncomingMessage, response: ServerResponse, config: unknown, secret: Uint8Array, faults?: DemoFaults): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://demo')
+  if (await faults?.handle(url, request, response)) return
   if (url.pathname === '/' && request.method === 'GET') return sendFile(response, PAGE)
   if (url.pathname === '/config.json' && request.method === 'GET') return sendJson(response, config)
   if (url.pathname === '/token' && request.method === 'POST') {

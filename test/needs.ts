@@ -11,6 +11,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/bench/transaction.test.ts': ['kafka'],
   'test/core/errors.test.ts': [],
   'test/core/settings.test.ts': [],
+  'test/demo/demo-faults.test.ts': ['kafka', 'chromium'],
   'test/demo/demo.test.ts': ['kafka', 'chromium'],
   'test/demo/secrets.test.ts': ['kafka'],
   'test/envelope/codec.test.ts': [],
