@@ -21,6 +21,7 @@ export { commandService, commandServiceTopics } from './processors/command-servi
 export { backoffDelay, resolveRetryPolicy } from './processors/retry.ts'
 export { FAULT_HEADER, createFaultInjector } from './processors/faults/injector.ts'
 export { FAULT_KINDS, parseFaultControl, parseFaultRule, parseFaultRules } from './processors/faults/rules.ts'
+export { withFaults } from './processors/faults/processor-faults.ts'
 
 export type { EnvelopeCodec, EnvelopeCodecOptions } from './envelope/codec.ts'
 export type { Actor, Breadcrumb, CreateEnvelopeInput, Envelope, EnvelopeKind, FollowUpInput, ResultStatus, RetryState, TraceContext } from './envelope/envelope.ts'
@@ -67,3 +68,4 @@ export type { CancelRequest, ScheduleRequest, SchedulerRequest } from './process
 export type { RetryPolicy } from './processors/retry.ts'
 export type { FaultInjection, FaultInjector } from './processors/faults/injector.ts'
 export type { FaultControl, FaultKind, FaultMatch, FaultRule } from './processors/faults/rules.ts'
+export type { ProcessorFaultOptions } from './processors/faults/processor-faults.ts'

@@ -60,6 +60,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/processors/command-service.test.ts': [],
   'test/processors/dedupe.test.ts': [],
   'test/processors/fault-rules.test.ts': [],
+  'test/processors/processor-faults.test.ts': [],
   'test/processors/redis/cli-secrets.test.ts': [],
   'test/processors/redis/importer.test.ts': ['kafka', 'redis'],
   'test/processors/redis/poller.test.ts': ['kafka', 'redis'],
