@@ -24,6 +24,7 @@ export { parseStepRequestId, stepRequestId } from './processors/saga-definition.
 export { SAGA_STATES } from './processors/saga-state.ts'
 export { FAULT_HEADER, createFaultInjector } from './processors/faults/injector.ts'
 export { FAULT_KINDS, parseFaultControl, parseFaultRule, parseFaultRules } from './processors/faults/rules.ts'
+export { withFaults } from './processors/faults/processor-faults.ts'
 
 export type { EnvelopeCodec, EnvelopeCodecOptions } from './envelope/codec.ts'
 export type { Actor, Breadcrumb, CreateEnvelopeInput, Envelope, EnvelopeKind, FollowUpInput, ResultStatus, RetryState, TraceContext } from './envelope/envelope.ts'
@@ -74,3 +75,4 @@ export type { SagaDefinition, SagaMessageSpec, SagaPhase, SagaStartSpec, SagaSte
 export type { SagaHistoryEntry, SagaState, SagaStatus } from './processors/saga-state.ts'
 export type { FaultInjection, FaultInjector } from './processors/faults/injector.ts'
 export type { FaultControl, FaultKind, FaultMatch, FaultRule } from './processors/faults/rules.ts'
+export type { ProcessorFaultOptions } from './processors/faults/processor-faults.ts'

@@ -7,6 +7,7 @@ import { stripTypeScriptTypes } from 'node:module'
 import { extname, relative, resolve, sep } from 'node:path'
 
 import { SignJWT } from 'jose'
+import type { DemoFaults } from '../../examples/orders/demo-faults.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const PAGE = 'examples/orders/demo/index.html'
@@ -19,9 +20,9 @@ const BROWSER_TS_ROOTS = ['examples/orders/demo/', 'gateway/', 'core/', 'kafka/p
 const BROWSER_JS_ROOTS = ['node_modules/msgpackr/']
 
 /** The page server: `config` is served as /config.json, tokens are signed with `secret` (HS256). */
-export function createPageServer(config: unknown, secret: Uint8Array): Server {
+export function createPageServer(config: unknown, secret: Uint8Array, faults?: DemoFaults): Server {
   return createServer((request, response) => {
-    handle(request, response, config, secret).catch((error: unknown) => {
+    handle(request, response, config, secret, faults).catch((error: unknown) => {
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' })
       response.end(String(error))
     })
@@ -30,8 +31,10 @@ export function createPageServer(config: unknown, secret: Uint8Array): Server {
 
 const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.ts': 'text/javascript; charset=utf-8' }
 
-async function handle(request: IncomingMessage, response: ServerResponse, config: unknown, secret: Uint8Array): Promise<void> {
+async function handle(request: IncomingMessage, response: ServerResponse, config: unknown, secret: Uint8Array, faults?: DemoFaults): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://demo')
+  // The fault switches (examples/orders/demo-faults.ts) answer their own routes.
+  if (await faults?.handle(url, request, response)) return
   if (url.pathname === '/' && request.method === 'GET') return sendFile(response, PAGE)
   if (url.pathname === '/config.json' && request.method === 'GET') return sendJson(response, config)
   if (url.pathname === '/token' && request.method === 'POST') {

@@ -15,6 +15,8 @@ import type { Progress } from '../infra/index.ts'
 import { httpOk, startChild, waitReady } from './children.ts'
 import type { Child } from './children.ts'
 import { createPageServer } from './page-server.ts'
+import { startDemoFaults } from '../../examples/orders/demo-faults.ts'
+import type { DemoFaults } from '../../examples/orders/demo-faults.ts'
 
 export interface DemoOptions {
   brokers: readonly string[]
@@ -64,11 +66,13 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const secretFiles = { jwtHs256: join(dir, 'jwt-hs256-secret'), session: join(dir, 'session-secret') }
   const children: Child[] = []
   let server: Server | undefined
+  let faults: DemoFaults | undefined
   let stopping: Promise<void> | undefined
   const stop = () => {
     stopping ??= (async () => {
       await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())))
       server?.closeAllConnections()
+      await faults?.close().catch(() => {})
       // The gateway first (clients see a clean close), then the worker (commits, leaves its group).
       for (const child of [...children].reverse()) await child.stop()
       await rm(dir, { recursive: true, force: true })
@@ -99,6 +103,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         '--http-port', '0', '--http-host', '127.0.0.1',
         '--commit-interval-ms', '50',
         '--session-timeout-ms', '6000',
+        '--faults', 'true',
       ],
       env,
       logs.worker,
@@ -135,6 +140,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         readyTimeoutMs,
       )
       progress.step('worker ready: it owns every partition and has restored its stores')
+      return workerPort
     })()
     const gatewayReady = (async () => {
       let port = 0
@@ -145,7 +151,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       progress.step(`gateway ready on port ${port}`)
       return port
     })()
-    const [, gatewayPort] = await Promise.all([workerReady, gatewayReady])
+    const [workerPort, gatewayPort] = await Promise.all([workerReady, gatewayReady])
+    faults = await startDemoFaults({ brokers: options.brokers, connection: options.connection, controlTopic: `${prefix}-service.faults`, metricsUrl: `http://127.0.0.1:${workerPort}/metrics` })
 
     const registry = ordersRegistry({ prefix })
     const config = {
@@ -155,7 +162,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       commands: registry.catalog.commands.map((c) => ({ path: commandPath(c), description: c.description, defaultTtlMs: c.defaultTtlMs })),
     }
     const secret = new TextEncoder().encode(hs256Secret)
-    server = createPageServer(config, secret)
+    server = createPageServer(config, secret, faults)
     const activeServer = server
     await new Promise<void>((resolveListen, reject) => {
       activeServer.once('error', reject)

@@ -6,6 +6,7 @@
 import { connect } from '../../../gateway/client.ts'
 import type { EventFrame, FrameOffset, GatewayClient, ResultFrame, TimeoutFrame } from '../../../gateway/client.ts'
 import type { WeirError } from '../../../core/errors.ts'
+import { startFaultsPanel } from './faults-panel.ts'
 
 interface DemoConfig {
   /** Port and path of the gateway; the host is the one this page came from. */
@@ -277,7 +278,7 @@ async function main(): Promise<void> {
 
   byId('place').addEventListener('click', () => {
     const orderId = input('place-order-id').value.trim()
-    void send('orders/orders/place', { orderId, sku: input('place-sku').value.trim(), qty: Number(input('place-qty').value) })
+    void send('orders/orders/place', { orderId, sku: input('place-sku').value.trim(), qty: Number(input('place-qty').value) }, numberOrUndefined('place-ttl'))
     input('place-order-id').value = nextOrderId()
   })
   byId('saga-ok').addEventListener('click', () => startSaga('apple', 2))
@@ -309,6 +310,7 @@ async function main(): Promise<void> {
       for (const socket of [...offlineSockets]) socket.fail()
     }
   })
+  await startFaultsPanel(byId('faults'), log)
   document.body.dataset.ready = 'true'
 }
 
