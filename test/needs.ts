@@ -72,6 +72,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/state/memory-store.test.ts': [],
   'test/state/rocksdb-store.test.ts': [],
   'test/topology/define.test.ts': [],
+  'test/topology/runtime/concurrent-records.test.ts': ['kafka'],
   'test/topology/runtime/dead-letter.test.ts': [],
   'test/topology/runtime/stream-runtime.test.ts': ['kafka'],
   'test/topology/runtime/task-failures.test.ts': ['kafka'],
