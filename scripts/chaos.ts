@@ -1,5 +1,7 @@
 // `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R]
-//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]`
+//                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]
+//                [--max-in-flight N] [--io-max-ms M]`
+// (--max-in-flight and --io-max-ms: concurrent handlers that await random delays, scripts/chaos/concurrency.ts)
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
 // turn and restarts them, while one read_committed reader tails every output and stamps each record with the
@@ -35,6 +37,8 @@ import { tailTopics } from '../test/helpers/tail.ts'
 import type { Tail, TailedRecord } from '../test/helpers/tail.ts'
 import { spawnWorker, waitForAssignment } from '../test/helpers/workers.ts'
 import type { WorkerProcess } from '../test/helpers/workers.ts'
+import { CONCURRENCY_OPTIONS, concurrencyWorkerSettings, parseConcurrency } from './chaos/concurrency.ts'
+import type { ChaosConcurrency } from './chaos/concurrency.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from './infra/index.ts'
 import type { Infrastructure, LocalNode } from './infra/index.ts'
 
@@ -45,7 +49,7 @@ const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', r
 type NumericOption = keyof typeof NUMERIC
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
-function parseOptions(args: string[]): Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number } {
+function parseOptions(args: string[]): Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; concurrency: ChaosConcurrency } {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
@@ -54,6 +58,7 @@ function parseOptions(args: string[]): Record<NumericOption, number> & { json: b
         json: { type: 'boolean', default: false },
         'keep-topics': { type: 'boolean', default: false },
         'broker-kills': { type: 'string', default: '0' },
+        ...CONCURRENCY_OPTIONS,
         ...Object.fromEntries(Object.entries(NUMERIC).map(([name, value]) => [name, { type: 'string', default: value }])),
       },
     }).values
@@ -72,8 +77,9 @@ function parseOptions(args: string[]): Record<NumericOption, number> & { json: b
   if (!/^[0-9]+$/.test(brokerKillsText) || !Number.isSafeInteger(Number(brokerKillsText))) violations.push(`--broker-kills must be an integer >= 0, got "${brokerKillsText}"`)
   // One broker of min.insync.replicas 2 of 3 may be down; a smaller cluster stops taking writes.
   else if (Number(brokerKillsText) > 0 && numbers.brokers < 3) violations.push(`--broker-kills needs --brokers 3 or more (replication factor 3, min.insync.replicas 2), got --brokers ${String(values.brokers)}`)
+  const concurrency = parseConcurrency(values, violations)
   if (violations.length > 0) throw invalidOptions('chaos', violations)
-  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText) }
+  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), concurrency }
 }
 
 let options: ReturnType<typeof parseOptions>
@@ -168,6 +174,7 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
     })),
   ]
   const slots: WorkerProcess[] = []
+  const concurrent = concurrencyWorkerSettings(options.concurrency)
   // Ctrl-C, SIGTERM or any exit: the workers go too (the infrastructure's own handlers stop the brokers).
   const killWorkers = () => {
     for (const worker of slots) if (worker !== undefined && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL')
@@ -183,9 +190,10 @@ async function run(infra: Infrastructure): Promise<ChaosRunReport> {
       brokers,
       stateDir: join(base, spec.name),
       applicationId: spec.applicationId,
-      env: spec.env,
+      env: { ...spec.env, ...concurrent.env },
       // Kept runs are for investigation: every worker's log (debug: commits and transactions) beside its state.
-      ...(keep ? { logFile: join(base, `${spec.name}.log`), extraArgs: ['--log-level', 'debug'] } : {}),
+      ...(keep ? { logFile: join(base, `${spec.name}.log`) } : {}),
+      extraArgs: [...concurrent.extraArgs, ...(keep ? ['--log-level', 'debug'] : [])],
     })
   }
   const chaosWorkers = () => slots.slice(0, workerCount)
@@ -456,7 +464,7 @@ main().then(
     const failed = chaosVerdict(report)
     const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     process.stderr.write(`\nchaos ${failed.length === 0 ? 'PASSED' : `FAILED (${failed.join(', ')})`}\n${table.join('\n')}\n`)
-    if (options.json) process.stdout.write(`${JSON.stringify({ ...report, passed: failed.length === 0, failedChecks: failed })}\n`)
+    if (options.json) process.stdout.write(`${JSON.stringify({ ...report, ...options.concurrency, passed: failed.length === 0, failedChecks: failed })}\n`)
     process.exit(failed.length === 0 ? 0 : 1)
   },
   (error: unknown) => {

@@ -48,3 +48,11 @@ test('--broker-kills must be an integer >= 0 and needs --brokers 3 or more; --br
   assert.equal(fraction.status, 2, fraction.stderr)
   assert.ok(fraction.stderr.includes('--broker-kills must be an integer >= 0, got "1.5"'), fraction.stderr)
 })
+
+test('--max-in-flight must be an integer from 1 to 10000 and --io-max-ms an integer >= 0', () => {
+  const result = chaos('--max-in-flight', '0', '--io-max-ms', '1.5')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.ok(result.stderr.includes('--max-in-flight must be an integer from 1 to 10000, got "0"'), result.stderr)
+  assert.ok(result.stderr.includes('--io-max-ms must be an integer >= 0, got "1.5"'), result.stderr)
+})
