@@ -9,15 +9,17 @@
 // the output topic's last stable offsets, ÷ the time between the samples (bench/steady-state.ts). With --cold, the
 // short run instead: --records preloaded, records/s from ready to the last output visible (JIT and caches cold).
 //   weir          the topology (--topology command-service: the orders example service, i.e. dedupe + TTL
-//                 arbiter + routing handler with a state store + produce; or counting: a per-key counter) in a
-//                 worker process, exactly once;
+//                 arbiter + routing handler with a state store + produce; or counting: a per-key counter; or io:
+//                 the counter behind --io-ms of simulated I/O per record, with --max-in-flight records in flight per
+//                 task, bench/topologies/io-handler.ts) in a worker process, exactly once;
 //   rawClient     the same Kafka adapter with no runtime and no state: fetch -> produce, one transaction per batch;
 //   kafkaStreams  the same topology semantics in Kafka Streams 4.x, exactly_once_v2 (bench/baselines/kafka-streams);
 //   brokerCeiling Kafka's own ProducerPerformance and ConsumerPerformance.
 // Delayed delivery, for each backlog size: weir's scheduler (durable timers), the seeds' Redis poller, and
 // Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99.
 //
-// Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting
+// Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting|io
+//          --io-ms 10 --max-in-flight 1 (io: the handler's wait, and the worker's records in flight per task)
 //          --warmup-seconds 20 --warmup-records 0 --seconds 30 (the steady-state window) --cold --ks-threads 1
 //          (--records: with --cold the whole input of a run; in steady state the backlog preloaded before each system starts)
 //          (--payload sizes the counting records; commands are orders/orders/place envelopes of ~400 B)
@@ -56,6 +58,8 @@ const { values } = parseArgs({
     payload: { type: 'string', default: '100' },
     eos: { type: 'string', default: 'on' },
     topology: { type: 'string', default: 'command-service' },
+    'io-ms': { type: 'string', default: '10' },
+    'max-in-flight': { type: 'string', default: '1' },
     keys: { type: 'string', default: '1000' },
     delayed: { type: 'string', default: '10000,100000,1000000' },
     'delayed-rate': { type: 'string', default: '20000' },
@@ -84,6 +88,10 @@ const keyCount = Number(values.keys)
 const partitionCounts = String(values.partitions).split(',').filter(Boolean).map(Number)
 const exactlyOnce = values.eos !== 'off'
 const topologyName = String(values.topology)
+const ioMs = Number(values['io-ms'])
+const maxInFlight = Number(values['max-in-flight'])
+/** The io topology reads and writes what counting does (Kafka Streams and the raw client see plain counting). */
+const countingInputs = topologyName === 'counting' || topologyName === 'io'
 const delayedSizes = String(values.delayed).split(',').filter(Boolean).map(Number)
 const delayedRate = Number(values['delayed-rate'])
 const delayedRuns = Number(values['delayed-runs'])
@@ -99,7 +107,9 @@ const problems: string[] = []
 if (!(records > 1)) problems.push('--records must be > 1')
 if (!(runs >= 1)) problems.push('--runs must be >= 1')
 if (partitionCounts.some((p) => !(p >= 1))) problems.push('--partitions must list positive numbers')
-if (!['command-service', 'counting'].includes(topologyName)) problems.push('--topology must be command-service or counting')
+if (!['command-service', 'counting', 'io'].includes(topologyName)) problems.push('--topology must be command-service, counting or io')
+if (!(Number.isInteger(ioMs) && ioMs >= 0)) problems.push('--io-ms must be an integer >= 0')
+if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= 10_000)) problems.push('--max-in-flight must be an integer from 1 to 10000')
 if (delayedSizes.some((n) => !(n >= 1))) problems.push('--delayed must list positive numbers')
 if (!(warmupSeconds >= 0)) problems.push('--warmup-seconds must be >= 0')
 if (!(warmupRecords >= 0)) problems.push('--warmup-records must be >= 0')
@@ -163,7 +173,7 @@ interface PreparedRun {
 
 /** The topics of one run (what weir, the raw client and Kafka Streams read and write), and how to make its input. */
 async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number): Promise<PreparedRun> {
-  if (topologyName === 'counting') {
+  if (countingInputs) {
     const input = `bench-${run}.input`
     const weirOutput = `bench-${run}.weir-out`
     await admin.createTopics([
@@ -177,8 +187,12 @@ async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, par
       input,
       weirOutput,
       weirApp,
-      weirModule: resolve(import.meta.dirname, 'topologies/counting.ts'),
-      weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
+      weirModule: resolve(import.meta.dirname, topologyName === 'io' ? 'topologies/io-handler.ts' : 'topologies/counting.ts'),
+      weirEnv: {
+        WEIR_BENCH_INPUT: input,
+        WEIR_BENCH_OUTPUT: weirOutput,
+        ...(topologyName === 'io' ? { WEIR_BENCH_IO_MS: String(ioMs), WEIR_MAX_IN_FLIGHT: String(maxInFlight) } : {}),
+      },
       ksExtra: [],
       spec: { topology: 'counting', input, keys: keyCount, payloadBytes },
     }
@@ -225,12 +239,12 @@ async function deleteRunTopics(admin: KafkaAdmin, run: string): Promise<void> {
 
 /** The short run: --records preloaded once, each system processes all of them, timed from ready to the last output. */
 async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number, r: number): Promise<Record<System, ThroughputSample | undefined>> {
-  progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
+  progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${countingInputs ? 'records' : 'commands'}`)
   const prepared = await prepareRun(brokers, admin, run, partitions)
   const all: OutgoingRecord[] = []
   const make = inputMaker(prepared.spec)
   for (let i = 0; i < records; i++) all.push(...make(i))
-  await send(brokers, all, topologyName === 'counting' ? 'records' : 'commands', progress)
+  await send(brokers, all, countingInputs ? 'records' : 'commands', progress)
   const samples: Record<System, ThroughputSample | undefined> = { weir: undefined, rawClient: undefined, kafkaStreams: undefined }
   for (const system of systemOrder(r, classpath !== undefined)) {
     let sample: ThroughputSample
@@ -251,7 +265,7 @@ async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string |
     } else {
       const result = await runKafkaStreams({
         brokers,
-        mode: topologyName === 'counting' ? 'counting' : 'command-service',
+        mode: countingInputs ? 'counting' : 'command-service',
         input: prepared.input,
         output: outputOf(system, run, prepared),
         applicationId: `bench-ks-${run}`,
@@ -277,7 +291,7 @@ async function startSystem(system: System, brokers: string[], run: string, parti
   if (system === 'rawClient') return startRawClient({ brokers, input: prepared.input, output: outputOf(system, run, prepared), run, exactlyOnce })
   const ks = await startKafkaStreams({
     brokers,
-    mode: topologyName === 'counting' ? 'counting' : 'command-service',
+    mode: countingInputs ? 'counting' : 'command-service',
     input: prepared.input,
     output: outputOf(system, run, prepared),
     applicationId: `bench-ks-${run}`,
@@ -314,7 +328,7 @@ async function steadyRun(system: System, brokers: string[], admin: KafkaAdmin, c
   const output = outputOf(system, run, prepared)
   const feeder = await createFeederProcess(brokers, prepared.spec, `bench-feeder-${run}`)
   try {
-    progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
+    progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${countingInputs ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
     await feeder.feed(records)
     const running = await startSystem(system, brokers, run, partitions, prepared, classpath)
     let window: SteadyStateWindow
@@ -433,11 +447,11 @@ function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<
   // min / median / max of the runs
   const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
   const how = cold
-    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
+    ? `COLD (--cold): ${records.toLocaleString('en')} ${countingInputs ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
     : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
   const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
   const throughputLines = [
-    `Throughput: ${topologyName}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
+    `Throughput: ${topologyName}${topologyName === 'io' ? ` (${ioMs} ms of I/O per record, max in flight ${maxInFlight} per task)` : ''}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
     ...(starved.length > 0 ? [`STARVED (the input backlog ran out during a window; those runs are lower bounds): ${starved.join(', ')}`] : []),
     '',
     '| partitions | weir | weir / partition | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw | weir ÷ KS | weir CPU s / M | KS CPU s / M | weir peak RSS MB |',
@@ -493,7 +507,7 @@ main().then(
       )
       const machine = { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version }
       process.stdout.write(
-        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
+        `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, ...(topologyName === 'io' ? { ioMs, maxInFlight } : {}), mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`,
       )
     }
     process.exit(0)
