@@ -77,6 +77,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/topology/runtime/stream-runtime.test.ts': ['kafka'],
   'test/topology/runtime/task-failures.test.ts': ['kafka'],
   'test/topology/runtime/task.test.ts': [],
+  'test/topology/runtime/task-concurrent.test.ts': [],
   'test/topology/runtime/timers.test.ts': [],
   'test/topology/runtime/write-buffer.test.ts': [],
   'test/topology/test-driver.test.ts': [],
