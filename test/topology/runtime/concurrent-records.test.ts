@@ -171,6 +171,25 @@ test('a commit that fails with records in flight drops them with the rest; the n
   assert.equal((await readAll(output)).length, 40, 'nothing more after the stop')
 })
 
+test('a rebalance with records in flight: the partition that leaves drains and drops them, its next owner redoes them exactly once', async (t) => {
+  const [input, output] = await createTopics(t, { prefix: 'cr-in', partitions: 2 }, { prefix: 'cr-out', partitions: 2 })
+  assert.ok(input && output)
+  const applicationId = uniqueName('conc-rebalance')
+  const keys = Array.from({ length: 20 }, (_, i) => `k-${i}`)
+  // 600 records of 200 ms, 8 at a time per task: about 7 s of work, so the rebalance comes in the middle of it.
+  await produce(Array.from({ length: 600 }, (_, i) => ({ topic: input, key: keys[i % 20] as string, value: '200' })))
+  const first = overlapTopology(input, output)
+  const a = await startRuntime(t, { applicationId, topology: first.topology, maxInFlight: 8 })
+  await waitFor(() => first.overlap.active >= 8 || undefined, { what: 'records in flight in both tasks', timeoutMs: 30_000 })
+  const b = await startRuntime(t, { applicationId, topology: overlapTopology(input, output).topology, maxInFlight: 8 })
+  await waitFor(() => (a.partitions().length === 1 && b.partitions().length === 1) || undefined, { what: 'one partition each', timeoutMs: 60_000 })
+  assert.ok(first.overlap.started < 600, `the rebalance came before the first worker had started every record (${first.overlap.started})`)
+  const outputs = await consume(output, { count: 600, timeoutMs: 90_000 })
+  assertCountsInOrder(outputs.map(text), new Map(keys.map((k) => [k, 30])))
+  await Promise.all([a.stop(), b.stop()])
+  assert.equal((await readAll(output)).length, 600, 'nothing more after the stop')
+})
+
 test('a worker SIGKILLed with records in flight and restarted: every input processed exactly once, per-key counts exact', async (t) => {
   const [input, output] = await createTopics(t, { prefix: 'ck-in', partitions: 2 }, { prefix: 'ck-out', partitions: 2 })
   assert.ok(input && output)
