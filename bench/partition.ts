@@ -9,15 +9,17 @@
 // the output topic's last stable offsets, ÷ the time between the samples (bench/steady-state.ts). With --cold, the
 // short run instead: --records preloaded, records/s from ready to the last output visible (JIT and caches cold).
 //   weir          the topology (--topology command-service: the orders example service, i.e. dedupe + TTL
-//                 arbiter + routing handler with a state store + produce; or counting: a per-key counter) in a
-//                 worker process, exactly once;
+//                 arbiter + routing handler with a state store + produce; or counting: a per-key counter; or io:
+//                 the counter behind --io-ms of simulated I/O per record, with --max-in-flight records in flight per
+//                 task, bench/topologies/io-handler.ts) in a worker process, exactly once;
 //   rawClient     the same Kafka adapter with no runtime and no state: fetch -> produce, one transaction per batch;
 //   kafkaStreams  the same topology semantics in Kafka Streams 4.x, exactly_once_v2 (bench/baselines/kafka-streams);
 //   brokerCeiling Kafka's own ProducerPerformance and ConsumerPerformance.
 // Delayed delivery, for each backlog size: weir's scheduler (durable timers), the seeds' Redis poller, and
 // Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99.
 //
-// Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting
+// Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting|io
+//          --io-ms 10 --max-in-flight 1 (io: the handler's wait, and the worker's records in flight per task)
 //          --warmup-seconds 20 --warmup-records 0 --seconds 30 (the steady-state window) --cold --ks-threads 1
 //          (--records: with --cold the whole input of a run; in steady state the backlog preloaded before each system starts)
 //          (--payload sizes the counting records; commands are orders/orders/place envelopes of ~400 B)
@@ -57,6 +59,8 @@ const { values } = parseArgs({
     payload: { type: 'string', default: '100' },
     eos: { type: 'string', default: 'on' },
     topology: { type: 'string', default: 'command-service' },
+    'io-ms': { type: 'string', default: '10' },
+    'max-in-flight': { type: 'string', default: '1' },
     keys: { type: 'string', default: '1000' },
     delayed: { type: 'string', default: '10000,100000,1000000' },
     'delayed-rate': { type: 'string', default: '20000' },
@@ -85,6 +89,10 @@ const keyCount = Number(values.keys)
 const partitionCounts = String(values.partitions).split(',').filter(Boolean).map(Number)
 const exactlyOnce = values.eos !== 'off'
 const topologyName = String(values.topology)
+const ioMs = Number(values['io-ms'])
+const maxInFlight = Number(values['max-in-flight'])
+/** The io topology reads and writes what counting does (Kafka Streams and the raw client see plain counting). */
+const countingInputs = topologyName === 'counting' || topologyName === 'io'
 const delayedSizes = String(values.delayed).split(',').filter(Boolean).map(Number)
 const delayedRate = Number(values['delayed-rate'])
 const delayedRuns = Number(values['delayed-runs'])
@@ -100,7 +108,9 @@ const problems: string[] = []
 if (!(records > 1)) problems.push('--records must be > 1')
 if (!(runs >= 1)) problems.push('--runs must be >= 1')
 if (partitionCounts.some((p) => !(p >= 1))) problems.push('--partitions must list positive numbers')
-if (!['command-service', 'counting'].includes(topologyName)) problems.push('--topology must be command-service or counting')
+if (!['command-service', 'counting', 'io'].includes(topologyName)) problems.push('--topology must be command-service, counting or io')
+if (!(Number.isInteger(ioMs) && ioMs >= 0)) problems.push('--io-ms must be an integer >= 0')
+if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= 10_000)) problems.push('--max-in-flight must be an integer from 1 to 10000')
 if (delayedSizes.some((n) => !(n >= 1))) problems.push('--delayed must list positive numbers')
 if (!(warmupSeconds >= 0)) problems.push('--warmup-seconds must be >= 0')
 if (!(warmupRecords >= 0)) problems.push('--warmup-records must be >= 0')
@@ -112,7 +122,7 @@ if (problems.length > 0) {
   process.exit(2)
 }
 
-const reportSettings: ReportSettings = { topologyName, cold, records, runs, payloadBytes, keyCount, exactlyOnce, warmupSeconds, warmupRecords, measuredSeconds, delayedRate }
+const reportSettings: ReportSettings = { topologyName, ioMs, maxInFlight, cold, records, runs, payloadBytes, keyCount, exactlyOnce, warmupSeconds, warmupRecords, measuredSeconds, delayedRate }
 
 function profileEnv(): Record<string, string> {
   const dir = values['cpu-prof']
@@ -128,12 +138,12 @@ function systemOrder(r: number, withKafkaStreams: boolean): System[] {
 
 /** The short run: --records preloaded once, each system processes all of them, timed from ready to the last output. */
 async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number, r: number): Promise<Record<System, ThroughputSample | undefined>> {
-  progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}`)
-  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes })
+  progress.step(`throughput (cold), ${partitions} partition(s), run ${r + 1}/${runs}: preloading ${records.toLocaleString('en')} ${countingInputs ? 'records' : 'commands'}`)
+  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes, ioMs, maxInFlight })
   const all: OutgoingRecord[] = []
   const make = inputMaker(prepared.spec)
   for (let i = 0; i < records; i++) all.push(...make(i))
-  await send(brokers, all, topologyName === 'counting' ? 'records' : 'commands', progress)
+  await send(brokers, all, countingInputs ? 'records' : 'commands', progress)
   const samples: Record<System, ThroughputSample | undefined> = { weir: undefined, rawClient: undefined, kafkaStreams: undefined }
   for (const system of systemOrder(r, classpath !== undefined)) {
     let sample: ThroughputSample
@@ -154,7 +164,7 @@ async function coldRun(brokers: string[], admin: KafkaAdmin, classpath: string |
     } else {
       const result = await runKafkaStreams({
         brokers,
-        mode: topologyName === 'counting' ? 'counting' : 'command-service',
+        mode: countingInputs ? 'counting' : 'command-service',
         input: prepared.input,
         output: outputOf(system, run, prepared),
         applicationId: `bench-ks-${run}`,
@@ -180,7 +190,7 @@ async function startSystem(system: System, brokers: string[], run: string, parti
   if (system === 'rawClient') return startRawClient({ brokers, input: prepared.input, output: outputOf(system, run, prepared), run, exactlyOnce })
   const ks = await startKafkaStreams({
     brokers,
-    mode: topologyName === 'counting' ? 'counting' : 'command-service',
+    mode: countingInputs ? 'counting' : 'command-service',
     input: prepared.input,
     output: outputOf(system, run, prepared),
     applicationId: `bench-ks-${run}`,
@@ -213,11 +223,11 @@ async function startSystem(system: System, brokers: string[], run: string, parti
  * through the window (bench/steady-state.ts), stop it, then count the window's outputs.
  */
 async function steadyRun(system: System, brokers: string[], admin: KafkaAdmin, classpath: string | undefined, run: string, partitions: number): Promise<{ sample: ThroughputSample; window: SteadyStateWindow }> {
-  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes })
+  const prepared = await prepareRun(brokers, admin, run, partitions, { topologyName, keyCount, payloadBytes, ioMs, maxInFlight })
   const output = outputOf(system, run, prepared)
   const feeder = await createFeederProcess(brokers, prepared.spec, `bench-feeder-${run}`)
   try {
-    progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
+    progress.step(`  ${system}: preloading ${records.toLocaleString('en')} ${countingInputs ? 'records' : 'commands'}, then warm-up ${warmupSeconds} s${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''}, ${measuredSeconds} s measured`)
     await feeder.feed(records)
     const running = await startSystem(system, brokers, run, partitions, prepared, classpath)
     let window: SteadyStateWindow

@@ -1,7 +1,8 @@
 // `npm run chaos [-- --json] [--records N] [--workers W] [--kills K] [--partitions P] [--rate R] [--sagas S]
 //                [--requests R] [--envelopes E] [--cs-workers C] [--brokers B] [--broker-kills K] [--keep-topics]
-//                [--kafka-config client.properties] [--faults error:<p>[:<seed>]]` (injected handler errors on top
-//                of the kills: scripts/chaos/faults.ts)
+//                [--kafka-config client.properties] [--faults error:<p>[:<seed>]] [--max-in-flight N] [--io-max-ms M]`
+// (--faults: injected handler errors on top of the kills, scripts/chaos/faults.ts; --max-in-flight and --io-max-ms:
+// concurrent handlers that await random delays, scripts/chaos/concurrency.ts)
 // Runs W worker processes of the chaos topology and C worker processes of the command service
 // (test/fixtures/chaos-command-service.ts) on a real broker, feeds both, SIGKILLs workers of both kinds in
 // turn and restarts them, while one read_committed reader tails every output and stamps each record with the
@@ -60,7 +61,7 @@ main().then(
     const failed = [...chaosVerdict(report), ...sagaChaosVerdict(report)]
     const table = Object.entries(report).map(([k, v]) => `  ${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     process.stderr.write(`\nchaos ${failed.length === 0 ? 'PASSED' : `FAILED (${failed.join(', ')})`}\n${table.join('\n')}\n`)
-    if (options.json) process.stdout.write(`${JSON.stringify({ ...report, passed: failed.length === 0, failedChecks: failed })}\n`)
+    if (options.json) process.stdout.write(`${JSON.stringify({ ...report, ...options.concurrency, passed: failed.length === 0, failedChecks: failed })}\n`)
     process.exit(failed.length === 0 ? 0 : 1)
   },
   (error: unknown) => {

@@ -24,6 +24,8 @@ export interface WorkerConfig {
   stateDir: string
   commitIntervalMs: number
   commitWhenIdle: boolean
+  /** Input records each task processes at the same time (1: one after the other). */
+  maxInFlight: number
   errorPolicy: ErrorPolicy
   /** Failures in a row at one offset, refused by the broker, before the error policy applies to the record there. */
   maxTaskFailures: number
@@ -59,6 +61,7 @@ export const settings = [
   { flag: 'state-dir', env: 'WEIR_STATE_DIR', default: '$TMPDIR/weir-state', help: 'folder for RocksDB stores and checkpoints' },
   { flag: 'commit-interval-ms', env: 'WEIR_COMMIT_INTERVAL_MS', default: '100', help: 'how often each task commits its transaction while records keep coming' },
   { flag: 'commit-when-idle', env: 'WEIR_COMMIT_WHEN_IDLE', default: 'true', help: 'also commit as soon as every fetched record is processed (true or false)' },
+  { flag: 'max-in-flight', env: 'WEIR_MAX_IN_FLIGHT', default: '1', help: 'input records each task processes at the same time: records of different keys overlap while handlers await I/O, one key stays in order (1 to 10000)' },
   { flag: 'error-policy', env: 'WEIR_ERROR_POLICY', default: 'dead-letter', help: 'processing errors: dead-letter, skip or fail' },
   { flag: 'max-task-failures', env: 'WEIR_MAX_TASK_FAILURES', default: '5', help: 'failures in a row at one offset (refused by the broker) before the error policy applies to that record' },
   { flag: 'max-message-bytes', env: 'WEIR_MAX_MESSAGE_BYTES', default: '(each topic\'s max.message.bytes)', help: 'largest dead letter, bytes; larger ones are truncated to fit' },
@@ -106,6 +109,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     stateDir: value('state-dir') ?? join(tmpdir(), 'weir-state'),
     commitIntervalMs: integer('commit-interval-ms', 100, 1),
     commitWhenIdle: boolean('commit-when-idle', true),
+    maxInFlight: integer('max-in-flight', 1, 1),
     errorPolicy: errorPolicy as ErrorPolicy,
     maxTaskFailures: integer('max-task-failures', 5, 1),
     maxMessageBytes: value('max-message-bytes') === undefined ? undefined : integer('max-message-bytes', 1_048_588, 1024),

@@ -106,6 +106,7 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     openStore,
     commitIntervalMs: config.commitIntervalMs,
     commitWhenIdle: config.commitWhenIdle,
+    maxInFlight: config.maxInFlight,
     errorPolicy: config.errorPolicy,
     maxTaskFailures: config.maxTaskFailures,
     ...(config.maxMessageBytes === undefined ? {} : { maxMessageBytes: config.maxMessageBytes }),

@@ -7,6 +7,9 @@ import type { Figures, ThroughputSample } from '../throughput.ts'
 /** How the runs were made, for the report's headings and the JSON document. */
 export interface ReportSettings {
   readonly topologyName: string
+  /** The io topology's wait per record and records in flight per task. */
+  readonly ioMs?: number
+  readonly maxInFlight?: number
   readonly cold: boolean
   readonly records: number
   readonly runs: number
@@ -52,11 +55,11 @@ export function table(scenarios: ThroughputScenario[], delivery: Record<string, 
   // min / median / max of the runs
   const mmm = (f: Figures | undefined) => (f === undefined ? '—' : `${n(f.minRecordsPerSecond)} / **${n(f.recordsPerSecond)}** / ${n(f.maxRecordsPerSecond)}`)
   const how = cold
-    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'counting' ? 'records' : 'commands'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
+    ? `COLD (--cold): ${records.toLocaleString('en')} ${topologyName === 'command-service' ? 'commands' : 'records'} preloaded, records/s from ready to the last output visible (read_committed), JIT and caches cold`
     : `steady state: ${records.toLocaleString('en')} preloaded then fed continuously, warm-up ${warmupSeconds} s from the first output${warmupRecords > 0 ? ` and ${warmupRecords.toLocaleString('en')} outputs` : ''} (not counted), records/s over ${measuredSeconds} s measured (outputs visible to read_committed between two samples of the output's last stable offsets)`
   const starved = scenarios.flatMap((s) => Object.entries(s.steadyState ?? {}).flatMap(([system, ws]) => (ws.some((w) => w.starved) ? [`${system} (${s.partitions} partition(s))`] : [])))
   const throughputLines = [
-    `Throughput: ${topologyName}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
+    `Throughput: ${topologyName}${topologyName === 'io' ? ` (${settings.ioMs} ms of I/O per record, max in flight ${settings.maxInFlight} per task)` : ''}, payload ${payloadBytes} B, exactly-once ${exactlyOnce ? 'on' : 'off'}, ${runs} run(s), min / median / max; ${how}`,
     ...(starved.length > 0 ? [`STARVED (the input backlog ran out during a window; those runs are lower bounds): ${starved.join(', ')}`] : []),
     '',
     '| partitions | weir | weir / partition | raw client | Kafka Streams | broker produce | broker consume | weir ÷ raw | weir ÷ KS | weir CPU s / M | KS CPU s / M | weir peak RSS MB |',
@@ -110,5 +113,5 @@ export function jsonReport(scenarios: ThroughputScenario[], delivery: Record<str
     ]),
   )
   const machine = { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version }
-  return `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`
+  return `${JSON.stringify({ bench: 'partition', at: new Date().toISOString(), machine, topology: topologyName, ...(topologyName === 'io' ? { ioMs: settings.ioMs, maxInFlight: settings.maxInFlight } : {}), mode: cold ? 'cold' : 'steady', steadyState: cold ? null : { warmupSeconds, warmupRecords, measuredSeconds }, records, payloadBytes, keys: keyCount, exactlyOnce, runs, throughput: byPartitions, delayedDelivery: { ratePerSecond: delayedRate, latenessP99Ms: delayedJson } })}\n`
 }

@@ -1,4 +1,5 @@
-// The topics and the input of one bench:partition run, per topology: `counting` (a stateful pass-through) or
+// The topics and the input of one bench:partition run, per topology: `counting` (a stateful pass-through; `io`
+// is the same behind simulated I/O) or
 // `command-service` (the orders example: commands plus their deadline registrations, as the gateway writes them).
 import { resolve } from 'node:path'
 
@@ -15,6 +16,9 @@ export interface RunSettings {
   readonly topologyName: string
   readonly keyCount: number
   readonly payloadBytes: number
+  /** The io topology: the handler's wait per record, and records in flight per task. */
+  readonly ioMs?: number
+  readonly maxInFlight?: number
 }
 
 export async function send(brokers: string[], all: OutgoingRecord[], what: string, p: Progress): Promise<void> {
@@ -43,7 +47,7 @@ export interface PreparedRun {
 /** The topics of one run (what weir, the raw client and Kafka Streams read and write), and how to make its input. */
 export async function prepareRun(brokers: string[], admin: KafkaAdmin, run: string, partitions: number, settings: RunSettings): Promise<PreparedRun> {
   const { topologyName, keyCount, payloadBytes } = settings
-  if (topologyName === 'counting') {
+  if (topologyName === 'counting' || topologyName === 'io') {
     const input = `bench-${run}.input`
     const weirOutput = `bench-${run}.weir-out`
     await admin.createTopics([
@@ -57,8 +61,12 @@ export async function prepareRun(brokers: string[], admin: KafkaAdmin, run: stri
       input,
       weirOutput,
       weirApp,
-      weirModule: resolve(import.meta.dirname, '../topologies/counting.ts'),
-      weirEnv: { WEIR_BENCH_INPUT: input, WEIR_BENCH_OUTPUT: weirOutput },
+      weirModule: resolve(import.meta.dirname, topologyName === 'io' ? '../topologies/io-handler.ts' : '../topologies/counting.ts'),
+      weirEnv: {
+        WEIR_BENCH_INPUT: input,
+        WEIR_BENCH_OUTPUT: weirOutput,
+        ...(topologyName === 'io' ? { WEIR_BENCH_IO_MS: String(settings.ioMs ?? 10), WEIR_MAX_IN_FLIGHT: String(settings.maxInFlight ?? 1) } : {}),
+      },
       ksExtra: [],
       spec: { topology: 'counting', input, keys: keyCount, payloadBytes },
     }

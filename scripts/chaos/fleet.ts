@@ -32,6 +32,8 @@ export interface FleetOptions {
   csPrefix: string
   /** The saga's workers (scripts/chaos/sagas.ts): names starting `sg` (the saga) and `sp` (its participant). */
   sagaWorkers: readonly SagaChaosWorkerSpec[]
+  /** What every worker is started with besides (`--max-in-flight`, the chaos handler's delay: scripts/chaos/concurrency.ts). */
+  everyWorker?: { env: Record<string, string>; extraArgs: readonly string[] }
   /** Extra arguments of the command-service workers (`--faults`). */
   csWorkerArgs?: readonly string[]
   /** Every worker's log goes to `<base>/<name>.log`; at debug level (each commit and transaction) when set. */
@@ -86,9 +88,9 @@ export function startFleet(options: FleetOptions): Fleet {
       brokers: options.brokers,
       stateDir: join(base, spec.name),
       applicationId: spec.applicationId,
-      env: spec.env,
+      env: { ...spec.env, ...options.everyWorker?.env },
       logFile: join(base, `${spec.name}.log`),
-      extraArgs: [...(spec.args ?? []), ...(options.debugLogs ? ['--log-level', 'debug'] : [])],
+      extraArgs: [...(options.everyWorker?.extraArgs ?? []), ...(spec.args ?? []), ...(options.debugLogs ? ['--log-level', 'debug'] : [])],
     })
   }
   for (let i = 0; i < specs.length; i++) start(i)

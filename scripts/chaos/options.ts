@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util'
 
 import { invalidOptions } from '../../core/errors.ts'
+import { CONCURRENCY_OPTIONS, parseConcurrency } from './concurrency.ts'
+import type { ChaosConcurrency } from './concurrency.ts'
 import { parseChaosFaults } from './faults.ts'
 import type { ChaosFaults } from './faults.ts'
 
@@ -9,7 +11,7 @@ import type { ChaosFaults } from './faults.ts'
 const NUMERIC = { records: '20000', workers: '3', kills: '6', partitions: '6', rate: '1000', requests: '1500', envelopes: '2000', 'cs-workers': '2', brokers: '1', sagas: '300' } as const
 type NumericOption = keyof typeof NUMERIC
 
-export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; kafkaConfig: string | undefined; faults: ChaosFaults | undefined }
+export type ChaosOptions = Record<NumericOption, number> & { json: boolean; keepTopics: boolean; brokerKills: number; kafkaConfig: string | undefined; faults: ChaosFaults | undefined; concurrency: ChaosConcurrency }
 
 /** Parses the command line; every violation is reported at once (WEIR_ERR_INVALID_OPTIONS). */
 export function parseOptions(args: string[]): ChaosOptions {
@@ -23,6 +25,7 @@ export function parseOptions(args: string[]): ChaosOptions {
         'broker-kills': { type: 'string', default: '0' },
         faults: { type: 'string' },
         'kafka-config': { type: 'string' },
+        ...CONCURRENCY_OPTIONS,
         ...Object.fromEntries(Object.entries(NUMERIC).map(([name, value]) => [name, { type: 'string', default: value }])),
       },
     }).values
@@ -44,8 +47,9 @@ export function parseOptions(args: string[]): ChaosOptions {
   const kafkaConfig = typeof values['kafka-config'] === 'string' ? values['kafka-config'] : undefined
   // A cluster of its own is local and plaintext: a provider's properties file belongs to an external cluster.
   if (kafkaConfig !== undefined && numbers.brokers > 1) violations.push('--kafka-config is for an external cluster; --brokers 2 or more starts a local one of its own')
+  const concurrency = parseConcurrency(values, violations)
   if (violations.length > 0) throw invalidOptions('chaos', violations)
-  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), kafkaConfig, faults: parseChaosFaults(values.faults as string | undefined) }
+  return { ...numbers, json: values.json === true, keepTopics: values['keep-topics'] === true, brokerKills: Number(brokerKillsText), kafkaConfig, faults: parseChaosFaults(values.faults as string | undefined), concurrency }
 }
 
 export const random = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min))

@@ -25,6 +25,7 @@ import type { Fleet, WorkerKills } from './fleet.ts'
 import type { ChaosOptions } from './options.ts'
 import { sagaChaos } from './sagas.ts'
 import { armChaosFaults, chaosFaultFacts } from './faults.ts'
+import { concurrencyWorkerSettings } from './concurrency.ts'
 
 export async function run(infra: Infrastructure, options: ChaosOptions, progress: Progress): Promise<ChaosRunReport & SagaChaosReport> {
   const { records, workers: workerCount, kills, partitions, rate, requests, envelopes, 'cs-workers': csWorkerCount, brokers: brokerCount, brokerKills: brokerKillsRequested } = options
@@ -67,7 +68,7 @@ export async function run(infra: Infrastructure, options: ChaosOptions, progress
   let passed = false
   try {
     if (options.faults !== undefined) await armChaosFaults(options.faults, brokers, `${applicationId}-cs`)
-    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, ...(options.faults === undefined ? {} : { csWorkerArgs: options.faults.workerArgs }), debugLogs: keep, progress })
+    fleet = startFleet({ workers: workerCount, csWorkers: csWorkerCount, partitions, brokers, applicationId, base, env, csPrefix, sagaWorkers: sagas.workers, everyWorker: concurrencyWorkerSettings(options.concurrency), ...(options.faults === undefined ? {} : { csWorkerArgs: options.faults.workerArgs }), debugLogs: keep, progress })
     await fleet.assigned(90_000)
     const producer = createProducer({ ...kafkaSecurity(), brokers })
     const feed = feedRecords(producer, input, records, feedSeconds, halted, held)

@@ -55,3 +55,11 @@ test('--kafka-config is for an external cluster: with --brokers 3 (a local clust
   assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
   assert.ok(result.stderr.includes('--kafka-config is for an external cluster'), result.stderr)
 })
+
+test('--max-in-flight must be an integer from 1 to 10000 and --io-max-ms an integer >= 0', () => {
+  const result = chaos('--max-in-flight', '0', '--io-max-ms', '1.5')
+  assert.equal(result.status, 2, result.stderr)
+  assert.match(result.stderr, /WEIR_ERR_INVALID_OPTIONS/)
+  assert.ok(result.stderr.includes('--max-in-flight must be an integer from 1 to 10000, got "0"'), result.stderr)
+  assert.ok(result.stderr.includes('--io-max-ms must be an integer >= 0, got "1.5"'), result.stderr)
+})

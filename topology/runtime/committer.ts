@@ -64,7 +64,11 @@ export function createCommitter(ctx: RuntimeContext, troubles: Troubles, taskMan
 
   /** Starts a commit for every task that has work, has no commit in flight and for which `due` says so. */
   function startCommits(due: (live: LiveTask) => boolean): void {
-    const batch = [...tasks.values()].filter((live) => live.committing === undefined && live.failure === undefined && live.task.dirty && due(live))
+    // A task with records in flight commits once they finished (the loop lets it drain): a commit covers only
+    // finished records, and all their outputs and writes.
+    const batch = [...tasks.values()].filter(
+      (live) => live.committing === undefined && live.failure === undefined && live.task.dirty && live.task.inFlight === 0 && due(live),
+    )
     if (batch.length === 0) return
     const started = performance.now()
     const settled = batch.map((live) => {

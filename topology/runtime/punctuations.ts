@@ -28,8 +28,13 @@ export class Punctuations {
 
   /** The earliest time a wall-clock punctuation is due (Infinity: none). */
   nextWallClock(): number {
+    return this.next('wall-clock')
+  }
+
+  /** The earliest time a punctuation of `type` is due (Infinity: none). */
+  next(type: PunctuationType): number {
     let next = Infinity
-    for (const p of this.#entries) if (!p.cancelled && p.type === 'wall-clock' && p.next < next) next = p.next
+    for (const p of this.#entries) if (!p.cancelled && p.type === type && p.next < next) next = p.next
     return next
   }
 

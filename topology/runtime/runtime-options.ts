@@ -7,6 +7,9 @@ import type { StoreOpener } from '../../state/store-kinds.ts'
 import type { Topology } from '../define.ts'
 import type { ErrorPolicy } from './error-policy.ts'
 
+/** The most records one task may have in flight (maxInFlight). */
+export const MAX_IN_FLIGHT = 10_000
+
 export interface StreamRuntimeOptions {
   /** Names the consumer group, transactional ids, changelog topics and the state folder. */
   applicationId: string
@@ -36,6 +39,12 @@ export interface StreamRuntimeOptions {
    * about one per interval.
    */
   commitWhenIdle?: boolean
+  /**
+   * Input records of one task processed at the same time (default 1: one after the other). Above 1, records of
+   * different keys overlap while their handlers await I/O; records of the same key stay in order. A commit, due
+   * timers and punctuations wait until the task has no record in flight (docs/topology.md, "Concurrent records").
+   */
+  maxInFlight?: number
   /** What a processing error does: dead-letter (default), skip, or fail the runtime. */
   errorPolicy?: ErrorPolicy
   /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
@@ -143,6 +152,9 @@ export function validateRuntimeOptions(options: StreamRuntimeOptions): void {
   }
   if (options.commitIntervalMs !== undefined && !(Number.isInteger(options.commitIntervalMs) && options.commitIntervalMs > 0)) {
     violations.push('commitIntervalMs must be a positive integer')
+  }
+  if (options.maxInFlight !== undefined && !(Number.isInteger(options.maxInFlight) && options.maxInFlight >= 1 && options.maxInFlight <= MAX_IN_FLIGHT)) {
+    violations.push(`maxInFlight must be an integer from 1 to ${MAX_IN_FLIGHT}`)
   }
   if (options.commitWhenIdle !== undefined && typeof options.commitWhenIdle !== 'boolean') violations.push('commitWhenIdle must be a boolean')
   if (options.errorPolicy !== undefined && !['dead-letter', 'skip', 'fail'].includes(options.errorPolicy)) {

@@ -4,8 +4,9 @@
 import { channels, publish } from '../../core/diagnostics.ts'
 import type { ConsumedRecord, PartitionReader } from '../../kafka/index.ts'
 import type { Committer } from './committer.ts'
+import type { InFlight } from './in-flight.ts'
 import type { RecordQueues } from './record-queues.ts'
-import type { RuntimeContext } from './runtime-context.ts'
+import type { LiveTask, RuntimeContext } from './runtime-context.ts'
 import type { TaskManager } from './task-manager.ts'
 import type { Troubles } from './task-troubles.ts'
 
@@ -29,12 +30,35 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
   /** How often timers and punctuations are checked between records (ms). */
   const timerCheckMs = Math.min(10, commitIntervalMs)
 
+  // A task with records in flight (maxInFlight > 1) fires its timers and punctuations once they finished: the
+  // loop starts no more of its records while something is due (barrier), so timers never meet a record halfway.
+  const due = new Set<LiveTask>()
   async function fireDue(): Promise<void> {
     const time = now()
+    for (const live of due) if (tasks.get(live.task.partition) !== live) due.delete(live)
     for (const live of tasks.values()) {
+      if (live.task.inFlight > 0) {
+        if (await live.task.dueAt(time)) due.add(live)
+        continue
+      }
+      due.delete(live)
       await live.task.fireTimers(time)
       await live.task.punctuate(time)
     }
+  }
+  /** A task that drained for its due timers: fire them now rather than at the next check. */
+  const drainedForTimers = () => {
+    for (const live of due) if (live.task.inFlight === 0) return true
+    return false
+  }
+  // The loop stops starting records of a task when a commit or timers are due for it, so it drains.
+  const barrier = (live: LiveTask, time: number) =>
+    due.has(live) || (live.committing === undefined && live.task.dirty && (live.task.commitRequested || time >= live.nextCommit))
+  const inFlight = () => [...tasks.values()].filter((live) => live.task.inFlight > 0)
+  /** Resolves when a record in flight in any task finished. */
+  const anySettled = () => Promise.race(inFlight().map((live) => (live.task.concurrent as InFlight).settled()))
+  const throwIfFailed = () => {
+    for (const live of tasks.values()) live.task.concurrent?.throwIfFailed()
   }
 
   return async function runLoop(): Promise<void> {
@@ -80,11 +104,13 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
         let batches: Awaited<ReturnType<PartitionReader['fetch']>> = []
         try {
           const fetching = (ctx.reader as PartitionReader).fetch(positions, { maxWaitMs: wait })
-          // Waiting for records while commits are in flight: when one settles, commit what its task processed
-          // meanwhile (the loop is idle), then keep waiting.
-          while (wait > 0 && [...tasks.values()].some((live) => live.committing !== undefined)) {
-            const fetched = await Promise.race([fetching.then(() => true, () => true), nextSettled().then(() => false)])
+          // Waiting for records while commits or records are in flight: when one settles, commit what its task
+          // processed meanwhile (the loop is idle) and fire what waited for it to drain, then keep waiting.
+          while (wait > 0 && [...tasks.values()].some((live) => live.committing !== undefined || live.task.inFlight > 0)) {
+            const fetched = await Promise.race([fetching.then(() => true, () => true), nextSettled().then(() => false), anySettled().then(() => false)])
             if (fetched) break
+            throwIfFailed()
+            if (drainedForTimers()) await fireDue()
             commitIfDue()
           }
           batches = await fetching
@@ -111,10 +137,20 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
       // Round-robin over the queues until one runs dry (then fetch again) or a commit is due.
       let drained = false
       while (queues.size > 0 && !drained && !ctx.stopRequested) {
+        let started = 0
+        let blocked = 0
+        const time = now()
         for (const [key, queue] of queues.entries()) {
           const live = queue.live
           if (live.failure !== undefined) continue
           const isolated = troubles.byPartition.get(live.task.partition)?.isolate === true
+          // After a failure (isolated, below) a task processes serially until it is past it.
+          const concurrent = isolated ? undefined : live.task.concurrent
+          if (concurrent !== undefined && (concurrent.full || (concurrent.count > 0 && barrier(live, time)))) {
+            blocked++
+            continue
+          }
+          if (concurrent === undefined) await live.task.concurrent?.drained()
           if (isolated) {
             // After a failure, one input record per transaction until the task is past it: if the broker refuses
             // a transaction again, the record it carried is the one to blame.
@@ -130,7 +166,9 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
             await live.committing
           }
           const record = queue.records[queue.index++] as ConsumedRecord
-          await live.task.process(record)
+          started++
+          if (concurrent !== undefined) live.task.start(record)
+          else await live.task.process(record)
           live.sincePlan.records++
           live.sincePlan.last = { topic: record.topic, offset: record.offset }
           if (isolated) startCommits((l) => l === live)
@@ -140,7 +178,10 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
             drained = true
           }
         }
-        if (now() >= nextTimerCheck) {
+        // Every queue waits for its task to drain or make room: wait for a record to finish.
+        if (started === 0 && blocked > 0) await anySettled()
+        throwIfFailed()
+        if (now() >= nextTimerCheck || drainedForTimers()) {
           await fireDue()
           nextTimerCheck = now() + timerCheckMs
         }
@@ -154,5 +195,8 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
       }
       commitIfDue()
     }
+    // Stopping: the records in flight finish, so the final commit covers them.
+    for (const live of tasks.values()) await live.task.concurrent?.drained()
+    throwIfFailed()
   }
 }

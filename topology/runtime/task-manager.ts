@@ -86,6 +86,7 @@ export function createTaskManager(ctx: RuntimeContext, trouble: Troubles, maxRec
         maxRecordBytes,
         ...(troubles.get(partition)?.poisoned.length ? { poisoned: [...(troubles.get(partition) as Trouble).poisoned] } : {}),
         ...(options.maxTimersPerRound === undefined ? {} : { maxTimersPerRound: options.maxTimersPerRound }),
+        ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
       })
       await live.task.init()
       publish(channels.task, { applicationId, taskId, partition, event: 'restored', restoredRecords, durationMs: performance.now() - started })
@@ -102,6 +103,8 @@ export function createTaskManager(ctx: RuntimeContext, trouble: Troubles, maxRec
     const live = tasks.get(partition)
     if (live === undefined) return
     tasks.delete(partition)
+    // Records in flight finish first (their handlers may be awaiting I/O); a closed task's uncommitted work is dropped.
+    await live.task.concurrent?.drained()
     await live.committing
     retire(live.task)
     await live.task.close()

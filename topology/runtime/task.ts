@@ -12,6 +12,8 @@ import { isDeadLetter } from '../dead-letter.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES, fitDeadLetter } from './dead-letter-fit.ts'
 import { deadLetterOf, processingError } from './error-policy.ts'
 import type { ErrorPolicy } from './error-policy.ts'
+import { InFlight } from './in-flight.ts'
+import type { ProcessingScope, RecordScope } from './in-flight.ts'
 import { createProcessorContext, typedStoreView } from './processor-context.ts'
 import type { ContextHost } from './processor-context.ts'
 import { Punctuations } from './punctuations.ts'
@@ -43,11 +45,8 @@ export interface TaskOptions {
    * again, see the runtime): dead-lettered with this error, or skipped.
    */
   poisoned?: ReadonlyArray<{ topic: string; offset: bigint; error: WeirError; attempts: number }>
-}
-
-interface Current {
-  metadata: RecordMetadata | undefined
-  node: string
+  /** Input records processed at the same time through start() (default 1: process() only). */
+  maxInFlight?: number
 }
 
 export class Task {
@@ -77,9 +76,11 @@ export class Task {
   #stageMark = -1
   readonly #punctuations = new Punctuations()
   #streamTime = -1
-  #current: Current = { metadata: undefined, node: '' }
+  /** Where serial processing (process(), timers, punctuations) is; a concurrent record has its own scope. */
+  readonly #serial: ProcessingScope = { current: { metadata: undefined, node: '' }, failingNode: undefined }
+  /** Records processed concurrently (maxInFlight > 1). */
+  readonly #concurrent: InFlight | undefined
   #commitRequested = false
-  #failingNode: string | undefined
   #dirty = false
   #initialized = false
   #host: ContextHost | undefined
@@ -91,7 +92,10 @@ export class Task {
     this.#positions = new Map(options.positions)
     this.#committedPositions = new Map(options.positions)
     const { topology } = options
-    for (const [name, base] of options.stores) this.#buffers.set(name, new WriteBuffer(base))
+    const concurrent = (options.maxInFlight ?? 1) > 1 ? new InFlight(options.maxInFlight as number) : undefined
+    this.#concurrent = concurrent
+    const scope = concurrent === undefined ? undefined : () => concurrent.scope()?.stage
+    for (const [name, base] of options.stores) this.#buffers.set(name, new WriteBuffer(base, scope))
     this.#sources = sourcesOf(topology)
     this.#sinks = sinksOf(topology)
     for (const name of topology.order) {
@@ -111,7 +115,7 @@ export class Task {
     if (this.#initialized) return
     this.#initialized = true
     for (const name of this.#options.topology.order) {
-      this.#current = { metadata: undefined, node: name }
+      this.#serial.current = { metadata: undefined, node: name }
       await this.#processors.get(name)?.init?.(this.#contexts.get(name) as ProcessorContext)
     }
   }
@@ -151,8 +155,74 @@ export class Task {
 
   /** Processes one input record: the whole subtree runs, or (on error) none of its effects stay. */
   async process(consumed: ConsumedRecord): Promise<void> {
+    const source = this.#admit(consumed)
+    if (source === undefined) return
+    const metadata = this.#metadataOf(consumed)
+    this.#beginStage()
+    this.#serial.failingNode = undefined
+    try {
+      this.#serial.current = { metadata, node: source.name }
+      await this.#processSubtree(source, consumed, metadata)
+      this.#commitStage()
+      this.#pending.processed++
+    } catch (error) {
+      this.#discardStage()
+      this.#handleFailure(error, this.#serial.failingNode ?? source.name, consumed)
+    } finally {
+      this.#positions.set(consumed.topic, consumed.offset + 1n)
+      this.#dirty = true
+      this.#serial.current = { metadata: undefined, node: '' }
+    }
+    if (this.#streamTime >= 0) await this.#punctuate('stream-time', this.#streamTime)
+  }
+
+  /** Records processed concurrently, when maxInFlight > 1 (then the loop feeds the task with start()). */
+  get concurrent(): InFlight | undefined {
+    return this.#concurrent
+  }
+
+  /** Records started and not finished. */
+  get inFlight(): number {
+    return this.#concurrent?.count ?? 0
+  }
+
+  /**
+   * Starts processing one input record without waiting for it (maxInFlight > 1; the caller keeps below it):
+   * after the previous record of its key, beside records of other keys. Its outputs and store writes join the
+   * task when it finished; the position moves past it now, so the task must be drained before a commit plan.
+   */
+  start(consumed: ConsumedRecord): void {
+    const concurrent = this.#concurrent
+    if (concurrent === undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: start() needs maxInFlight > 1`)
+    const source = this.#admit(consumed)
+    if (source === undefined) return
+    const metadata = this.#metadataOf(consumed)
+    this.#positions.set(consumed.topic, consumed.offset + 1n)
+    this.#dirty = true
+    concurrent.run(consumed.key, async (current) => {
+      const scope: RecordScope = { current: { metadata, node: source.name }, failingNode: undefined, outputs: [], stage: new Map() }
+      try {
+        await concurrent.within(scope, () => this.#processSubtree(source, consumed, metadata))
+        if (!current()) return
+        for (const [buffer, writes] of scope.stage) buffer.applyStage(writes)
+        for (const output of scope.outputs) this.#outputs.push(output)
+        this.#pending.processed++
+      } catch (error) {
+        if (current()) this.#handleFailure(error, scope.failingNode ?? source.name, consumed)
+      }
+    })
+  }
+
+  /** Anything for fireTimers() or punctuate() to do at `now` (the loop drains the task first). */
+  async dueAt(now: number): Promise<boolean> {
+    if ((await this.nextDue()) <= now) return true
+    return this.#concurrent !== undefined && this.#streamTime >= 0 && this.#punctuations.next('stream-time') <= this.#streamTime
+  }
+
+  /** The source of a record to process, or undefined when it needs no processing (a re-fetch, or poisoned). */
+  #admit(consumed: ConsumedRecord): SourceRuntime | undefined {
     const position = this.#positions.get(consumed.topic)
-    if (position !== undefined && consumed.offset < position) return // already processed (a re-fetch)
+    if (position !== undefined && consumed.offset < position) return undefined // already processed (a re-fetch)
     const source = this.#sources.get(consumed.topic)
     if (source === undefined) throw new WeirError('WEIR_ERR_TOPOLOGY_INVALID', `task ${this.id}: no source reads ${consumed.topic}`)
     const poisoned = this.#options.poisoned?.find((p) => p.topic === consumed.topic && p.offset === consumed.offset)
@@ -160,39 +230,26 @@ export class Task {
       this.#handleFailure(poisoned.error, '(commit)', consumed, undefined, poisoned.attempts)
       this.#positions.set(consumed.topic, consumed.offset + 1n)
       this.#dirty = true
-      return
+      return undefined
     }
+    return source
+  }
+
+  #metadataOf(consumed: ConsumedRecord): RecordMetadata {
     const timestamp = Number(consumed.timestamp)
     if (timestamp > this.#streamTime) this.#streamTime = timestamp
-    const metadata: RecordMetadata = {
-      topic: consumed.topic,
-      partition: consumed.partition,
-      offset: consumed.offset,
-      timestamp,
-      headers: consumed.headers,
-    }
-    this.#beginStage()
-    this.#failingNode = undefined
-    try {
-      const { key, value } = deserializeInput(source, consumed)
-      const record = new StreamRecord(key, value, timestamp, consumed.headers)
-      this.#current = { metadata, node: source.name }
-      for (const child of this.#options.topology.children.get(source.name) ?? []) await this.#deliver(child, record, metadata)
-      this.#commitStage()
-      this.#pending.processed++
-    } catch (error) {
-      this.#discardStage()
-      this.#handleFailure(error, this.#failingNode ?? source.name, consumed)
-    } finally {
-      this.#positions.set(consumed.topic, consumed.offset + 1n)
-      this.#dirty = true
-      this.#current = { metadata: undefined, node: '' }
-    }
-    if (this.#streamTime >= 0) await this.#punctuate('stream-time', this.#streamTime)
+    return { topic: consumed.topic, partition: consumed.partition, offset: consumed.offset, timestamp, headers: consumed.headers }
+  }
+
+  async #processSubtree(source: SourceRuntime, consumed: ConsumedRecord, metadata: RecordMetadata): Promise<void> {
+    const { key, value } = deserializeInput(source, consumed)
+    const record = new StreamRecord(key, value, metadata.timestamp, consumed.headers)
+    for (const child of this.#options.topology.children.get(source.name) ?? []) await this.#deliver(child, record, metadata)
   }
 
   /** Fires timers due at `now` (at most maxTimersPerRound); returns how many fired. */
   async fireTimers(now: number): Promise<number> {
+    this.#assertDrained('fire timers')
     const budget = this.#options.maxTimersPerRound ?? 1000
     const fired = await this.#timers.fireDue(now, budget, (name, timers, timer) => this.#fire(name, timers, timer, now))
     if (fired > 0) this.#dirty = true
@@ -207,7 +264,14 @@ export class Task {
 
   /** Runs due wall-clock punctuations. */
   async punctuate(now: number): Promise<void> {
+    this.#assertDrained('punctuate')
     await this.#punctuate('wall-clock', now)
+    // Stream-time punctuations wait for a moment with nothing in flight when records are processed concurrently.
+    if (this.#concurrent !== undefined && this.#streamTime >= 0) await this.#punctuate('stream-time', this.#streamTime)
+  }
+
+  #assertDrained(what: string): void {
+    if (this.inFlight > 0) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: cannot ${what} while records are in flight`)
   }
 
   /** Outputs and store writes waiting for the next commit plan (what processing during a commit adds up). */
@@ -230,6 +294,7 @@ export class Task {
   commitPlan(): CommitPlan {
     if (this.#committingPositions !== undefined) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: the previous commit plan is still in flight`)
     if (this.#stageMark >= 0) throw new WeirError('WEIR_ERR_STATE_STORE', `task ${this.id}: cannot plan a commit while a record is being processed`)
+    this.#assertDrained('plan a commit')
     const storeWrites = new Map<string, BatchOperation[]>()
     for (const [name, buffer] of this.#buffers) storeWrites.set(name, buffer.seal())
     const positions = new Map(this.#positions)
@@ -259,6 +324,7 @@ export class Task {
 
   /** The commit failed: forget everything since the last commit (the caller re-creates or rewinds the task). */
   rollback(): void {
+    this.#concurrent?.reset()
     for (const buffer of this.#buffers.values()) buffer.clear()
     this.#timers.reset()
     this.#outputs = []
@@ -310,7 +376,7 @@ export class Task {
     const processor = this.#processors.get(name)
     const fired: FiredTimer = { key: timer.key, at: timer.at, payload: timer.payload, firedAt: now }
     this.#beginStage()
-    this.#current = { metadata: undefined, node: name }
+    this.#serial.current = { metadata: undefined, node: name }
     try {
       timers.remove(timer)
       await processor?.onTimer?.(fired)
@@ -321,7 +387,7 @@ export class Task {
       timers.remove(timer)
       this.#handleFailure(error, name, undefined, { processor: name, timer })
     } finally {
-      this.#current = { metadata: undefined, node: '' }
+      this.#serial.current = { metadata: undefined, node: '' }
     }
   }
 
@@ -333,29 +399,30 @@ export class Task {
     }
     const processor = this.#processors.get(node)
     if (processor === undefined) return
-    const previous = this.#current
-    this.#current = { metadata, node }
+    const at = this.#at()
+    const previous = at.current
+    at.current = { metadata, node }
     try {
       await processor.process(record)
     } catch (error) {
       // The innermost processor that threw is the one named in the dead-letter headers.
-      this.#failingNode ??= node
+      at.failingNode ??= node
       throw error
     } finally {
-      this.#current = previous
+      at.current = previous
     }
   }
 
   // Every output passes here: a dead letter (the runtime's or a processor's, such as the command router's) is
   // made to fit its topic, so it can never make the transaction fail.
   #push(record: OutgoingRecord): void {
-    this.#outputs.push(isDeadLetter(record) ? fitDeadLetter(record, this.#options.maxRecordBytes?.(record.topic) ?? DEFAULT_MAX_MESSAGE_BYTES) : record)
+    ;(this.#concurrent?.scope()?.outputs ?? this.#outputs).push(isDeadLetter(record) ? fitDeadLetter(record, this.#options.maxRecordBytes?.(record.topic) ?? DEFAULT_MAX_MESSAGE_BYTES) : record)
   }
 
   async #punctuate(type: 'wall-clock' | 'stream-time', time: number): Promise<void> {
     await this.#punctuations.run(type, time, async (node, call) => {
       this.#beginStage()
-      this.#current = { metadata: undefined, node }
+      this.#serial.current = { metadata: undefined, node }
       try {
         await call()
         this.#commitStage()
@@ -364,9 +431,14 @@ export class Task {
         this.#discardStage()
         this.#handleFailure(error, node, undefined)
       } finally {
-        this.#current = { metadata: undefined, node: '' }
+        this.#serial.current = { metadata: undefined, node: '' }
       }
     })
+  }
+
+  /** Where processing is: the concurrent record's own scope when inside one, else the serial one. */
+  #at(): ProcessingScope {
+    return this.#concurrent?.scope() ?? this.#serial
   }
 
   #contextHost(): ContextHost {
@@ -376,7 +448,7 @@ export class Task {
       partition: this.partition,
       children: (node) => this.#options.topology.children.get(node) ?? [],
       deliver: (node, record, metadata) => this.#deliver(node, record, metadata),
-      metadata: () => this.#current.metadata,
+      metadata: () => this.#at().current.metadata,
       storeView: (name) => {
         const buffer = this.#buffers.get(name)
         const spec = this.#options.topology.stores[name]

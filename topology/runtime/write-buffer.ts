@@ -12,6 +12,10 @@
 // commit interval leave nothing at all, in the local store or the changelog. Timers set and cancelled between two
 // commits (a command's deadline, cancelled by its result) cost no records.
 //
+// Records a task processes concurrently (task.ts, maxInFlight) each keep their writes in a stage of their own,
+// found through `scope` (the record's async context): reads see that record's stage over the shared layers, and
+// the task applies the stage to the pending layer when the record finished (applyStage).
+//
 // The pending layer is kept in key order (state/sorted-map.ts), so a range scan merges it with the committed
 // store in O(log n + k): timers scan for due entries every few milliseconds while thousands of writes wait
 // for the next commit, and copying and sorting the pending writes on every scan made firing quadratic.
@@ -24,6 +28,9 @@ import type { BatchOperation, ByteStore, KeyRange } from '../../state/kv-store.t
 const TOMBSTONE = Buffer.alloc(0)
 /** Keys remembered as absent from the committed store between two flushes (an optimization: past it, forget). */
 const MAX_ABSENT = 100_000
+
+/** One record's staged writes per buffer, while records are processed concurrently (null = deleted). */
+export type RecordStage = Map<WriteBuffer, Map<string, Buffer | null>>
 
 interface LocalEntry {
   k: string
@@ -44,9 +51,23 @@ export class WriteBuffer {
   #staging = false
   /** Keys neither the committed store nor the sealed layer holds (cleared when a layer is sealed). */
   #absent = new Set<string>()
+  /** The stage of the record being processed concurrently, if any (undefined: the buffer's own stage). */
+  readonly #scope: (() => RecordStage | undefined) | undefined
 
-  constructor(base: ByteStore) {
+  constructor(base: ByteStore, scope?: () => RecordStage | undefined) {
     this.base = base
+    this.#scope = scope
+  }
+
+  /** The stage reads and writes go to: the concurrent record's, or this buffer's own. */
+  #currentStage(): Map<string, Buffer | null> | undefined {
+    const scoped = this.#scope?.()
+    return scoped === undefined ? this.#stage : scoped.get(this)
+  }
+
+  /** A concurrent record finished: its writes join the pending layer. */
+  applyStage(writes: Map<string, Buffer | null>): void {
+    for (const [k, value] of writes) this.#setPending(k, value)
   }
 
   /** Writes in the pending layer (not the sealed one): what the next seal() will carry. */
@@ -77,9 +98,10 @@ export class WriteBuffer {
   /** The merged view's value; with `noteAbsent`, a miss in the committed store is remembered until the next flush. */
   async get(key: Buffer, noteAbsent = false): Promise<Buffer | undefined> {
     const k = str(key)
-    const staged = this.#stage?.get(k)
+    const stage = this.#currentStage()
+    const staged = stage?.get(k)
     if (staged !== undefined) return staged ?? undefined
-    if (this.#stage?.has(k) === true) return undefined
+    if (stage?.has(k) === true) return undefined
     const pending = this.#pending.get(k)
     if (pending !== undefined) return pending === TOMBSTONE ? undefined : pending
     const sealed = this.#sealed?.get(k)
@@ -116,6 +138,16 @@ export class WriteBuffer {
 
   // The stage map exists only once the current record writes.
   #write(k: string, value: Buffer | null): void {
+    const scoped = this.#scope?.()
+    if (scoped !== undefined) {
+      let writes = scoped.get(this)
+      if (writes === undefined) {
+        writes = new Map()
+        scoped.set(this, writes)
+      }
+      writes.set(k, value)
+      return
+    }
     if (!this.#staging) {
       this.#setPending(k, value)
       return
@@ -176,8 +208,9 @@ export class WriteBuffer {
     if (upper !== undefined) scan.upper = upper
     const pending = overlay(entries(this.#pending.scan(scan)), entries(this.#sealed?.scan(scan)), reverse)
     const staged: LocalEntry[] = []
-    if (this.#stage !== undefined) {
-      for (const [k, value] of this.#stage) if (inBounds(k, lower, upper)) staged.push({ k, value })
+    const stage = this.#currentStage()
+    if (stage !== undefined) {
+      for (const [k, value] of stage) if (inBounds(k, lower, upper)) staged.push({ k, value })
       staged.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
       if (reverse) staged.reverse()
     }

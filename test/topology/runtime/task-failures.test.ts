@@ -131,24 +131,26 @@ test("a dead letter is cut to its own topic's max.message.bytes, asked from the 
   assert.equal((await runtime.metrics()).failedCommits, 0, 'no transaction was refused')
 })
 
-test('a refused transaction of several records is retried one record per transaction, so the record to blame is the one dead-lettered', async (t) => {
-  const [input, output] = await createTopics(t, { prefix: 'tf-iso-in', partitions: 1 }, { prefix: 'tf-iso-out', partitions: 1 })
-  assert.ok(input && output)
-  await produce(['ok-1', 'ok-2', 'huge', 'ok-3'].map((value) => ({ topic: input, key: 'a', value })))
-  const runtime = await startRuntime(t, { topology: oversizedTopology(input, output) })
-  const [dead] = await consume(`${input}.dlq`, { count: 1, timeoutMs: 60_000 })
-  assert.ok(dead)
-  assert.equal(dead.headers.get('weir.origin.offset')?.toString(), '2', 'the huge record, not the first of the refused transaction')
-  assert.equal(dead.headers.get('weir.error.code')?.toString(), 'WEIR_ERR_POISON_RECORD')
-  const outputs = await consume(output, { count: 3, timeoutMs: 30_000 })
-  assert.deepEqual(outputs.map(text), ['a=ok-1', 'a=ok-2', 'a=ok-3'], 'each other record once, in order')
-  const metrics = await waitFor(async () => {
-    const m = await runtime.metrics()
-    return m.processed === 3 ? m : undefined
-  }, { what: 'three records counted' })
-  assert.ok(metrics.failedCommits >= 3 && metrics.failedCommits <= 4, `${metrics.failedCommits} failed commits: the isolated ones and at most one before`)
-  assert.equal(metrics.deadLettered, 1)
-})
+for (const maxInFlight of [1, 8]) {
+  test(`a refused transaction of several records is retried one record per transaction, so the record to blame is the one dead-lettered (maxInFlight ${maxInFlight})`, async (t) => {
+    const [input, output] = await createTopics(t, { prefix: 'tf-iso-in', partitions: 1 }, { prefix: 'tf-iso-out', partitions: 1 })
+    assert.ok(input && output)
+    await produce(['ok-1', 'ok-2', 'huge', 'ok-3'].map((value) => ({ topic: input, key: 'a', value })))
+    const runtime = await startRuntime(t, { topology: oversizedTopology(input, output), maxInFlight })
+    const [dead] = await consume(`${input}.dlq`, { count: 1, timeoutMs: 60_000 })
+    assert.ok(dead)
+    assert.equal(dead.headers.get('weir.origin.offset')?.toString(), '2', 'the huge record, not the first of the refused transaction')
+    assert.equal(dead.headers.get('weir.error.code')?.toString(), 'WEIR_ERR_POISON_RECORD')
+    const outputs = await consume(output, { count: 3, timeoutMs: 30_000 })
+    assert.deepEqual(outputs.map(text), ['a=ok-1', 'a=ok-2', 'a=ok-3'], 'each other record once, in order')
+    const metrics = await waitFor(async () => {
+      const m = await runtime.metrics()
+      return m.processed === 3 ? m : undefined
+    }, { what: 'three records counted' })
+    assert.ok(metrics.failedCommits >= 3 && metrics.failedCommits <= 4, `${metrics.failedCommits} failed commits: the isolated ones and at most one before`)
+    assert.equal(metrics.deadLettered, 1)
+  })
+}
 
 test('a failure that is not a refusal (the output topic does not exist yet) only backs off: reported failing, never dead-lettered, and over once the topic is there', async (t) => {
   const [input] = await createTopics(t, { prefix: 'tf-missing-in', partitions: 1 })
