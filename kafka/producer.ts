@@ -108,8 +108,13 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
       // Metadata and coordinator lookups inside an open transaction (the first send to a topic) are steps of it too.
       if (transactionalId === undefined || (open === undefined && PRODUCER_START.has(operationId))) return deliveryTimeoutMs
       // Until the coordinator accepted the transaction's first partitions or offsets its clock has not started
-      // (nothing can time out): the first step retries for the delivery timeout, as the Java client's.
-      if (openSince === undefined) return deliveryTimeoutMs
+      // (nothing can time out): the first step retries for the delivery timeout, as the Java client's. Not so the
+      // metadata of a topic the transaction sends to first: a topic that does not exist (yet) fails the send
+      // within the transaction's timeout from its begin, so the task backs off instead of waiting two minutes.
+      if (openSince === undefined) {
+        if (operationId !== 'metadata' || begunAt === undefined) return deliveryTimeoutMs
+        return Math.max(0, begunAt + transactionTimeoutMs - TRANSACTION_MARGIN_MS - performance.now())
+      }
       // A step of an open transaction retries only while the transaction can still commit: past its timeout the
       // broker aborts it and bumps the epoch, and the next request would read as fenced by a newer instance
       // (the task would then wait for a rebalance that never comes). A second early, the step fails as itself.
@@ -136,6 +141,8 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
   let open: KafkaTransaction | undefined
   /** performance.now() when the coordinator first accepted partitions or offsets of the open transaction (its clock started). */
   let openSince: number | undefined
+  /** performance.now() when the open transaction was begun. */
+  let begunAt: number | undefined
 
   const guard = () => {
     if (closed) throw new WeirError('WEIR_ERR_CLOSED', 'KafkaProducer is closed')
@@ -187,9 +194,11 @@ export function createProducer(options: KafkaProducerOptions): KafkaProducer {
       }
       publish(channels.kafkaTransaction, { transactionalId, operation: 'begin' })
       openSince = undefined
+      begunAt = performance.now()
       const transaction = createTransaction(producer, tx, transactionalId, started, () => {
         open = undefined
         openSince = undefined
+        begunAt = undefined
       })
       open = transaction
       return transaction

@@ -159,7 +159,9 @@ test('a failure that is not a refusal (the output topic does not exist yet) only
   t.after(() => admin().deleteTopics([output]).catch(() => {}))
   await produce([{ topic: input, key: 'a', value: 'v' }])
   // One refusal would be enough to dead-letter the record: none is counted.
-  const runtime = await startRuntime(t, { topology: oversizedTopology(input, output), maxTaskFailures: 1 })
+  // A send to a missing topic fails within the transaction's budget: 10 s here (the default, 30 s, would make two
+  // failures take a minute before their backoff).
+  const runtime = await startRuntime(t, { topology: oversizedTopology(input, output), maxTaskFailures: 1, transactionTimeoutMs: 10_000 })
   const failing = await waitFor(async () => (await runtime.metrics()).failures.find((f) => f.failures >= 2), { what: 'two failures in a row', timeoutMs: 90_000 })
   assert.equal(failing.state, 'failing')
   assert.equal(failing.code, 'WEIR_ERR_KAFKA')
