@@ -1,5 +1,5 @@
 // The demo page's script: the client SDK (gateway/client.ts) in a browser, without a bundler. The demo server
-// (scripts/demo.ts) serves this file and the SDK's own files with their types stripped, and mints the token.
+// (scripts/demo/page-server.ts) serves this file and the SDK's own files with their types stripped, and mints the token.
 //
 // Besides using the SDK, it taps the raw frames of each WebSocket (acks, the `resumed` frame) to show what happens
 // on the wire, and can take the connection offline to show that results produced meanwhile are replayed on resume.
