@@ -153,7 +153,8 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         attempts,
       })
       // The dead letter's headers are exactly deadLetterHeaders' set (the record's own weir.* headers are not
-      // carried over), the same whoever writes it; the task makes it fit its topic (fitDeadLetter).
+      // carried over), the same whoever writes it, plus weir.fault when a fault was injected into the command;
+      // the task makes it fit its topic (fitDeadLetter).
       const mark = faults?.header()
       const all = mark === undefined ? headers : { ...headers, [FAULT_HEADER]: mark }
       await context.forward(new StreamRecord(record.key, record.value, record.timestamp, new Map(Object.entries(all).map(([name, value]) => [name, Buffer.from(value)]))), 'dead-letters')

@@ -155,7 +155,13 @@ export async function startWorker(config: WorkerConfig, openStore: StoreOpener):
     httpPort = typeof address === 'object' && address !== null ? address.port : undefined
   }
   logger.info({ applicationId, brokers: config.brokers, kafka: describeConnection(config.connection), stateDir: config.stateDir, httpPort, topology: module.topology.describe() }, 'worker starting')
-  await runtime.start()
+  try {
+    await runtime.start()
+  } catch (error) {
+    // The control topic's reader would keep the process alive after a failed start.
+    await faultControl?.close().catch(() => {})
+    throw error
+  }
   logger.info({ partitions: runtime.partitions() }, 'worker running')
   let stopping: Promise<StopOutcome> | undefined
   return {

@@ -36,41 +36,45 @@ export function withFaults<K, V>(factory: ProcessorFactory<K, V>, injector: Faul
         context = given
         await inner.init?.(delegate(given, forward))
       },
-      async process(record) {
-        if (!injector.active) return inner.process(record)
-        const metadata = context.recordMetadata()
-        const point: FaultPoint = { processor: context.processorName, ...(metadata === undefined ? {} : { topic: metadata.topic }) }
-        const rules = injector.matching(point)
-        if (rules.length === 0) return inner.process(record)
-        const key = metadata === undefined ? `${String(record.key)}@${record.timestamp}` : `${metadata.topic}:${metadata.partition}:${metadata.offset}`
-        const injected: FaultRule[] = []
-        const hit = (rule: FaultRule) => {
-          if (!rollFault(rule, key)) return false
-          injector.injected(rule, point)
-          injected.push(rule)
-          return true
-        }
-        const of = (kind: FaultRule['kind']) => rules.filter((rule) => rule.kind === kind)
-        for (const rule of of('delay')) if (hit(rule)) await sleep(rule.delayMs ?? 0)
-        const error = of('error').find(hit)
-        if (error !== undefined) {
-          const message = `fault injected by rule ${error.id} into processor ${point.processor}`
-          throw new WeirError(error.retriable === true ? 'WEIR_ERR_FAULT_INJECTED' : 'WEIR_ERR_NON_RETRIABLE', message, { details: { fault: `error:${error.id}` } })
-        }
-        const corrupt = of('corrupt').some(hit)
-        const drop = of('drop').some(hit)
-        const duplicate = of('duplicate').some(hit)
-        const input = corrupt ? (record.withValue(Buffer.from(JSON.stringify(record.value) ?? 'null').map((b) => b ^ 0xa5)) as unknown as StreamRecord<K, V>) : record
-        current = injected.length === 0 ? undefined : { mark: faultMark(injected), drop }
-        try {
-          await inner.process(input)
-          if (duplicate) await inner.process(input)
-        } finally {
-          current = undefined
-        }
+      // Not async: without an active injector the record goes to the processor with no extra promise.
+      process(record) {
+        return injector.active ? faulty(record) : inner.process(record)
       },
       ...(inner.onTimer === undefined ? {} : { onTimer: (timer) => inner.onTimer?.(timer) }),
       ...(inner.close === undefined ? {} : { close: () => inner.close?.() }),
+    }
+
+    async function faulty(record: StreamRecord<K, V>): Promise<void> {
+      const metadata = context.recordMetadata()
+      const point: FaultPoint = { processor: context.processorName, ...(metadata === undefined ? {} : { topic: metadata.topic }) }
+      const rules = injector.matching(point)
+      if (rules.length === 0) return inner.process(record)
+      const key = metadata === undefined ? `${String(record.key)}@${record.timestamp}` : `${metadata.topic}:${metadata.partition}:${metadata.offset}`
+      const injected: FaultRule[] = []
+      const hit = (rule: FaultRule) => {
+        if (!rollFault(rule, key)) return false
+        injector.injected(rule, point)
+        injected.push(rule)
+        return true
+      }
+      const of = (kind: FaultRule['kind']) => rules.filter((rule) => rule.kind === kind)
+      for (const rule of of('delay')) if (hit(rule)) await sleep(rule.delayMs ?? 0)
+      const error = of('error').find(hit)
+      if (error !== undefined) {
+        const message = `fault injected by rule ${error.id} into processor ${point.processor}`
+        throw new WeirError(error.retriable === true ? 'WEIR_ERR_FAULT_INJECTED' : 'WEIR_ERR_NON_RETRIABLE', message, { details: { fault: `error:${error.id}` } })
+      }
+      const corrupt = of('corrupt').some(hit)
+      const drop = of('drop').some(hit)
+      const duplicate = of('duplicate').some(hit)
+      const input = corrupt ? (record.withValue(Buffer.from(JSON.stringify(record.value) ?? 'null').map((b) => b ^ 0xa5)) as unknown as StreamRecord<K, V>) : record
+      current = injected.length === 0 ? undefined : { mark: faultMark(injected), drop }
+      try {
+        await inner.process(input)
+        if (duplicate) await inner.process(input)
+      } finally {
+        current = undefined
+      }
     }
   }
 }

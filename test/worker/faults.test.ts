@@ -16,7 +16,7 @@ import type { Envelope } from '../../envelope/envelope.ts'
 import type { ConsumedRecord } from '../../kafka/index.ts'
 import { createOrdersTopics } from '../../examples/orders/create-topics.ts'
 import { ordersTopics } from '../../examples/orders/service.ts'
-import { admin, brokers, closeAdmin, consume, produce, uniqueName } from '../helpers/kafka.ts'
+import { admin, brokers, closeAdmin, consume, produce, readAll, uniqueName } from '../helpers/kafka.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { spawnWorker, waitForAssignment } from '../helpers/workers.ts'
 import type { WorkerProcess } from '../helpers/workers.ts'
@@ -54,14 +54,14 @@ async function setup(t: TestContext, extraArgs: string[]) {
   await waitForAssignment([worker], 2, 90_000).catch((e: unknown) => assert.fail(`${String(e)}\n${worker.logs()}`))
   const topics = ordersTopics(prefix)
   let n = 0
-  /** Sends one place command and returns its outcome record. */
-  const place = async (): Promise<{ outcome: Envelope; record: ConsumedRecord }> => {
+  /** Sends one place command and returns its outcome record (and the command). */
+  const place = async (): Promise<{ outcome: Envelope; record: ConsumedRecord; command: Envelope }> => {
     const orderId = `o${n++}`
     const command = createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'orders', alias: 'place', payload: { orderId, sku: 'sku-1', qty: 1 } })
     await produce([{ topic: topics.commands, key: orderId, value: encodeEnvelope(command) }])
     const [record] = (await consume(topics.results, { until: (r) => r.value !== undefined && r.value !== null && decodeEnvelope(r.value).requestId === command.requestId, timeoutMs: 60_000 })).slice(-1)
     assert.ok(record?.value)
-    return { outcome: decodeEnvelope(record.value), record }
+    return { outcome: decodeEnvelope(record.value), record, command }
   }
   const control = (value: string, key = 'rule') => produce([{ topic: `${applicationId}.faults`, key, value }])
   return { worker, place, control, topics, controlTopic: `${applicationId}.faults` }
@@ -134,4 +134,26 @@ test('rules from a rules file are in force from the start; a bad rules file fail
   assert.equal((corrupted.outcome.payload as { code: string }).code, 'WEIR_ERR_SCHEMA_VIOLATION')
   assert.equal(header(corrupted.record, 'weir.fault'), 'corrupt:garble')
   assert.equal(sample(await metrics(worker), 'weir_faults_injected_total', 'kind="corrupt",rule="garble"'), 1)
+})
+
+test('duplicate: the copy is a second delivery of the same envelope on the commands topic, and the dedupe store drops it', async (t) => {
+  const { worker, place, control, topics } = await setup(t, ['--faults', 'true'])
+  await control(JSON.stringify({ op: 'set', rule: { id: 'twice', kind: 'duplicate', match: { topic: topics.commands } } }), 'twice')
+  await waitFor(async () => sample(await metrics(worker), 'weir_fault_rules') === 1, { timeoutMs: 30_000 })
+  const { outcome, command } = await place()
+  assert.equal(outcome.status, 'ok')
+  // The copy comes back through the scheduler to the commands topic, marked.
+  const deliveries = await consume(topics.commands, { timeoutMs: 60_000, until: (_r, all) => all.filter((r) => r.value !== undefined && decodeEnvelope(r.value).id === command.id).length === 2 })
+  const copies = deliveries.filter((r) => r.value !== undefined && decodeEnvelope(r.value).id === command.id)
+  assert.deepEqual(copies.map((r) => header(r, 'weir.fault')), [undefined, 'duplicate:twice'])
+  assert.equal(copies[1]?.key?.toString(), copies[0]?.key?.toString(), 'same key: same partition, same dedupe store')
+  // A command after the copy on the same partition (same key): once its outcome is there, the copy was handled.
+  await control(JSON.stringify({ op: 'delete', id: 'twice' }), 'twice')
+  const orderId = (command.payload as { orderId: string }).orderId
+  const get = createEnvelope({ kind: 'command', topicAlias: 'orders', contextPath: 'orders', alias: 'get', payload: { orderId } })
+  await produce([{ topic: topics.commands, key: orderId, value: encodeEnvelope(get) }])
+  await consume(topics.results, { timeoutMs: 60_000, until: (r) => r.value !== undefined && decodeEnvelope(r.value).requestId === get.requestId })
+  const outcomes = await readAll(topics.results)
+  assert.equal(outcomes.filter((r) => r.value !== undefined && decodeEnvelope(r.value).requestId === command.requestId).length, 1)
+  assert.equal(sample(await metrics(worker), 'weir_faults_injected_total', 'kind="duplicate",rule="twice"'), 1)
 })
