@@ -10,6 +10,8 @@ import { WeirError, invalidOptions, isWeirError } from '../core/errors.ts'
 import type { ErrorCode } from '../core/errors.ts'
 import { createCommandCatalog, commandPath } from '../commands/catalog.ts'
 import type { CommandCatalog, CommandSpec, TopicBinding } from '../commands/catalog.ts'
+import { isBadReference } from '../blobs/claim-check.ts'
+import type { ClaimCheck } from '../blobs/claim-check.ts'
 import { encodeEnvelope } from '../envelope/codec.ts'
 import { followUp } from '../envelope/envelope.ts'
 import type { Actor, Envelope, FollowUpInput } from '../envelope/envelope.ts'
@@ -101,6 +103,12 @@ export interface CommandRouterOptions {
    * even when the gateway's registration is still queued (default: none).
    */
   registrations?: string
+  /**
+   * Large payloads by reference (docs/payloads.md): a command's `payloadRef` is resolved (fetched and verified)
+   * just before its schema check, and results and events over the threshold are written as blobs before they are
+   * forwarded. Without it, a command carrying a reference gets WEIR_ERR_BLOB_FOREIGN.
+   */
+  claimCheck?: ClaimCheck
 }
 
 export interface CommandRouterMetrics {
@@ -111,6 +119,8 @@ export interface CommandRouterMetrics {
   expired: number
   retries: number
   outOfOrderRetries: number
+  /** Commands refused for their payload reference (missing, tampered or foreign blob). */
+  badReferences: number
 }
 
 export type CommandRouterFactory = ProcessorFactory & { readonly metrics: CommandRouterMetrics }
@@ -119,7 +129,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
   if (options.registry === undefined) throw invalidOptions('commandRouter', ['registry is required'])
   const policy = resolveRetryPolicy(options.retry)
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
-  const metrics: CommandRouterMetrics = { handled: 0, failed: 0, unknown: 0, invalid: 0, expired: 0, retries: 0, outOfOrderRetries: 0 }
+  const metrics: CommandRouterMetrics = { handled: 0, failed: 0, unknown: 0, invalid: 0, expired: 0, retries: 0, outOfOrderRetries: 0, badReferences: 0 }
   const resultsChild = options.results ?? 'results'
   const outOfOrder = options.outOfOrder === undefined ? undefined : { ...resolveRetryPolicy({ attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000, jitter: 'none', ...options.outOfOrder }), schedulerTopic: options.outOfOrder.schedulerTopic }
 
@@ -156,21 +166,36 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
         context = c
       },
       async process(record: StreamRecord<unknown, Envelope>) {
-        const command = record.value
-        if (command.kind !== 'command') {
-          await deadLetter(record, new WeirError('WEIR_ERR_UNKNOWN_COMMAND', `expected a command, got a ${command.kind}`), 0)
+        const received = record.value
+        if (received.kind !== 'command') {
+          await deadLetter(record, new WeirError('WEIR_ERR_UNKNOWN_COMMAND', `expected a command, got a ${received.kind}`), 0)
           return
         }
-        if (options.registrations !== undefined && command.deadline !== undefined) {
-          await context.forward(new StreamRecord(command.requestId, command, record.timestamp), options.registrations)
+        if (options.registrations !== undefined && received.deadline !== undefined) {
+          await context.forward(new StreamRecord(received.requestId, received, record.timestamp), options.registrations)
         }
-        const handler = options.registry.find(command.contextPath, command.alias)
-        const path = commandPath({ topicAlias: options.registry.topicAlias, contextPath: command.contextPath, alias: command.alias })
+        const handler = options.registry.find(received.contextPath, received.alias)
+        const path = commandPath({ topicAlias: options.registry.topicAlias, contextPath: received.contextPath, alias: received.alias })
         if (handler === undefined) {
           metrics.unknown++
           await reject(record, 'WEIR_ERR_UNKNOWN_COMMAND', `no handler for ${path}`, { path }, 0)
           return
         }
+        // The payload by reference is fetched only for a command that will run (lazily); a bad reference is the
+        // command's error result and a dead letter that keeps the reference (record.value), so nothing is lost.
+        let command = received
+        if (received.payloadRef !== undefined) {
+          try {
+            if (options.claimCheck === undefined) throw new WeirError('WEIR_ERR_BLOB_FOREIGN', `${path} carries a payload reference, and this service has no blob store`, { details: { ref: received.payloadRef } })
+            command = await options.claimCheck.resolve(received)
+          } catch (error) {
+            if (!isBadReference(error)) throw error
+            metrics.badReferences++
+            await reject(record, error.code, error.message, { ...error.details }, 0)
+            return
+          }
+        }
+        const offload = (envelope: Envelope) => (options.claimCheck === undefined ? Promise.resolve(envelope) : options.claimCheck.offload(envelope))
         const check = options.registry.catalog.check({ ...handler, topicAlias: options.registry.topicAlias }, command.payload)
         if (!check.ok) {
           metrics.invalid++
@@ -191,11 +216,11 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             const result = await attemptRun.run()
             await attemptRun.apply()
             metrics.handled++
-            const resultEnvelope = followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() })
+            const resultEnvelope = await offload(followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() }))
             await context.forward(new StreamRecord(command.requestId, resultEnvelope, record.timestamp), resultsChild)
             // Events keep the command's key (the entity), so one entity's events stay in order on one partition.
             const eventKey = record.key ?? command.requestId
-            for (const event of attemptRun.events) await context.forward(new StreamRecord(eventKey, event, record.timestamp), 'events')
+            for (const event of attemptRun.events) await context.forward(new StreamRecord(eventKey, await offload(event), record.timestamp), 'events')
             return
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error)
@@ -215,7 +240,8 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             const retry = command.retry
             if (outOfOrder !== undefined && retry?.outOfOrder === true && retry.count + 1 < outOfOrder.attempts) {
               metrics.outOfOrderRetries++
-              const next: Envelope = { ...command, retry: { outOfOrder: true, count: retry.count + 1 } }
+              // The envelope as received: a payload by reference stays a reference in the scheduler topic.
+              const next: Envelope = { ...received, retry: { outOfOrder: true, count: retry.count + 1 } }
               const origin = context.recordMetadata()
               const request: ScheduleRequest = {
                 op: 'schedule',

@@ -41,6 +41,8 @@ export interface CommandServiceOptions {
   /** Dead-letter topic of a source topic (default `<topic>.dlq`). */
   deadLetterTopic?: (sourceTopic: string) => string
   sleep?: (ms: number) => Promise<void>
+  /** Large payloads by reference (docs/payloads.md); see CommandRouterOptions.claimCheck. */
+  claimCheck?: CommandRouterOptions['claimCheck']
 }
 
 export interface CommandServiceTopics {
@@ -88,6 +90,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
     ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+    ...(options.claimCheck === undefined ? {} : { claimCheck: options.claimCheck }),
     results: 'arbiter',
     registrations: 'arbiter',
   })

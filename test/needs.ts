@@ -9,6 +9,8 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/bench/report.test.ts': [],
   'test/bench/steady-state.test.ts': ['kafka'],
   'test/bench/transaction.test.ts': ['kafka'],
+  'test/blobs/claim-check.test.ts': [],
+  'test/blobs/collector.test.ts': ['kafka', 's3'],
   'test/blobs/fs-blob-store.test.ts': [],
   'test/blobs/s3-blob-store.test.ts': ['s3'],
   'test/core/errors.test.ts': [],
