@@ -92,6 +92,8 @@ export interface CreateEnvelopeInput<Payload> {
   retry?: RetryState
   trace?: TraceContext
   actor?: Actor
+  /** The payload by reference (then `payload` is null). */
+  payloadRef?: BlobRef
   id?: string
   now?: number
 }
@@ -119,6 +121,7 @@ export function createEnvelope<Payload>(input: CreateEnvelopeInput<Payload>): En
     ...(input.retry === undefined ? {} : { retry: Object.freeze({ ...input.retry }) }),
     trace: input.trace ?? newTrace(),
     ...(input.actor === undefined ? {} : { actor: Object.freeze({ sub: input.actor.sub, roles: Object.freeze([...input.actor.roles]) }) }),
+    ...(input.payloadRef === undefined ? {} : { payloadRef: Object.freeze({ ...input.payloadRef }) }),
   })
 }
 

@@ -9,6 +9,7 @@
 // when a frame arrives twice). A command not acked before a disconnect is sent again with the same
 // requestId, which the gateway turns into the same envelope id, so the worker runs it once.
 import type { WeirError } from '../core/errors.ts'
+import { DEFAULT_UPLOAD_THRESHOLD, httpOrigin, preparePayload, resolveResult } from './client-payloads.ts'
 import { gatewayError, isWireErrorCode } from './errors.ts'
 import type { WireErrorCode } from './errors.ts'
 import {
@@ -48,6 +49,8 @@ export interface GatewayClientOptions {
   reconnect?: ReconnectOptions | false
   /** Waited beyond a command's deadline for its outcome before rejecting with WEIR_ERR_TIMEOUT (default 10 s). */
   outcomeGraceMs?: number
+  /** Command payloads whose msgpack is larger are uploaded over HTTP first (default 48 KiB; docs/protocol.md, "Large payloads"). */
+  uploadThresholdBytes?: number
   /** TTL assumed until the ack tells the deadline (default 30 s). */
   defaultTtlMs?: number
   /** Refresh the token this long before it expires (default 30 s), when `token` is a function. */
@@ -415,7 +418,8 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
             }),
           )
         } else {
-          p.resolve(frame)
+          // A result by reference is downloaded and verified first (client-payloads.ts).
+          resolveResult(httpOrigin(urlValue()), frame).then(p.resolve, p.reject)
         }
         return
       }
@@ -519,20 +523,21 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
       const requestId = sendOptions.requestId ?? newRequestId()
       const existing = pending.get(requestId)
       if (existing !== undefined) return Promise.reject(gatewayError('WEIR_ERR_INVALID_OPTIONS', `requestId ${requestId} is already in flight`))
+      // A large payload is uploaded before the command is sent (client-payloads.ts).
+      return preparePayload(httpOrigin(urlValue()), tokenValue, payload, options.uploadThresholdBytes ?? DEFAULT_UPLOAD_THRESHOLD).then((prepared) => new Promise<ResultFrame>((resolve, reject) => {
       const frame: ClientFrame = {
         type: 'command',
         path,
         requestId,
-        payload,
+        ...prepared,
         ...(sendOptions.ttlMs === undefined ? {} : { ttlMs: sendOptions.ttlMs }),
         ...(sendOptions.traceparent === undefined ? {} : { traceparent: sendOptions.traceparent }),
       }
-      return new Promise<ResultFrame>((resolve, reject) => {
         const p: Pending = { requestId, frame, resolve, reject, onAck: sendOptions.onAck, acked: false, timer: undefined }
         pending.set(requestId, p)
         guard(p, (sendOptions.ttlMs ?? defaultTtlMs) + outcomeGraceMs)
         write(frame) // else sent when the connection is (re)established
-      })
+      }))
     },
 
     subscribe(topicAlias, handler, subscribeOptions = {}) {

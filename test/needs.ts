@@ -12,6 +12,8 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/blobs/claim-check.test.ts': [],
   'test/blobs/collector.test.ts': ['kafka', 's3'],
   'test/blobs/fs-blob-store.test.ts': [],
+  'test/blobs/gateway-upload.test.ts': ['kafka'],
+  'test/blobs/large-payloads.test.ts': ['kafka', 's3'],
   'test/blobs/s3-blob-store.test.ts': ['s3'],
   'test/core/errors.test.ts': [],
   'test/core/settings.test.ts': [],
