@@ -24,12 +24,15 @@ export interface CollectorOptions {
   graceMs?: number
   now?: () => number
   clientId?: string
+  /** Report what would be deleted without deleting it. */
+  dryRun?: boolean
 }
 
 export interface CollectionReport {
   readonly recordsRead: number
   readonly referenced: number
   readonly blobs: number
+  /** The orphans deleted (with dryRun: the ones that would be). */
   readonly deleted: readonly string[]
 }
 
@@ -86,7 +89,7 @@ export async function collectOrphanBlobs(options: CollectorOptions): Promise<Col
   for await (const entry of options.store.list('payloads/')) {
     blobs++
     if (marked.has(entry.key) || entry.lastModified > cutoff) continue
-    await options.store.delete(entry.key)
+    if (options.dryRun !== true) await options.store.delete(entry.key)
     deleted.push(entry.key)
   }
   return { recordsRead, referenced: marked.size, blobs, deleted }

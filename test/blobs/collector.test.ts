@@ -3,14 +3,19 @@
 // in a scheduled one; a young blob is kept whatever the topics say.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, test } from 'node:test'
 
 import { createClaimCheck } from '../../blobs/claim-check.ts'
 import { collectOrphanBlobs } from '../../blobs/collector.ts'
+import { createFsBlobStore } from '../../blobs/fs-blob-store.ts'
 import { encodeEnvelope } from '../../envelope/codec.ts'
 import { createEnvelope } from '../../envelope/envelope.ts'
 import { createProducer } from '../../kafka/index.ts'
-import { clientOptions, closeAdmin, createTopics, uniqueName } from '../helpers/kafka.ts'
+import { blobsMain } from '../../worker/blobs-cli.ts'
+import { clientOptions, closeAdmin, createTopics, produce, uniqueName } from '../helpers/kafka.ts'
 import { s3StoreForTest } from './s3-helper.ts'
 
 after(closeAdmin)
@@ -48,4 +53,24 @@ test("an aborted transaction's blob is collected after the grace period; referen
   await check.resolve(committed)
   await check.resolve(nested)
   await assert.rejects(check.resolve(aborted), (e: unknown) => (e as { code?: string }).code === 'WEIR_ERR_BLOB_MISSING')
+})
+
+test('weir blobs collect: --dry-run reports the orphan, the real run deletes it, bad arguments exit 2', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'weir-collect-cli-'))
+  t.after(() => rm(root, { recursive: true, force: true }))
+  const store = createFsBlobStore({ root })
+  const check = createClaimCheck({ store, thresholdBytes: 100 })
+  const [topic] = await createTopics(t, { prefix: 'blob-cli', partitions: 1 })
+  const kept = await check.offload(createEnvelope({ kind: 'event', contextPath: 'c', alias: 'a', payload: randomBytes(500) }))
+  const orphan = await check.offload(createEnvelope({ kind: 'event', contextPath: 'c', alias: 'a', payload: randomBytes(500) }))
+  await produce([{ topic: topic!, key: 'k', value: encodeEnvelope(kept) }])
+  const args = ['collect', '--topic', topic!, '--fs-root', root, '--grace-ms', '0', '--brokers', clientOptions().brokers.join(',')]
+  const exists = async (key: string) => (await store.get(key).then(() => true, () => false))
+  assert.equal(await blobsMain([...args, '--dry-run']), 0)
+  assert.ok(await exists(orphan.payloadRef!.key), 'a dry run deletes nothing')
+  assert.equal(await blobsMain(args), 0)
+  assert.ok(!(await exists(orphan.payloadRef!.key)), 'the orphan is deleted')
+  assert.ok(await exists(kept.payloadRef!.key), 'the referenced blob stays')
+  assert.equal(await blobsMain(['collect', '--fs-root', root]), 2)
+  assert.equal(await blobsMain(['collect', '--topic', topic!, '--brokers', 'x:1']), 2)
 })
