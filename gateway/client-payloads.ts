@@ -4,7 +4,7 @@
 // against its size and SHA-256 before the send() promise resolves with the payload in place.
 import { gatewayError } from './errors.ts'
 import { packValue, unpackValue } from './protocol.ts'
-import type { ResultFrame } from './protocol.ts'
+import type { EventFrame, ResultFrame } from './protocol.ts'
 
 /** Payloads whose msgpack is larger go by upload (default 48 KiB: a command frame stays under the gateway's 64 KiB). */
 export const DEFAULT_UPLOAD_THRESHOLD = 48 * 1024
@@ -46,12 +46,12 @@ export async function preparePayload(origin: string, token: () => Promise<string
   return { payload: null, payloadRef: answer.payloadRef }
 }
 
-/** The result with its payload downloaded and verified, when it came by reference; else the result itself. */
-export async function resolveResult(origin: string, frame: ResultFrame): Promise<ResultFrame> {
+/** The result or event with its payload downloaded and verified, when it came by reference; else the frame itself. */
+export async function resolvePayload<F extends ResultFrame | EventFrame>(origin: string, frame: F): Promise<F> {
   const ref = frame.payloadRef
   if (ref === undefined) return frame
   const response = await fetch(`${origin}${ref.url}`).catch((cause: unknown) => {
-    throw gatewayError('WEIR_ERR_BLOB_STORE', `downloading the result of ${frame.requestId} failed`, { cause })
+    throw gatewayError('WEIR_ERR_BLOB_STORE', `downloading the payload of ${frame.topic}/${frame.partition}@${frame.offset} failed`, { cause })
   })
   if (!response.ok) {
     const answer = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }
@@ -60,9 +60,9 @@ export async function resolveResult(origin: string, frame: ResultFrame): Promise
   const bytes = new Uint8Array(await response.arrayBuffer())
   const sha256 = await sha256Hex(bytes)
   if (bytes.byteLength !== ref.size || sha256 !== ref.sha256) {
-    throw gatewayError('WEIR_ERR_BLOB_INTEGRITY', `the result of ${frame.requestId} has ${bytes.byteLength} bytes with SHA-256 ${sha256}; its reference says ${ref.size} with ${ref.sha256}`)
+    throw gatewayError('WEIR_ERR_BLOB_INTEGRITY', `the payload of ${frame.topic}/${frame.partition}@${frame.offset} has ${bytes.byteLength} bytes with SHA-256 ${sha256}; its reference says ${ref.size} with ${ref.sha256}`)
   }
   const payload = ref.contentType === 'application/msgpack' ? unpackValue(bytes) : bytes
   const { payloadRef: _ref, ...rest } = frame
-  return { ...rest, payload }
+  return { ...rest, payload } as F
 }

@@ -9,7 +9,7 @@
 // when a frame arrives twice). A command not acked before a disconnect is sent again with the same
 // requestId, which the gateway turns into the same envelope id, so the worker runs it once.
 import type { WeirError } from '../core/errors.ts'
-import { DEFAULT_UPLOAD_THRESHOLD, httpOrigin, preparePayload, resolveResult } from './client-payloads.ts'
+import { DEFAULT_UPLOAD_THRESHOLD, httpOrigin, preparePayload, resolvePayload } from './client-payloads.ts'
 import { gatewayError, isWireErrorCode } from './errors.ts'
 import type { WireErrorCode } from './errors.ts'
 import {
@@ -419,15 +419,19 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
           )
         } else {
           // A result by reference is downloaded and verified first (client-payloads.ts).
-          resolveResult(httpOrigin(urlValue()), frame).then(p.resolve, p.reject)
+          if (frame.payloadRef === undefined) p.resolve(frame)
+          else resolvePayload(httpOrigin(urlValue()), frame).then(p.resolve, p.reject)
         }
         return
       }
       case 'event': {
         if (!accept(frame)) return
+        // An event by reference is downloaded before the handlers see it (in order: frames are handled one at a time);
+        // if that fails, onError hears why and the handlers get the frame with its payloadRef.
+        const event = frame.payloadRef === undefined ? frame : await resolvePayload(httpOrigin(urlValue()), frame).catch((error: unknown) => (tellError(error as WeirError), frame))
         for (const [alias, set] of handlers) {
           const topic = eventsTopics.get(alias)
-          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set.keys()) notify('event handler', handler, frame)
+          if (topic === frame.topic || (topic === undefined && alias === frame.topicAlias)) for (const handler of set.keys()) notify('event handler', handler, event)
         }
         return
       }

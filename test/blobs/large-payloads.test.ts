@@ -13,6 +13,7 @@ import { createClaimCheck } from '../../blobs/claim-check.ts'
 import { decodeEnvelope, encodeEnvelope } from '../../envelope/codec.ts'
 import type { Envelope } from '../../envelope/envelope.ts'
 import { connect } from '../../gateway/client.ts'
+import type { EventFrame } from '../../gateway/protocol.ts'
 import { createCommandRegistry } from '../../processors/command-router.ts'
 import { commandService, commandServiceTopics } from '../../processors/command-service.ts'
 import { openStore } from '../../state/open-store.ts'
@@ -44,7 +45,11 @@ test('20 MiB command payload through the gateway to a handler and a 20 MiB resul
         contextPath: 'files',
         alias: 'reverse',
         payloadSchema: { type: 'object', required: ['data'] },
-        handle: ({ payload }: { payload: { data: Uint8Array } }) => ({ reversed: Buffer.from(payload.data).reverse(), sha256: sha(payload.data) }),
+        handle: ({ payload, emit }: { payload: { data: Uint8Array }; emit(alias: string, payload: unknown): void }) => {
+          // An event over the threshold too: it reaches subscribers by reference.
+          emit('head', { head: payload.data.subarray(0, 512 * 1024) })
+          return { reversed: Buffer.from(payload.data).reverse(), sha256: sha(payload.data) }
+        },
       },
     ],
   })
@@ -66,6 +71,8 @@ test('20 MiB command payload through the gateway to a handler and a 20 MiB resul
 
   const client = await connect({ url: `ws://127.0.0.1:${gateway.port}/ws`, token: await token({ sub: 'alice' }) })
   shared.after(() => client.close())
+  const events: EventFrame[] = []
+  client.subscribe('files', (event) => events.push(event))
   const data = randomBytes(20 * MiB)
   const result = await client.send('files/files/reverse', { data }, { ttlMs: 120_000, requestId: 'big-1' })
   assert.equal(result.status, 'ok')
@@ -73,6 +80,9 @@ test('20 MiB command payload through the gateway to a handler and a 20 MiB resul
   assert.equal(payload.sha256, sha(data), 'the handler saw the 20 MiB payload')
   assert.equal(payload.reversed.byteLength, 20 * MiB)
   assert.equal(sha(Buffer.from(payload.reversed).reverse()), sha(data), 'the 20 MiB result came back whole')
+  const [event] = await waitFor(() => (events.length > 0 ? events : undefined), { what: 'the head event' })
+  assert.equal(event?.payloadRef, undefined, 'the SDK resolved the event')
+  assert.deepEqual(Buffer.from((event?.payload as { head: Uint8Array }).head), data.subarray(0, 512 * 1024))
 
   // Both directions went by reference: the records are small.
   const [commandRecord] = await readAll(topics.commands)
