@@ -112,6 +112,19 @@ export interface GatewayReplayMessage {
   error?: unknown
 }
 
+export interface GatewayUploadMessage {
+  instanceId: string
+  /** The uploader (the token's subject), when the token was valid. */
+  subject?: string
+  outcome: 'stored' | 'refused' | 'failed'
+  /** Bytes of the body the store received. */
+  size: number
+  /** Most bytes that waited in the gateway for the store at any time (what backpressure bounds). */
+  maxWaitingBytes: number
+  code?: string
+  durationMs: number
+}
+
 export interface GatewayErrorMessage {
   instanceId: string
   where: string
@@ -131,6 +144,7 @@ export const channelNames = {
   gatewayCommand: 'weir:gateway:command',
   gatewayReplay: 'weir:gateway:replay',
   gatewayError: 'weir:gateway:error',
+  gatewayUpload: 'weir:gateway:upload',
 } as const
 
 export const channels = {
@@ -146,6 +160,7 @@ export const channels = {
   gatewayCommand: diagnostics.channel(channelNames.gatewayCommand),
   gatewayReplay: diagnostics.channel(channelNames.gatewayReplay),
   gatewayError: diagnostics.channel(channelNames.gatewayError),
+  gatewayUpload: diagnostics.channel(channelNames.gatewayUpload),
 } as const
 
 /** Publishes only when someone listens, so the hot path pays nothing otherwise. */

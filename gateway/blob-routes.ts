@@ -8,6 +8,7 @@
 import type { HttpResponse } from 'uWebSockets.js'
 
 import { PAYLOAD_CONTENT_TYPE, newBlobKey } from '../blobs/claim-check.ts'
+import { channels as coreChannels, publish } from '../core/diagnostics.ts'
 import { WeirError, isWeirError } from '../core/errors.ts'
 import { equal, mac, signRef } from './blob-links.ts'
 import type { GatewayContext } from './context.ts'
@@ -35,6 +36,9 @@ export function registerBlobRoutes(ctx: GatewayContext): void {
     let queued = 0
     let ended = false
     let paused = false
+    let maxWaiting = 0
+    let received = 0
+    const started = performance.now()
     let failure: Error | undefined
     let wake: (() => void) | undefined
     const notify = () => {
@@ -53,6 +57,8 @@ export function registerBlobRoutes(ctx: GatewayContext): void {
     res.onData((chunk, isLast) => {
       queue.push(Buffer.from(chunk.slice(0)))
       queued += chunk.byteLength
+      received += chunk.byteLength
+      if (queued > maxWaiting) maxWaiting = queued
       if (isLast) ended = true
       if (queued > HIGH_WATER && !paused && !ended) {
         paused = true
@@ -78,18 +84,24 @@ export function registerBlobRoutes(ctx: GatewayContext): void {
       }
     }
     const token = /^Bearer\s+(.+)$/i.exec(authorization)?.[1]
+    let subject: string | undefined
+    const report = (outcome: 'stored' | 'refused' | 'failed', code?: string) =>
+      publish(coreChannels.gatewayUpload, { instanceId: ctx.instanceId, ...(subject === undefined ? {} : { subject }), outcome, size: received, maxWaitingBytes: maxWaiting, ...(code === undefined ? {} : { code }), durationMs: performance.now() - started })
     void (async () => {
       try {
         if (token === undefined) throw new WeirError('WEIR_ERR_UNAUTHENTICATED', 'POST /blobs needs Authorization: Bearer <token>')
         const identity = await ctx.verifier.verify(token)
+        subject = identity.subject
         const key = newBlobKey()
         const put = await blobs.store.put(key, body(), { contentType, maxBytes: blobs.maxUploadBytes })
         const ref = signRef(blobs, identity.subject, { store: blobs.store.name, key, size: put.size, sha256: put.sha256, contentType })
+        report('stored')
         if (!aborted) res.cork(() => res.writeStatus('201 Created').writeHeader('content-type', 'application/json').end(JSON.stringify({ payloadRef: ref })))
       } catch (error) {
         failure ??= error as Error
-        if (aborted) return
         const weir = isWeirError(error) ? error : new WeirError('WEIR_ERR_BLOB_STORE', (error as Error).message, { cause: error })
+        report(weir.code === 'WEIR_ERR_BLOB_STORE' ? 'failed' : 'refused', weir.code)
+        if (aborted) return
         const status =
           weir.code === 'WEIR_ERR_UNAUTHENTICATED' || weir.code === 'WEIR_ERR_TOKEN_EXPIRED' ? '401 Unauthorized' : weir.code === 'WEIR_ERR_BLOB_TOO_LARGE' ? '413 Payload Too Large' : '503 Service Unavailable'
         if (weir.code === 'WEIR_ERR_BLOB_STORE') ctx.reportError(error, 'blob upload')
