@@ -1,6 +1,7 @@
 // Lint rules, including where native addons and the Kafka client may be imported:
 // only state/ touches RocksDB, only gateway/ touches uWebSockets.js, only kafka/ touches @platformatic/kafka,
-// only processors/redis/ (the Redis poller baseline and importer, their tests and benchmarks) touches ioredis.
+// only processors/redis/ (the Redis poller baseline and importer, their tests and benchmarks) touches ioredis,
+// only blobs/ touches the S3 client.
 // And the floors (scripts/lib/folder-rules.ts): which of weir's folders each source folder may import.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
@@ -13,6 +14,8 @@ const confined = [
   { name: 'rocksdb-native', home: 'state/' },
   { name: 'uWebSockets.js', home: 'gateway/' },
   { name: 'ioredis', home: 'processors/redis/' },
+  { name: '@aws-sdk/client-s3', home: 'blobs/' },
+  { name: '@aws-sdk/lib-storage', home: 'blobs/' },
 ]
 
 function restrictedImportsExcept(allowed, patterns = []) {
@@ -33,7 +36,7 @@ function restrictedImportsExcept(allowed, patterns = []) {
 }
 
 // The addons each source folder may import, for its floor block (which replaces the addon-only blocks below).
-const addonsOf = { kafka: ['@platformatic/kafka'], state: ['@nxtedition/rocksdb', 'rocksdb-native'], gateway: ['uWebSockets.js'], 'processors/redis': ['ioredis'] }
+const addonsOf = { blobs: ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'], kafka: ['@platformatic/kafka'], state: ['@nxtedition/rocksdb', 'rocksdb-native'], gateway: ['uWebSockets.js'], 'processors/redis': ['ioredis'] }
 
 // One block per folder, deeper folders last (a later block replaces an earlier one's rule).
 const floorBlocks = [...FOLDER_RULES]

@@ -112,6 +112,19 @@ export interface GatewayReplayMessage {
   error?: unknown
 }
 
+export interface GatewayUploadMessage {
+  instanceId: string
+  /** The uploader (the token's subject), when the token was valid. */
+  subject?: string
+  outcome: 'stored' | 'refused' | 'failed'
+  /** Bytes of the body the store received. */
+  size: number
+  /** Most bytes that waited in the gateway for the store at any time (what backpressure bounds). */
+  maxWaitingBytes: number
+  code?: string
+  durationMs: number
+}
+
 export interface GatewayErrorMessage {
   instanceId: string
   where: string
@@ -156,6 +169,7 @@ export const channelNames = {
   gatewayError: 'weir:gateway:error',
   faultRule: 'weir:faults:rule',
   faultInjected: 'weir:faults:injected',
+  gatewayUpload: 'weir:gateway:upload',
 } as const
 
 export const channels = {
@@ -173,6 +187,7 @@ export const channels = {
   gatewayError: diagnostics.channel(channelNames.gatewayError),
   faultRule: diagnostics.channel(channelNames.faultRule),
   faultInjected: diagnostics.channel(channelNames.faultInjected),
+  gatewayUpload: diagnostics.channel(channelNames.gatewayUpload),
 } as const
 
 /** Publishes only when someone listens, so the hot path pays nothing otherwise. */

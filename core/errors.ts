@@ -37,6 +37,12 @@ export const errorCodes = {
   WEIR_ERR_SHUTDOWN_INCOMPLETE: 'A worker stopped with work not committed (its shutdown deadline passed, or a final commit failed); `uncommitted` names the tasks, whose next owner redoes it.',
   WEIR_ERR_FAULT_RULE_INVALID: 'A fault rule or fault control record is malformed (not JSON, unknown op or field, bad kind, probability or delay); `violations` lists every problem. It is skipped; the rules in force stay as they were.',
   WEIR_ERR_FAULT_INJECTED: 'A retriable error injected by a fault rule (docs/faults.md); the command router retries it like any handler error.',
+  // Large payloads (claim check, docs/payloads.md).
+  WEIR_ERR_BLOB_MISSING: 'An envelope references a blob its store does not hold (collected, never written, or the wrong store); the record goes to the dead-letter path with its reference.',
+  WEIR_ERR_BLOB_INTEGRITY: 'A blob\'s bytes do not match the SHA-256 or size of the reference that names it (tampered or corrupt); the payload is refused.',
+  WEIR_ERR_BLOB_FOREIGN: 'A blob reference names a store this reader does not have, is malformed, or (at the gateway) carries no valid signature of this gateway.',
+  WEIR_ERR_BLOB_TOO_LARGE: 'A payload upload is larger than the configured limit (maxUploadBytes).',
+  WEIR_ERR_BLOB_STORE: 'The blob store failed (I/O, network, the S3 server); `cause` holds the error. Retriable.',
   // Gateway protocol (socket frames, authentication). The client SDK rejects with these too.
   WEIR_ERR_FRAME_MALFORMED: 'A socket frame is not a JSON (text) or msgpack (binary) document holding one object.',
   WEIR_ERR_FRAME_INVALID: 'A socket frame decoded but is not a valid frame (unknown type, missing or invalid fields); `violations` says why.',

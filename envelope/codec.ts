@@ -34,7 +34,7 @@ const packr = new Packr({ useRecords: false, moreTypes: false })
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'auto' as unknown as 'bigint' })
 
 /** Optional top-level fields; a msgpack nil in one of them means the same as leaving it out. */
-const OPTIONAL_FIELDS = ['clientSessionId', 'topicAlias', 'status', 'deadline', 'retry', 'trace', 'actor'] as const
+const OPTIONAL_FIELDS = ['clientSessionId', 'topicAlias', 'status', 'deadline', 'retry', 'trace', 'actor', 'payloadRef'] as const
 
 const KINDS: ReadonlySet<EnvelopeKind> = new Set(['command', 'result', 'event'])
 const STATUSES: ReadonlySet<ResultStatus> = new Set(['ok', 'error', 'timeout'])
@@ -51,6 +51,18 @@ export function createEnvelopeCodec(options: EnvelopeCodecOptions = {}): Envelop
   })
 }
 
+/** The msgpack of one value, as the envelope writes it (a payload stored by reference is these bytes). */
+export function packValue(value: unknown): Buffer {
+  return packr.pack(value)
+}
+
+/** Reads what packValue wrote; throws what msgpackr throws on bytes that are not one msgpack document. */
+export function unpackValue(bytes: Uint8Array): unknown {
+  const values = unpackr.unpackMultiple(bytes as Buffer) as unknown[] | undefined
+  if (values === undefined || values.length !== 1) throw new Error(`expected one msgpack document, found ${values?.length ?? 0}`)
+  return values[0]
+}
+
 export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_ENVELOPE_BYTES): Buffer {
   const violations = validateEnvelope(envelope)
   if (violations.length > 0) {
@@ -65,6 +77,7 @@ export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_ENVELO
   wire.createdAt = wideInt(envelope.createdAt)
   if (envelope.deadline !== undefined) wire.deadline = wideInt(envelope.deadline)
   if (envelope.retry !== undefined) wire.retry = { ...envelope.retry, count: wideInt(envelope.retry.count) }
+  if (envelope.payloadRef !== undefined) wire.payloadRef = { ...envelope.payloadRef, size: wideInt(envelope.payloadRef.size) }
   if (envelope.breadcrumbs.length > 0) wire.breadcrumbs = envelope.breadcrumbs.map((crumb) => ({ ...crumb, at: wideInt(crumb.at) }))
   const bytes = packr.pack(wire)
   if (bytes.byteLength > maxBytes) {
@@ -173,7 +186,25 @@ export function validateEnvelope(value: unknown): string[] {
       (isPlainObject(v.actor) && isNonEmptyString(v.actor.sub) && Array.isArray(v.actor.roles) && v.actor.roles.every(isNonEmptyString)),
     'actor must be {sub: non-empty string, roles: array of non-empty strings} when present',
   )
+  need(
+    v.payloadRef === undefined || (isBlobRef(v.payloadRef) && v.payload === null),
+    'payloadRef must be {store: non-empty string, key: non-empty string, size: integer from 0 to 2^53-1, sha256: 64 lower-case hex digits, contentType: non-empty string} when present, with payload nil',
+  )
   return problems
+}
+
+const SHA256 = /^[0-9a-f]{64}$/
+
+function isBlobRef(value: unknown): boolean {
+  return (
+    isPlainObject(value) &&
+    isNonEmptyString(value.store) &&
+    isNonEmptyString(value.key) &&
+    isTimestamp(value.size) &&
+    typeof value.sha256 === 'string' &&
+    SHA256.test(value.sha256) &&
+    isNonEmptyString(value.contentType)
+  )
 }
 
 function isBreadcrumb(value: unknown): value is Breadcrumb {

@@ -32,6 +32,22 @@ export interface Actor {
   readonly roles: readonly string[]
 }
 
+/**
+ * Where a payload too large for a record lives (the claim check, docs/payloads.md): the envelope's `payload` is
+ * nil and the reader fetches the blob, checking its size and SHA-256.
+ */
+export interface BlobRef {
+  /** The blob store's name (a reader refuses a store it does not have). */
+  readonly store: string
+  readonly key: string
+  /** Bytes of the blob. */
+  readonly size: number
+  /** SHA-256 of the blob's bytes, 64 lower-case hex digits. */
+  readonly sha256: string
+  /** What the bytes are: `application/msgpack` for a payload weir offloaded (the msgpack of the payload value). */
+  readonly contentType: string
+}
+
 export interface Envelope<Payload = unknown> {
   /** Unique id of this message. */
   readonly id: string
@@ -57,6 +73,8 @@ export interface Envelope<Payload = unknown> {
   readonly trace?: TraceContext
   /** The authenticated sender of a command (absent on messages the services create themselves). */
   readonly actor?: Actor
+  /** The payload's blob, when it is stored by reference (then `payload` is null). */
+  readonly payloadRef?: BlobRef
 }
 
 export interface CreateEnvelopeInput<Payload> {
@@ -74,6 +92,8 @@ export interface CreateEnvelopeInput<Payload> {
   retry?: RetryState
   trace?: TraceContext
   actor?: Actor
+  /** The payload by reference (then `payload` is null). */
+  payloadRef?: BlobRef
   id?: string
   now?: number
 }
@@ -101,6 +121,7 @@ export function createEnvelope<Payload>(input: CreateEnvelopeInput<Payload>): En
     ...(input.retry === undefined ? {} : { retry: Object.freeze({ ...input.retry }) }),
     trace: input.trace ?? newTrace(),
     ...(input.actor === undefined ? {} : { actor: Object.freeze({ sub: input.actor.sub, roles: Object.freeze([...input.actor.roles]) }) }),
+    ...(input.payloadRef === undefined ? {} : { payloadRef: Object.freeze({ ...input.payloadRef }) }),
   })
 }
 

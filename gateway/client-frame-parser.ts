@@ -53,6 +53,7 @@ const clientFrameParsers: { readonly [K in ClientFrameType]: FrameParser<K> } = 
       payload: v.payload,
       ...(v.ttlMs === undefined ? {} : { ttlMs: v.ttlMs as number }),
       ...(v.traceparent === undefined ? {} : { traceparent: v.traceparent as string }),
+      ...(v.payloadRef === undefined || v.payloadRef === null ? {} : { payloadRef: v.payloadRef }),
     }
   },
   subscribe(v, violations) {

@@ -4,9 +4,10 @@ import type { CommandSpec } from '../commands/catalog.ts'
 import { channels as coreChannels, publish } from '../core/diagnostics.ts'
 import { isWeirError } from '../core/errors.ts'
 import { createEnvelope, spanFrom } from '../envelope/envelope.ts'
-import type { Envelope } from '../envelope/envelope.ts'
+import type { BlobRef, Envelope } from '../envelope/envelope.ts'
 import { isSecurityError } from '../kafka/index.ts'
 import { allowed } from './auth.ts'
+import { verifyRef } from './blob-links.ts'
 import type { CommandWriter } from './command-writer.ts'
 import type { GatewayContext } from './context.ts'
 import type { WireErrorCode } from './errors.ts'
@@ -37,12 +38,23 @@ export function createCommands(ctx: GatewayContext, session: Session): Commands 
     const spec = catalog.find(frame.path)
     if (spec === undefined) return reject('WEIR_ERR_UNKNOWN_COMMAND', `no command ${frame.path}`)
     if (!allowed(s, spec.roles)) return reject('WEIR_ERR_FORBIDDEN', `${frame.path} needs one of the roles ${(spec.roles ?? []).join(', ')}`)
-    const check = catalog.check(spec, frame.payload)
-    if (!check.ok) return reject('WEIR_ERR_SCHEMA_VIOLATION', `payload of ${frame.path} violates its schema`, { violations: check.violations })
+    // A payload by upload is checked against the schema by the worker, which fetches it; the gateway only checks
+    // that it issued the reference to this subject (blob-routes.ts).
+    let payloadRef: BlobRef | undefined
+    if (frame.payloadRef !== undefined) {
+      try {
+        payloadRef = verifyRef(config.blobs, s.subject, frame.payloadRef)
+      } catch (error) {
+        return reject('WEIR_ERR_BLOB_FOREIGN', (error as Error).message)
+      }
+    } else {
+      const check = catalog.check(spec, frame.payload)
+      if (!check.ok) return reject('WEIR_ERR_SCHEMA_VIOLATION', `payload of ${frame.path} violates its schema`, { violations: check.violations })
+    }
     let records
     let envelope: Envelope
     try {
-      ;({ envelope, records } = commandRecords(s, spec, frame))
+      ;({ envelope, records } = commandRecords(s, spec, frame, payloadRef))
     } catch (error) {
       const code = isWeirError(error) ? error.code : 'WEIR_ERR_ENVELOPE_INVALID'
       return reject(code, (error as Error).message)
@@ -80,7 +92,7 @@ export function createCommands(ctx: GatewayContext, session: Session): Commands 
     void produced.finally(() => inFlight.delete(produced))
   }
 
-  function commandRecords(s: SocketState, spec: CommandSpec, frame: CommandFrame) {
+  function commandRecords(s: SocketState, spec: CommandSpec, frame: CommandFrame, payloadRef: BlobRef | undefined) {
     const binding = catalog.topicOf(spec)
     const ttlMs = Math.min(frame.ttlMs ?? spec.defaultTtlMs ?? config.defaultTtlMs, spec.maxTtlMs ?? config.maxTtlMs)
     const envelope = createEnvelope({
@@ -91,7 +103,8 @@ export function createCommands(ctx: GatewayContext, session: Session): Commands 
       topicAlias: spec.topicAlias,
       contextPath: spec.contextPath,
       alias: spec.alias,
-      payload: frame.payload,
+      payload: payloadRef === undefined ? frame.payload : null,
+      ...(payloadRef === undefined ? {} : { payloadRef }),
       ttlMs,
       // A child span of the client's traceparent when it sent a valid one, else a new trace.
       trace: spanFrom(frame.traceparent),

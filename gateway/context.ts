@@ -15,7 +15,8 @@ import { createTokenVerifier } from './auth.ts'
 import type { TokenVerifier } from './auth.ts'
 import type { CommandWriter } from './command-writer.ts'
 import type { WireErrorCode } from './errors.ts'
-import type { EventAudience } from './frames.ts'
+import { blobLink } from './blob-links.ts'
+import type { BlobLinker, EventAudience } from './frames.ts'
 import type { LiveStream } from './live-stream.ts'
 import { createGatewayMetrics } from './metrics.ts'
 import type { GatewayMetrics } from './metrics.ts'
@@ -50,6 +51,8 @@ export interface GatewayContext {
   readonly topics: GatewayTopics
   readonly app: TemplatedApp
   readonly sockets: SocketRegistry
+  /** Download links for payloads by reference (undefined without a blob store: frames carry no link). */
+  readonly blobLinker: BlobLinker
   state: GatewayState
   live: LiveStream | undefined
   replayReader: PartitionReader | undefined
@@ -89,6 +92,7 @@ export function createGatewayContext(config: ResolvedGatewayOptions): GatewayCon
     topics: gatewayTopics(catalog),
     app: uWS.App(),
     sockets: createSocketRegistry(),
+    blobLinker: config.blobs === undefined ? undefined : (ref) => blobLink(config.blobs!, ref),
     state: 'new',
     live: undefined,
     replayReader: undefined,

@@ -26,7 +26,7 @@ export function createFanOut(ctx: GatewayContext): FanOut {
       const envelope = ctx.decodeRecord(record, true)
       if (envelope === undefined) continue
       if (isResults && envelope.kind === 'result' && envelope.clientSessionId !== undefined) {
-        const frame = resultFrame(record, envelope)
+        const frame = resultFrame(record, envelope, ctx.blobLinker)
         let delivered = publishFrame(app, sessionTopic(envelope.clientSessionId), frame)
         for (const ws of sockets.sealed.get(envelope.clientSessionId) ?? []) {
           sendResult(ws, ws.getUserData(), frame)
@@ -48,12 +48,12 @@ export function createFanOut(ctx: GatewayContext): FanOut {
    */
   function publishEvent(alias: string, record: ConsumedRecord, envelope: Envelope): boolean {
     const topic = broadcastTopic(alias)
-    const others = eventFrame(record, envelope, alias, topics.othersAudience.get(alias) ?? 'public')
+    const others = eventFrame(record, envelope, alias, topics.othersAudience.get(alias) ?? 'public', ctx.blobLinker)
     const own = ownSubscribers(alias, envelope.clientSessionId)
     if (own === undefined) return publishFrame(app, topic, others)
     for (const ws of own) ws.unsubscribe(withEncoding(topic, ws.getUserData().encoding))
     publishFrame(app, topic, others)
-    const ownFrame = eventFrame(record, envelope, alias, 'own')
+    const ownFrame = eventFrame(record, envelope, alias, 'own', ctx.blobLinker)
     const encoded: Partial<Record<Encoding, string | Uint8Array>> = {}
     for (const ws of own) {
       const s = ws.getUserData()

@@ -1,11 +1,15 @@
 // Server-side frame building: Kafka records to result/event frames, command envelope ids and keys.
 import { createHash } from 'node:crypto'
 
-import type { Envelope } from '../envelope/envelope.ts'
+import type { BlobRef, Envelope } from '../envelope/envelope.ts'
 import type { ConsumedRecord } from '../kafka/index.ts'
 import type { EventFrame, ResultFrame, TimeoutFrame } from './protocol.ts'
 
-function delivered(record: ConsumedRecord, envelope: Envelope) {
+/** The download link of a referenced blob (the gateway's blob routes), when the gateway has a blob store. */
+export type BlobLinker = ((ref: BlobRef) => string) | undefined
+
+function delivered(record: ConsumedRecord, envelope: Envelope, link?: BlobLinker) {
+  const ref = envelope.payloadRef
   return {
     topic: record.topic,
     partition: record.partition,
@@ -18,12 +22,13 @@ function delivered(record: ConsumedRecord, envelope: Envelope) {
     payload: envelope.payload,
     createdAt: envelope.createdAt,
     ...(envelope.trace === undefined ? {} : { traceparent: envelope.trace.traceparent }),
+    ...(ref === undefined || link === undefined ? {} : { payloadRef: { size: ref.size, sha256: ref.sha256, contentType: ref.contentType, url: link(ref) } }),
   }
 }
 
-export function resultFrame(record: ConsumedRecord, envelope: Envelope): ResultFrame | TimeoutFrame {
-  if (envelope.status === 'timeout') return { type: 'timeout', status: 'timeout', ...delivered(record, envelope) }
-  return { type: 'result', status: envelope.status === 'error' ? 'error' : 'ok', ...delivered(record, envelope) }
+export function resultFrame(record: ConsumedRecord, envelope: Envelope, link?: BlobLinker): ResultFrame | TimeoutFrame {
+  if (envelope.status === 'timeout') return { type: 'timeout', status: 'timeout', ...delivered(record, envelope, link) }
+  return { type: 'result', status: envelope.status === 'error' ? 'error' : 'ok', ...delivered(record, envelope, link) }
 }
 
 /**
@@ -33,8 +38,8 @@ export function resultFrame(record: ConsumedRecord, envelope: Envelope): ResultF
  */
 export type EventAudience = 'own' | 'internal' | 'public'
 
-export function eventFrame(record: ConsumedRecord, envelope: Envelope, topicAlias: string, audience: EventAudience): EventFrame {
-  const { requestId, traceparent, ...rest } = delivered(record, envelope)
+export function eventFrame(record: ConsumedRecord, envelope: Envelope, topicAlias: string, audience: EventAudience, link?: BlobLinker): EventFrame {
+  const { requestId, traceparent, ...rest } = delivered(record, envelope, link)
   return {
     type: 'event',
     ...rest,

@@ -6,6 +6,7 @@ export { describeCode, gatewayError, isWireErrorCode } from './errors.ts'
 
 export type { Gateway } from './server.ts'
 export type { DeadlineRegistrar, GatewayOptions, RateLimitOptions } from './options.ts'
+export type { GatewayBlobOptions, SignedBlobRef } from './blob-links.ts'
 export type { AuthOptions } from './auth.ts'
 export type { CodegenOptions } from './codegen.ts'
 export type { WireErrorCode } from './errors.ts'

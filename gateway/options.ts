@@ -7,6 +7,8 @@ import type { Envelope } from '../envelope/envelope.ts'
 import type { KafkaConnection, OutgoingRecord } from '../kafka/index.ts'
 import { validateAuthOptions } from './auth.ts'
 import type { AuthOptions } from './auth.ts'
+import { resolveBlobOptions } from './blob-links.ts'
+import type { GatewayBlobOptions, ResolvedBlobOptions } from './blob-links.ts'
 
 /**
  * Registers a command's deadline with the TTL processor: the records it returns are produced together with
@@ -43,6 +45,8 @@ export interface GatewayOptions {
   clientId?: string
   /** Largest frame accepted; larger ones get a WEIR_ERR_FRAME_TOO_LARGE error frame (default 64 KiB). */
   maxFrameBytes?: number
+  /** Large payloads: HTTP upload and download links over a blob store (docs/payloads.md); off without it. */
+  blobs?: GatewayBlobOptions
   /** Transport limit: a frame over it closes the connection (uWS maxPayloadLength; default 4 x maxFrameBytes). */
   maxPayloadLength?: number
   /** Bytes buffered for a slow socket before it is disconnected (default 1 MiB); it then resumes by offsets. */
@@ -79,8 +83,9 @@ export interface GatewayOptions {
   registry?: Registry
 }
 
-export interface ResolvedGatewayOptions extends Required<Omit<GatewayOptions, 'registry' | 'rateLimit' | 'sessionSecret' | 'deadlines' | 'connection'>> {
+export interface ResolvedGatewayOptions extends Required<Omit<GatewayOptions, 'registry' | 'rateLimit' | 'sessionSecret' | 'deadlines' | 'connection' | 'blobs'>> {
   readonly connection: KafkaConnection | undefined
+  readonly blobs: ResolvedBlobOptions | undefined
   readonly registry: Registry | undefined
   readonly rateLimit: Required<RateLimitOptions>
   readonly sessionSecret: Uint8Array
@@ -150,5 +155,6 @@ export function resolveGatewayOptions(options: GatewayOptions, deadlinesTopicReg
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     checkpointIntervalMs: options.checkpointIntervalMs ?? 5000,
     registry: options.registry,
+    blobs: resolveBlobOptions(options.blobs),
   })
 }

@@ -48,6 +48,8 @@ export interface CommandFrame {
   readonly ttlMs?: number
   /** W3C traceparent of the client's span: the command's trace continues it. */
   readonly traceparent?: string
+  /** The reference POST /blobs returned, for a payload sent by upload (then `payload` is null). */
+  readonly payloadRef?: unknown
 }
 
 export interface SubscribeFrame {
@@ -126,6 +128,8 @@ interface DeliveredFields {
   readonly payload: unknown
   readonly createdAt: number
   readonly traceparent?: string
+  /** A payload by reference (`payload` is null): the blob's reference and a short-lived download link (a path on the gateway). */
+  readonly payloadRef?: { readonly size: number; readonly sha256: string; readonly contentType: string; readonly url: string }
 }
 
 export interface ResultFrame extends DeliveredFields {

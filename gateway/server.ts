@@ -20,6 +20,7 @@ import { createConnections } from './connections.ts'
 import { createGatewayContext } from './context.ts'
 import { createFanOut } from './fan-out.ts'
 import { createMessageHandler } from './frame-handlers.ts'
+import { registerBlobRoutes } from './blob-routes.ts'
 import { registerHttpRoutes } from './http.ts'
 import { createLiveStream } from './live-stream.ts'
 import type { GatewayMetrics } from './metrics.ts'
@@ -76,6 +77,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     close: connections.close,
   })
   app.get(config.path, handshake.notAnUpgrade)
+  registerBlobRoutes(ctx)
   registerHttpRoutes(ctx)
 
   // ---- Kafka clients and timers: made at start, closed at close ----

@@ -63,7 +63,7 @@ export function createSession(ctx: GatewayContext): Session {
       deliver(record) {
         const envelope = ctx.decodeRecord(record, false)
         if (envelope?.kind !== 'result' || envelope.clientSessionId !== s.sessionId) return false
-        sendResult(ws, s, resultFrame(record, envelope))
+        sendResult(ws, s, resultFrame(record, envelope, ctx.blobLinker))
         return true
       },
       cancelled: () => false,
@@ -87,7 +87,7 @@ export function createSession(ctx: GatewayContext): Session {
       deliver(record) {
         const envelope = ctx.decodeRecord(record, false)
         if (envelope?.kind !== 'event') return false
-        send(ws, s, eventFrame(record, envelope, alias, envelope.clientSessionId === s.sessionId ? 'own' : (topics.othersAudience.get(alias) ?? 'public')))
+        send(ws, s, eventFrame(record, envelope, alias, envelope.clientSessionId === s.sessionId ? 'own' : (topics.othersAudience.get(alias) ?? 'public'), ctx.blobLinker))
         return true
       },
       // Unsubscribed (or re-subscribed) while catching up.

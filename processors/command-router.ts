@@ -10,6 +10,8 @@ import { WeirError, invalidOptions, isWeirError } from '../core/errors.ts'
 import type { ErrorCode } from '../core/errors.ts'
 import { createCommandCatalog, commandPath } from '../commands/catalog.ts'
 import type { CommandCatalog, CommandSpec, TopicBinding } from '../commands/catalog.ts'
+import { isBadReference } from '../blobs/claim-check.ts'
+import type { ClaimCheck } from '../blobs/claim-check.ts'
 import { encodeEnvelope } from '../envelope/codec.ts'
 import { followUp } from '../envelope/envelope.ts'
 import type { Actor, Envelope, FollowUpInput } from '../envelope/envelope.ts'
@@ -107,6 +109,12 @@ export interface CommandRouterOptions {
   registrations?: string
   /** Fault injection (docs/faults.md): injects nothing until armed; without it the router has no fault code path. */
   faults?: FaultInjector
+  /**
+   * Large payloads by reference (docs/payloads.md): a command's `payloadRef` is resolved (fetched and verified)
+   * just before its schema check, and results and events over the threshold are written as blobs before they are
+   * forwarded. Without it, a command carrying a reference gets WEIR_ERR_BLOB_FOREIGN.
+   */
+  claimCheck?: ClaimCheck
 }
 
 export interface CommandRouterMetrics {
@@ -117,6 +125,8 @@ export interface CommandRouterMetrics {
   expired: number
   retries: number
   outOfOrderRetries: number
+  /** Commands refused for their payload reference (missing, tampered or foreign blob). */
+  badReferences: number
 }
 
 export type CommandRouterFactory = ProcessorFactory & { readonly metrics: CommandRouterMetrics }
@@ -125,7 +135,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
   if (options.registry === undefined) throw invalidOptions('commandRouter', ['registry is required'])
   const policy = resolveRetryPolicy(options.retry)
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
-  const metrics: CommandRouterMetrics = { handled: 0, failed: 0, unknown: 0, invalid: 0, expired: 0, retries: 0, outOfOrderRetries: 0 }
+  const metrics: CommandRouterMetrics = { handled: 0, failed: 0, unknown: 0, invalid: 0, expired: 0, retries: 0, outOfOrderRetries: 0, badReferences: 0 }
   const resultsChild = options.results ?? 'results'
   const outOfOrder = options.outOfOrder === undefined ? undefined : { ...resolveRetryPolicy({ attempts: 5, baseDelayMs: 1000, maxDelayMs: 60_000, jitter: 'none', ...options.outOfOrder }), schedulerTopic: options.outOfOrder.schedulerTopic }
 
@@ -189,22 +199,40 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
       },
       async process(input: StreamRecord<unknown, Envelope>) {
         let record = input
-        let command = record.value
+        const received = record.value
+        let command = received
         let faults: CommandFaults | undefined
         if (command.kind !== 'command') {
           await deadLetter(record, new WeirError('WEIR_ERR_UNKNOWN_COMMAND', `expected a command, got a ${command.kind}`), 0)
           return
         }
-        if (options.registrations !== undefined && command.deadline !== undefined) {
-          await context.forward(new StreamRecord(command.requestId, command, record.timestamp), options.registrations)
+        if (options.registrations !== undefined && received.deadline !== undefined) {
+          await context.forward(new StreamRecord(received.requestId, received, record.timestamp), options.registrations)
         }
-        const handler = options.registry.find(command.contextPath, command.alias)
-        const path = commandPath({ topicAlias: options.registry.topicAlias, contextPath: command.contextPath, alias: command.alias })
+        const handler = options.registry.find(received.contextPath, received.alias)
+        const path = commandPath({ topicAlias: options.registry.topicAlias, contextPath: received.contextPath, alias: received.alias })
         if (handler === undefined) {
           metrics.unknown++
           await reject(record, 'WEIR_ERR_UNKNOWN_COMMAND', `no handler for ${path}`, { path }, 0)
           return
         }
+        // The payload by reference is fetched only for a command that will run (lazily); a bad reference is the
+        // command's error result and a dead letter that keeps the reference (record.value), so nothing is lost.
+        if (received.payloadRef !== undefined) {
+          try {
+            if (options.claimCheck === undefined) throw new WeirError('WEIR_ERR_BLOB_FOREIGN', `${path} carries a payload reference, and this service has no blob store`, { details: { ref: received.payloadRef } })
+            command = await options.claimCheck.resolve(received)
+          } catch (error) {
+            if (!isBadReference(error)) throw error
+            metrics.badReferences++
+            await reject(record, error.code, error.message, { ...error.details }, 0)
+            return
+          }
+        }
+        const offload = (envelope: Envelope) => (options.claimCheck === undefined ? Promise.resolve(envelope) : options.claimCheck.offload(envelope))
+        // What an out-of-order retry reschedules: the envelope as received (a payload by reference stays a
+        // reference in the scheduler topic), or as a corrupt fault left it.
+        let asReceived = received
         if (injector?.active === true) {
           faults = commandFaults(injector, { path, processor: context.processorName, ...(context.recordMetadata()?.topic === undefined ? {} : { topic: context.recordMetadata()?.topic }) }, command)
           // Without the out-of-order wiring there is no way to redeliver: the rule is not rolled (nor counted).
@@ -213,6 +241,7 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
           const corrupted = faults?.corrupt(command)
           if (corrupted !== undefined) {
             command = corrupted
+            asReceived = corrupted
             record = record.withValue(corrupted)
           }
         }
@@ -239,11 +268,11 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             if (faults?.drop(attempt) === true) return
             await attemptRun.apply()
             metrics.handled++
-            const resultEnvelope = followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() })
+            const resultEnvelope = await offload(followUp(command, { kind: 'result', alias: command.alias, status: 'ok', payload: result ?? null, now: context.now() }))
             await context.forward(marked(command.requestId, resultEnvelope, record.timestamp, faults), resultsChild)
             // Events keep the command's key (the entity), so one entity's events stay in order on one partition.
             const eventKey = record.key ?? command.requestId
-            for (const event of attemptRun.events) await context.forward(marked(eventKey, event, record.timestamp, faults), 'events')
+            for (const event of attemptRun.events) await context.forward(marked(eventKey, await offload(event), record.timestamp, faults), 'events')
             return
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error)
@@ -263,7 +292,8 @@ export function commandRouter(options: CommandRouterOptions): CommandRouterFacto
             const retry = command.retry
             if (outOfOrder !== undefined && retry?.outOfOrder === true && retry.count + 1 < outOfOrder.attempts) {
               metrics.outOfOrderRetries++
-              const next: Envelope = { ...command, retry: { outOfOrder: true, count: retry.count + 1 } }
+              // The envelope as received: a payload by reference stays a reference in the scheduler topic.
+              const next: Envelope = { ...asReceived, retry: { outOfOrder: true, count: retry.count + 1 } }
               const origin = context.recordMetadata()
               const request: ScheduleRequest = {
                 op: 'schedule',

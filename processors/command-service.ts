@@ -43,6 +43,8 @@ export interface CommandServiceOptions {
   sleep?: (ms: number) => Promise<void>
   /** Fault injection in the router (docs/faults.md); export the same injector from the worker module as `faults`. */
   faults?: CommandRouterOptions['faults']
+  /** Large payloads by reference (docs/payloads.md); see CommandRouterOptions.claimCheck. */
+  claimCheck?: CommandRouterOptions['claimCheck']
 }
 
 export interface CommandServiceTopics {
@@ -91,6 +93,7 @@ export function commandService(options: CommandServiceOptions): CommandService {
     outOfOrder: { ...options.outOfOrder, schedulerTopic: topics.scheduler },
     ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
     ...(options.faults === undefined ? {} : { faults: options.faults }),
+    ...(options.claimCheck === undefined ? {} : { claimCheck: options.claimCheck }),
     results: 'arbiter',
     registrations: 'arbiter',
   })

@@ -80,7 +80,7 @@ def plain(value):
     return value
 
 
-OPTIONAL = ('clientSessionId', 'topicAlias', 'status', 'deadline', 'retry', 'trace', 'actor')
+OPTIONAL = ('clientSessionId', 'topicAlias', 'status', 'deadline', 'retry', 'trace', 'actor', 'payloadRef')
 
 
 def expected(document):
@@ -145,6 +145,9 @@ def vectors():
     })
     ok('optional fields sent as nil', command(clientSessionId=None, topicAlias=None, deadline=None, retry=None, trace=None, actor=None))
     ok('result with a breadcrumb', result_with_breadcrumb(CREATED_AT - 5))
+    ref = {'store': 's3', 'key': 'payloads/orders/cmd-1', 'size': 25 * 2**20, 'sha256': 'ab' * 32, 'contentType': 'application/msgpack'}
+    ok('payload by reference (claim check)', command(payload=None, payloadRef=ref))
+    ok('payload by reference, size as uint64', command(payload=None, payloadRef={**ref, 'size': Int(5, 'uint64')}))
 
     # Every msgpack encoding of an integer, in every integer field.
     samples = {
@@ -191,6 +194,10 @@ def vectors():
     refused('id as bin instead of str', command(id=b'cmd-1'), invalid, 'id')
     refused('actor without roles', command(actor={'sub': 'user-1'}), invalid, 'actor')
     refused('actor roles not strings', command(actor={'sub': 'user-1', 'roles': [1]}), invalid, 'actor')
+    refused('payloadRef with a payload', command(payloadRef=ref), invalid, 'payloadRef')
+    refused('payloadRef sha256 upper case', command(payload=None, payloadRef={**ref, 'sha256': 'AB' * 32}), invalid, 'payloadRef')
+    refused('payloadRef without a key', command(payload=None, payloadRef={k: v for k, v in ref.items() if k != 'key'}), invalid, 'payloadRef')
+    refused('payloadRef size negative', command(payload=None, payloadRef={**ref, 'size': Int(-1, 'negative fixint')}), invalid, 'payloadRef')
     refused('status on a command', command(status='ok'), invalid, 'status')
     refused('v missing', command(v=DROP), invalid, 'v')
     refused('v 1.5', command(v=Int(1.5, 'float64')), invalid, 'v')

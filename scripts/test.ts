@@ -9,7 +9,7 @@ import { resolve } from 'node:path'
 import { TEST_NEEDS } from '../test/needs.ts'
 import { runChecks } from './check.ts'
 import { provideChromium } from './infra/chromium.ts'
-import { createProgress, InfraUnavailable, provideInfrastructure, type Infrastructure } from './infra/index.ts'
+import { createProgress, InfraUnavailable, provideInfrastructure, provideS3, type Infrastructure, type S3Server } from './infra/index.ts'
 import { providePythonMsgpack } from './infra/python-msgpack.ts'
 import { selectTests } from './lib/test-needs.ts'
 
@@ -41,6 +41,14 @@ async function main(): Promise<number> {
           secure: process.env.WEIR_TEST_SECURE !== '0',
         })
       : undefined
+  // The blob store's tests need an S3-compatible server (a local S3Proxy unless WEIR_S3_ENDPOINT is set).
+  let s3: S3Server | undefined
+  try {
+    s3 = needs.includes('s3') ? await provideS3(progress) : undefined
+  } catch (error) {
+    await infra?.stop()
+    throw error
+  }
   try {
     progress.step(`running ${args.length === 0 ? 'test/**/*.test.ts' : unit ? `${files.length} files that need no infrastructure` : files.join(' ')} (needs: ${needs.join(', ') || 'none'}; node ${process.version}, ${process.execPath})`)
     const code = await new Promise<number>((resolveRun) => {
@@ -50,6 +58,7 @@ async function main(): Promise<number> {
         { cwd: ROOT, stdio: 'inherit', env: {
           ...process.env,
           ...infra?.env,
+          ...s3?.env,
           LIBUS_LISTEN_EXCLUSIVE_PORT: '1',
           ...(chromium === undefined ? {} : { WEIR_CHROMIUM: chromium }),
           ...(python === undefined ? {} : { WEIR_PYTHON: python }),
@@ -61,7 +70,7 @@ async function main(): Promise<number> {
     else progress.step(`✘ tests failed (exit ${code})`)
     return code
   } finally {
-    await infra?.stop()
+    await Promise.all([infra?.stop(), s3?.stop()])
   }
 }
 

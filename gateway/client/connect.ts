@@ -13,6 +13,7 @@ import { createSealingKeys } from './sealing.ts'
 import type { SealingKeys } from './sealing.ts'
 import { createSubscriptions } from './subscriptions.ts'
 import { createTokenKeeper } from './token.ts'
+import { DEFAULT_UPLOAD_THRESHOLD, httpOrigin } from './payloads.ts'
 
 export async function connect(options: GatewayClientOptions): Promise<GatewayClient> {
   const keys = options.encryptResults === true ? await createSealingKeys() : undefined
@@ -44,9 +45,19 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
   const callbacks = createCallbacks(options.onError)
   const write = (frame: ClientFrame): boolean => socket.write(frame)
   const cursors = createCursors(options.offsets ?? [])
-  const requests = createRequests({ outcomeGraceMs: options.outcomeGraceMs ?? 10_000, defaultTtlMs: options.defaultTtlMs ?? 30_000, callbacks, write })
-  const subscriptions = createSubscriptions({ callbacks, cursors, write })
   const token = createTokenKeeper({ token: options.token, refreshBeforeExpiryMs: options.refreshBeforeExpiryMs ?? 30_000, write, onError: callbacks.tellError })
+  // Large payloads go over HTTP to the gateway the socket talks to (payloads.ts).
+  const origin = () => httpOrigin(typeof options.url === 'string' ? options.url : options.url())
+  const requests = createRequests({
+    outcomeGraceMs: options.outcomeGraceMs ?? 10_000,
+    defaultTtlMs: options.defaultTtlMs ?? 30_000,
+    callbacks,
+    write,
+    origin,
+    token: token.value,
+    uploadThresholdBytes: options.uploadThresholdBytes ?? DEFAULT_UPLOAD_THRESHOLD,
+  })
+  const subscriptions = createSubscriptions({ callbacks, cursors, write })
 
   function setState(next: ClientState): void {
     if (state === next) return
@@ -87,6 +98,7 @@ function createClient(options: GatewayClientOptions, keys: SealingKeys | undefin
     cursors,
     requests,
     subscriptions,
+    origin,
     welcomed(frame) {
       sessionId = frame.sessionId
       sessionNonce = frame.sessionNonce

@@ -25,6 +25,8 @@ export interface GatewayClientOptions {
   reconnect?: ReconnectOptions | false
   /** Waited beyond a command's deadline for its outcome before rejecting with WEIR_ERR_TIMEOUT (default 10 s). */
   outcomeGraceMs?: number
+  /** Command payloads whose msgpack is larger are uploaded over HTTP first (default 48 KiB; docs/protocol.md, "Large payloads"). */
+  uploadThresholdBytes?: number
   /** TTL assumed until the ack tells the deadline (default 30 s). */
   defaultTtlMs?: number
   /** Refresh the token this long before it expires (default 30 s), when `token` is a function. */

@@ -8,6 +8,7 @@ import type { Connection, Socket } from './connection.ts'
 import type { Cursors } from './cursors.ts'
 import type { GatewayClientOptions } from './options.ts'
 import type { Requests } from './requests.ts'
+import { resolvePayload } from './payloads.ts'
 import { deriveSealingKey, unseal } from './sealing.ts'
 import type { SealingKeys } from './sealing.ts'
 import { SUBSCRIPTION_REFUSED } from './subscriptions.ts'
@@ -24,6 +25,8 @@ export interface ReceiverParts {
   readonly cursors: Cursors
   readonly requests: Requests
   readonly subscriptions: Subscriptions
+  /** The gateway's HTTP origin, where payloads by reference are downloaded (payloads.ts). */
+  origin(): string
   /** The gateway welcomed the current connection: its session, its token's expiry. */
   welcomed(frame: WelcomeFrame): void
   /** The gateway has resumed the session from the client's offsets. */
@@ -80,10 +83,14 @@ export function createReceiver(parts: ReceiverParts): (connection: Connection, f
         if (!cursors.accept(frame)) return
         if (!requests.outcome(frame)) callbacks.notify('onResult', options.onResult, frame)
         return
-      case 'event':
+      case 'event': {
         if (!cursors.accept(frame)) return
-        subscriptions.deliver(frame)
+        // An event by reference is downloaded before the handlers see it (in order: frames are handled one at a
+        // time); if that fails, onError hears why and the handlers get the frame with its payloadRef.
+        const event = frame.payloadRef === undefined ? frame : await resolvePayload(parts.origin(), frame).catch((error: unknown) => (callbacks.tellError(error as WeirError), frame))
+        subscriptions.deliver(event)
         return
+      }
       case 'gap':
         cursors.advance(frame.topic, frame.partition, BigInt(frame.to))
         callbacks.notify('onGap', options.onGap, frame)

@@ -5,6 +5,7 @@ import type { WeirError } from '../../core/errors.ts'
 import { gatewayError, isWireErrorCode } from '../errors.ts'
 import type { AckFrame, ClientFrame, ResultFrame, TimeoutFrame } from '../protocol.ts'
 import type { Callbacks } from './callbacks.ts'
+import { preparePayload, resolvePayload } from './payloads.ts'
 import type { SendOptions } from './options.ts'
 
 export interface Requests {
@@ -26,6 +27,11 @@ export interface RequestsOptions {
   readonly outcomeGraceMs: number
   readonly defaultTtlMs: number
   readonly callbacks: Callbacks
+  /** The gateway's HTTP origin (uploads, downloads) and the current token: large payloads (payloads.ts). */
+  origin(): string
+  token(): Promise<string>
+  /** Payloads whose msgpack is larger are uploaded first. */
+  readonly uploadThresholdBytes: number
   /** Writes a frame on the current connection; false when there is none (the frame waits for the next). */
   write(frame: ClientFrame): boolean
 }
@@ -41,7 +47,7 @@ interface Pending {
 }
 
 export function createRequests(options: RequestsOptions): Requests {
-  const { outcomeGraceMs, defaultTtlMs, callbacks, write } = options
+  const { outcomeGraceMs, defaultTtlMs, callbacks, write, origin, token, uploadThresholdBytes } = options
   const pending = new Map<string, Pending>()
 
   function guard(p: Pending, ms: number): void {
@@ -59,15 +65,17 @@ export function createRequests(options: RequestsOptions): Requests {
   }
 
   return {
-    start(path, payload, sendOptions) {
+    async start(path, payload, sendOptions) {
       const requestId = sendOptions.requestId ?? newRequestId()
       const existing = pending.get(requestId)
       if (existing !== undefined) return Promise.reject(gatewayError('WEIR_ERR_INVALID_OPTIONS', `requestId ${requestId} is already in flight`))
+      // A large payload is uploaded before the command is sent (payloads.ts).
+      const prepared = await preparePayload(origin(), token, payload, uploadThresholdBytes)
       const frame: ClientFrame = {
         type: 'command',
         path,
         requestId,
-        payload,
+        ...prepared,
         ...(sendOptions.ttlMs === undefined ? {} : { ttlMs: sendOptions.ttlMs }),
         ...(sendOptions.traceparent === undefined ? {} : { traceparent: sendOptions.traceparent }),
       }
@@ -109,8 +117,11 @@ export function createRequests(options: RequestsOptions): Requests {
             details: { result: frame },
           }),
         )
-      } else {
+      } else if (frame.payloadRef === undefined) {
         p.resolve(frame)
+      } else {
+        // A result by reference is downloaded and verified first (payloads.ts).
+        resolvePayload(origin(), frame).then(p.resolve, p.reject)
       }
       return true
     },

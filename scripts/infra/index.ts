@@ -1,17 +1,20 @@
-// Infrastructure for tests, the demo, chaos runs and benchmarks: a Kafka broker and Redis, provided
-// once per run and stopped on exit, Ctrl-C and failure.
+// Infrastructure for tests, the demo, chaos runs and benchmarks: a Kafka broker, Redis and (when asked) an
+// S3-compatible server, provided once per run and stopped on exit, Ctrl-C and failure.
 import type { KafkaConnection } from '../../kafka/index.ts'
 import { provideKafka, type KafkaBroker } from './kafka.ts'
 import { createProgress, InfraUnavailable, type Progress } from './progress.ts'
 import { provideRedis, type RedisServer } from './redis.ts'
+import { provideS3, type S3Server } from './s3.ts'
 
-export { InfraUnavailable, createProgress, type Progress }
+export { InfraUnavailable, createProgress, provideS3, type Progress, type S3Server }
 export { stopProcess } from './kafka.ts'
 export type { KafkaBroker, LocalNode, SecureListener } from './kafka.ts'
 
 export interface Infrastructure {
   readonly kafka: KafkaBroker
   readonly redis: RedisServer | undefined
+  /** The S3-compatible server (`s3: true` only). */
+  readonly s3: S3Server | undefined
   /** TLS and SASL of the cluster (WEIR_KAFKA_CONFIG with an external cluster), for the clients a script makes. */
   readonly connection: KafkaConnection | undefined
   /**
@@ -24,6 +27,8 @@ export interface Infrastructure {
 
 export interface InfrastructureOptions {
   redis?: boolean
+  /** An S3-compatible server (WEIR_S3_ENDPOINT, else a local S3Proxy): off unless asked. */
+  s3?: boolean
   progress?: Progress
   /** Nodes of the local cluster (default 1; a KAFKA_BOOTSTRAP_SERVERS broker is used as it is). */
   brokers?: number
@@ -38,9 +43,13 @@ export async function provideInfrastructure(options: InfrastructureOptions = {})
   const redis = options.redis === false ? undefined : await provideRedis(progress)
   const kafka = await provideKafka(progress, { nodes, secure: options.secure === true })
   progress.done(`Kafka ready (${kafka.kind}): ${kafka.brokers.join(',')}`)
+  const s3 = options.s3 === true ? await provideS3(progress).catch(async (error: unknown) => {
+    await kafka.stop()
+    throw error
+  }) : undefined
   let stopping: Promise<void> | undefined
   const stop = () => {
-    stopping ??= kafka.stop()
+    stopping ??= Promise.all([kafka.stop(), s3?.stop()]).then(() => {})
     return stopping
   }
   // Stop the broker however this process ends.
@@ -57,10 +66,12 @@ export async function provideInfrastructure(options: InfrastructureOptions = {})
   return {
     kafka,
     redis,
+    s3,
     connection: kafka.connection,
     env: {
       KAFKA_BOOTSTRAP_SERVERS: kafka.brokers.join(','),
       ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
+      ...s3?.env,
       ...(kafka.secure === undefined ? {} : { KAFKA_SECURE_BOOTSTRAP_SERVERS: kafka.secure.brokers.join(','), WEIR_SECURE_KAFKA_DIR: kafka.secure.dir }),
     },
     stop,

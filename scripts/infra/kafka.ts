@@ -147,7 +147,7 @@ export async function kafkaLibs(progress: Progress): Promise<string> {
   return libs
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer()
     server.unref()

@@ -11,7 +11,7 @@ export interface FolderRule {
   readonly imports: readonly string[]
 }
 
-export const WEIR_FOLDERS = ['core', 'envelope', 'commands', 'kafka', 'state', 'topology', 'processors', 'worker', 'gateway'] as const
+export const WEIR_FOLDERS = ['core', 'envelope', 'commands', 'kafka', 'state', 'blobs', 'topology', 'processors', 'worker', 'gateway'] as const
 
 export const FOLDER_RULES: readonly FolderRule[] = [
   { folder: 'core', imports: [] },
@@ -19,11 +19,12 @@ export const FOLDER_RULES: readonly FolderRule[] = [
   { folder: 'commands', imports: ['core'] },
   { folder: 'kafka', imports: ['core'] },
   { folder: 'state', imports: ['core'] },
+  { folder: 'blobs', imports: ['core', 'envelope', 'kafka'] },
   { folder: 'topology', imports: ['core', 'envelope', 'kafka', 'state'] },
-  { folder: 'processors', imports: ['core', 'envelope', 'commands', 'topology'] },
+  { folder: 'processors', imports: ['core', 'envelope', 'commands', 'blobs', 'topology'] },
   { folder: 'processors/redis', imports: ['core', 'envelope', 'commands', 'kafka', 'topology', 'processors'] },
-  { folder: 'worker', imports: ['core', 'envelope', 'commands', 'kafka', 'state', 'topology', 'processors'] },
-  { folder: 'gateway', imports: ['core', 'envelope', 'commands', 'kafka'] },
+  { folder: 'worker', imports: ['core', 'envelope', 'commands', 'kafka', 'state', 'blobs', 'topology', 'processors'] },
+  { folder: 'gateway', imports: ['core', 'envelope', 'commands', 'kafka', 'blobs'] },
 ]
 
 /** Parts of an allowed folder a floor (with its subfolders) may still not import: processors/ uses the topology API, not the runtime. */

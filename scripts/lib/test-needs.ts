@@ -1,17 +1,18 @@
-// Which infrastructure a test file needs (a Kafka broker, Redis, Python's msgpack, Chromium), so that
+// Which infrastructure a test file needs (a Kafka broker, Redis, an S3-compatible server, Python's msgpack, Chromium), so that
 // `npm run test:unit` runs the files that need none without starting anything, and `npm test -- <files>`
 // starts only what those files need. test/needs.ts declares each file's needs; test/scripts/test-needs.test.ts
 // checks that every test file is declared and that no file reaches a variable of a need it does not declare.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 
-export const NEEDS = ['kafka', 'redis', 'python', 'chromium'] as const
+export const NEEDS = ['kafka', 'redis', 's3', 'python', 'chromium'] as const
 export type Need = (typeof NEEDS)[number]
 
 /** The environment variables (set by scripts/test.ts) whose reading shows each need: `process.env.NAME`. */
 const SIGNS: Record<Need, RegExp> = {
   kafka: /process\.env\.(?:KAFKA_BOOTSTRAP_SERVERS|KAFKA_SECURE_BOOTSTRAP_SERVERS|WEIR_SECURE_KAFKA_DIR)\b/,
   redis: /process\.env\.REDIS_URL\b/,
+  s3: /process\.env\.WEIR_S3_ENDPOINT\b/,
   python: /process\.env\.WEIR_PYTHON\b/,
   chromium: /process\.env\.WEIR_CHROMIUM\b/,
 }
