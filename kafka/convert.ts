@@ -1,7 +1,7 @@
 // Conversions between weir's record types and @platformatic/kafka's, and error wrapping.
 import type { Message, MessageToProduce } from '@platformatic/kafka'
 
-import { kPerformWithRetry } from '@platformatic/kafka'
+import { kMetadata, kPerformWithRetry } from '@platformatic/kafka'
 
 import { WeirError, invalidOptions } from '../core/errors.ts'
 import { platformaticConnection, validateConnection } from './connection.ts'
@@ -250,7 +250,28 @@ export function stopRetryingFatalErrors<T extends object>(client: T, policy?: Re
     )
     return original.call(this, operationId, operation, callback, attempt, errors, guarded, deadline === undefined ? retryLimit : Number.POSITIVE_INFINITY)
   }
+  completeMetadata(target)
   return client
+}
+
+type MetadataCallback = (error: Error | null, metadata?: { topics: Map<string, unknown> }) => void
+
+/**
+ * A metadata lookup answers every topic it was asked for. The client fetches only the topics missing from its
+ * cache and then builds the answer from the cache; when a retry elsewhere dropped the cache meanwhile (after a
+ * broker died: stale metadata), the answer lacks the cached topics, and the client's transactional send then
+ * throws a TypeError outside any callback (the process dies). Such an answer is asked again, for every topic.
+ */
+function completeMetadata(target: RetryingClient): void {
+  const original = target[kMetadata] as (options: { topics?: string[]; forceUpdate?: boolean }, callback: MetadataCallback) => void
+  target[kMetadata] = function (this: unknown, ...args: unknown[]) {
+    const [options, callback] = args as [{ topics?: string[]; forceUpdate?: boolean }, MetadataCallback]
+    const wanted = [...(options.topics ?? [])]
+    original.call(this, options, (error, metadata) => {
+      if (error || metadata === undefined || wanted.every((topic) => metadata.topics.get(topic) !== undefined)) return callback(error, metadata)
+      original.call(this, { ...options, topics: wanted, forceUpdate: true }, callback)
+    })
+  }
 }
 
 export function validateClientOptions(component: string, options: KafkaClientOptions, violations: string[] = []): void {

@@ -116,10 +116,12 @@ export function createStreamLoop(ctx: RuntimeContext, parts: LoopParts): () => P
           batches = await fetching
           fetchFailures = 0
         } catch (error) {
-          // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again.
+          // The broker or a leader is away: keep the tasks (nothing uncommitted is lost) and try again, backing off
+          // up to a second (the Java consumer's retry.backoff.max.ms): a longer wait only delays the first fetch
+          // from the new leaders once the controller has moved them.
           publish(channels.runtimeError, { applicationId, error, fatal: false })
           fetchFailures++
-          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 5000)))
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** fetchFailures, 1000)))
         }
         for (const batch of batches) {
           const live = tasks.get(batch.partition)
