@@ -2,6 +2,8 @@
 // processor's name and the record's source topic. What a fault does follows from what a processor is: it has no
 // retries (a thrown error meets the runtime's error policy), no result (a drop loses what it forwards), and no
 // dedupe of its own (a duplicate is the record processed twice, which the processor must be idempotent for).
+import { AsyncLocalStorage } from 'node:async_hooks'
+
 import { WeirError } from '../../core/errors.ts'
 import type { Processor, ProcessorContext, ProcessorFactory } from '../../topology/processor.ts'
 import type { StreamRecord } from '../../topology/record.ts'
@@ -25,9 +27,11 @@ export function withFaults<K, V>(factory: ProcessorFactory<K, V>, injector: Faul
   return (): Processor<K, V> => {
     const inner = factory()
     let context: ProcessorContext
-    // What the record in hand was injected (records of a task are processed one at a time).
-    let current: { mark: string; drop: boolean } | undefined
+    // What the record in hand was injected, per record: with maxInFlight above 1 a task processes several at once,
+    // and each forward must see its own record's faults.
+    const inHand = new AsyncLocalStorage<{ mark: string; drop: boolean }>()
     const forward = async (record: StreamRecord, child?: string) => {
+      const current = inHand.getStore()
       if (current?.drop === true) return
       await context.forward(current === undefined ? record : record.withHeaders({ [FAULT_HEADER]: current.mark }), child)
     }
@@ -68,13 +72,12 @@ export function withFaults<K, V>(factory: ProcessorFactory<K, V>, injector: Faul
       const drop = of('drop').some(hit)
       const duplicate = of('duplicate').some(hit)
       const input = corrupt ? (record.withValue(Buffer.from(JSON.stringify(record.value) ?? 'null').map((b) => b ^ 0xa5)) as unknown as StreamRecord<K, V>) : record
-      current = injected.length === 0 ? undefined : { mark: faultMark(injected), drop }
-      try {
+      const run = async () => {
         await inner.process(input)
         if (duplicate) await inner.process(input)
-      } finally {
-        current = undefined
       }
+      if (injected.length === 0) await run()
+      else await inHand.run({ mark: faultMark(injected), drop }, run)
     }
   }
 }
