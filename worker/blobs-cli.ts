@@ -10,6 +10,7 @@ import { createFsBlobStore } from '../blobs/fs-blob-store.ts'
 import { createS3BlobStore } from '../blobs/s3-blob-store.ts'
 import { isWeirError } from '../core/errors.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
+import { subcommand } from './subcommand.ts'
 
 export function blobsUsage(): string {
   return `Usage: weir blobs collect --topic T [--topic T2 ...] (--fs-root DIR | --s3-bucket B [--s3-endpoint URL] [--s3-region R] [--s3-prefix P])
@@ -21,15 +22,9 @@ the grace period (default ${DEFAULT_GRACE_MS} ms). Give every topic that may hol
 }
 
 export async function blobsMain(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(blobsUsage())
-    return command === undefined ? 2 : 0
-  }
-  if (command !== 'collect') {
-    process.stderr.write(`weir blobs: unknown command ${command}\n\n${blobsUsage()}`)
-    return 2
-  }
+  const picked = subcommand('weir blobs', argv, ['collect'], blobsUsage)
+  if (typeof picked === 'number') return picked
+  const { rest } = picked
   let values
   try {
     values = parseArgs({

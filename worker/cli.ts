@@ -6,6 +6,7 @@ import { openStore } from '../state/open-store.ts'
 import { parseWorkerConfig, usage } from './config.ts'
 import { startWorker } from './worker.ts'
 import type { StopOutcome } from './worker.ts'
+import { subcommand } from './subcommand.ts'
 
 function exitCodeOf(outcome: StopOutcome): number {
   if (outcome.clean) return 0
@@ -14,15 +15,9 @@ function exitCodeOf(outcome: StopOutcome): number {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(usage())
-    return command === undefined ? 2 : 0
-  }
-  if (command !== 'worker') {
-    process.stderr.write(`weir: unknown command ${command}\n\n${usage()}`)
-    return 2
-  }
+  const picked = subcommand('weir', argv, ['worker'], usage)
+  if (typeof picked === 'number') return picked
+  const { rest } = picked
   let config
   try {
     config = parseWorkerConfig(rest, process.env)

@@ -10,6 +10,7 @@ import { readKafkaConfig } from '../kafka/index.ts'
 import { deadLetterJson, formatDeadLetter } from './dlq/format.ts'
 import { inspectDeadLetters } from './dlq/inspect.ts'
 import { REINJECTED_FROM_HEADER, reinjectDeadLetters } from './dlq/reinject.ts'
+import { subcommand } from './subcommand.ts'
 
 // The library form (docs/processors.md): the same operations as functions.
 export type { DeadLetter } from './dlq/letter.ts'
@@ -38,15 +39,9 @@ a Java client properties file that also gives TLS and SASL (docs/production.md).
 }
 
 export async function dlqMain(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(dlqUsage())
-    return command === undefined ? 2 : 0
-  }
-  if (command !== 'inspect' && command !== 'reinject') {
-    process.stderr.write(`weir dlq: unknown command ${command}\n\n${dlqUsage()}`)
-    return 2
-  }
+  const picked = subcommand('weir dlq', argv, ['inspect', 'reinject'], dlqUsage)
+  if (typeof picked === 'number') return picked
+  const { command, rest } = picked
   let values
   try {
     values = parseArgs({
