@@ -119,8 +119,10 @@ export interface GatewayUploadMessage {
   outcome: 'stored' | 'refused' | 'failed'
   /** Bytes of the body the store received. */
   size: number
-  /** Most bytes that waited in the gateway for the store at any time (what backpressure bounds). */
+  /** Most bytes that waited in the gateway's memory for the store at any time (bounded at 1 MiB). */
   maxWaitingBytes: number
+  /** Bytes that waited on disk (the upload spool) because the store was behind. */
+  spilledBytes: number
   code?: string
   durationMs: number
 }

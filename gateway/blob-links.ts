@@ -1,6 +1,7 @@
 // The gateway's blob options, the signatures of upload references and the short-lived download links
 // (HMAC-SHA-256 with the gateway's blob secret); the routes that use them are blob-routes.ts.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { tmpdir } from 'node:os'
 
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { WeirError, invalidOptions } from '../core/errors.ts'
@@ -15,6 +16,8 @@ export interface GatewayBlobOptions {
   maxUploadBytes?: number
   /** How long a download link works, ms (default 60 s). */
   linkTtlMs?: number
+  /** Where an upload's body waits on disk while the store is behind (default: the OS temp folder; docs/payloads.md). */
+  spoolDir?: string
 }
 
 export interface ResolvedBlobOptions {
@@ -22,6 +25,7 @@ export interface ResolvedBlobOptions {
   readonly secret: Uint8Array
   readonly maxUploadBytes: number
   readonly linkTtlMs: number
+  readonly spoolDir: string
 }
 
 /** A reference the gateway handed out for an upload: the command frame carries it back, signature included. */
@@ -40,8 +44,9 @@ export function resolveBlobOptions(options: GatewayBlobOptions | undefined): Res
   if (!Number.isInteger(maxUploadBytes) || maxUploadBytes < 1) violations.push('blobs.maxUploadBytes must be a positive integer')
   if (!Number.isInteger(linkTtlMs) || linkTtlMs < 1000) violations.push('blobs.linkTtlMs must be an integer >= 1000')
   if (options.secret !== undefined && options.secret.byteLength < 32) violations.push('blobs.secret must have at least 32 bytes')
+  if (options.spoolDir !== undefined && (typeof options.spoolDir !== 'string' || options.spoolDir.length === 0)) violations.push('blobs.spoolDir must be a folder path')
   if (violations.length > 0) throw invalidOptions('Gateway', violations)
-  return Object.freeze({ store: options.store, secret: options.secret ?? randomBytes(32), maxUploadBytes, linkTtlMs })
+  return Object.freeze({ store: options.store, secret: options.secret ?? randomBytes(32), maxUploadBytes, linkTtlMs, spoolDir: options.spoolDir ?? tmpdir() })
 }
 
 export const mac = (secret: Uint8Array, text: string) => createHmac('sha256', secret).update(text).digest('base64url')
