@@ -16,7 +16,9 @@
 //   kafkaStreams  the same topology semantics in Kafka Streams 4.x, exactly_once_v2 (bench/baselines/kafka-streams);
 //   brokerCeiling Kafka's own ProducerPerformance and ConsumerPerformance.
 // Delayed delivery, for each backlog size: weir's scheduler (durable timers), the seeds' Redis poller, and
-// Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99.
+// Kafka Streams scanning a time-ordered store with a punctuator: delivered/s and lateness p50/p99, and the floor
+// of exactly-once delivery measured just before (one transaction, bench/transaction-probe.ts): weir's lateness
+// p99 as a ratio to the transaction's p99.
 //
 // Options: --records N (20000) --partitions 1,4 --runs 3 --payload 100 --eos on|off --topology command-service|counting|io
 //          --io-ms 10 --max-in-flight 1 (io: the handler's wait, and the worker's records in flight per task)
@@ -44,6 +46,8 @@ import type { ReportSettings, System, ThroughputScenario } from './partition/rep
 import { deleteRunTopics, outputOf, prepareRun, send } from './partition/runs.ts'
 import type { PreparedRun } from './partition/runs.ts'
 import { inputMaker } from './inputs.ts'
+import { DEFAULT_PROBE, probeWeirTransactions } from './transaction-probe.ts'
+import type { Percentiles } from './transaction-probe.ts'
 import { countWindow, createFeederProcess, measureWindow, withTimeout } from './steady-state.ts'
 import type { SteadyStateWindow } from './steady-state.ts'
 import { runRawClient, runWeirWorker, startRawClient, startWeirWorker } from './throughput.ts'
@@ -302,9 +306,16 @@ async function throughput(brokers: string[], admin: KafkaAdmin, classpath: strin
   return scenarios
 }
 
-async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, redisUrl: string | undefined): Promise<Record<string, Record<string, DelayedResult>>> {
+async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string | undefined, redisUrl: string | undefined): Promise<{ results: Record<string, Record<string, DelayedResult>>; floors: Record<string, Percentiles> }> {
   const results: Record<string, Record<string, DelayedResult>> = {}
+  const floors: Record<string, Percentiles> = {}
   for (const pending of delayedSizes) {
+    // The floor of exactly-once delivery on this broker, right before the systems run: one transaction after
+    // another through weir's adapter (bench:transaction's probe, its defaults).
+    progress.step(`delayed delivery, ${pending.toLocaleString('en')} pending: the floor, ${DEFAULT_PROBE.warmup} + ${DEFAULT_PROBE.transactions} transactions (bench/transaction-probe.ts)`)
+    const floor = await probeWeirTransactions(brokers, `bench-floor-${Date.now().toString(36)}-${pending}`, DEFAULT_PROBE, true)
+    floors[String(pending)] = floor.total
+    progress.step(`  one transaction: p50 ${floor.total.p50} ms, p99 ${floor.total.p99} ms`)
     const systems: Array<() => DelayedSystem> = [() => weirScheduler(profileEnv())]
     if (redisUrl !== undefined && !skip.has('redis-poller')) systems.push(() => redisPoller({ redisUrl }))
     if (classpath !== undefined) systems.push(() => kafkaStreamsScheduler(classpath))
@@ -323,7 +334,7 @@ async function delayed(brokers: string[], admin: KafkaAdmin, classpath: string |
       Object.entries(byPending).map(([name, list]) => [name, [...list].sort((a, b) => a.latenessP99Ms - b.latenessP99Ms)[Math.floor(list.length / 2)] as DelayedResult]),
     )
   }
-  return results
+  return { results, floors }
 }
 
 async function main() {
@@ -333,8 +344,8 @@ async function main() {
   try {
     const classpath = skip.has('kafka-streams') ? undefined : await buildKafkaStreamsBaseline(progress)
     const scenarios = skip.has('throughput') ? [] : await throughput(brokers, admin, classpath)
-    const delivery = skip.has('delayed') ? {} : await delayed(brokers, admin, classpath, infra.redis?.url)
-    return { scenarios, delivery }
+    const { results: delivery, floors } = skip.has('delayed') ? { results: {}, floors: {} } : await delayed(brokers, admin, classpath, infra.redis?.url)
+    return { scenarios, delivery, floors }
   } finally {
     await admin.close()
     await infra.stop()
@@ -342,9 +353,9 @@ async function main() {
 }
 
 main().then(
-  ({ scenarios, delivery }) => {
-    process.stdout.write(`\n${table(scenarios, delivery, reportSettings)}\n`)
-    if (values.json) process.stdout.write(jsonReport(scenarios, delivery, reportSettings))
+  ({ scenarios, delivery, floors }) => {
+    process.stdout.write(`\n${table(scenarios, delivery, reportSettings, floors)}\n`)
+    if (values.json) process.stdout.write(jsonReport(scenarios, delivery, reportSettings, floors))
     process.exit(0)
   },
   (error: unknown) => {

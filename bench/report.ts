@@ -29,7 +29,7 @@ interface BenchJson {
   exactlyOnce: boolean
   runs: number
   throughput: Record<string, Scenario>
-  delayedDelivery: { ratePerSecond: number; latenessP99Ms: Record<string, { details: Record<string, DelayedResult> }> }
+  delayedDelivery: { ratePerSecond: number; latenessP99Ms: Record<string, { details: Record<string, DelayedResult>; transactionFloor?: { p50: number; p99: number } | null; weirToTransactionP99?: number | null }> }
 }
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -62,6 +62,14 @@ export function markdown(results: BenchJson[], machine: string): string {
         }
       }
       out.push('')
+      const floors = delayed.filter(([, entry]) => entry.transactionFloor)
+      if (floors.length > 0) {
+        out.push('The floor, measured just before each pending size: one exactly-once transaction through weir\'s adapter (bench/transaction-probe.ts).', '')
+        out.push('| pending | transaction p50 ms | transaction p99 ms | weir lateness p99 ÷ transaction p99 |')
+        out.push('| ---: | ---: | ---: | ---: |')
+        for (const [pending, entry] of floors) out.push(`| ${n(Number(pending.replace('pending=', '')))} | ${entry.transactionFloor?.p50} | ${entry.transactionFloor?.p99} | ${entry.weirToTransactionP99 ?? '—'} |`)
+        out.push('')
+      }
     }
   }
   return out.join('\n')

@@ -3,23 +3,18 @@
 // floor under every command -> result latency of weir (bench:gateway): an outcome is visible to the gateway when
 // the worker's transaction commits.
 //
-// Each system runs --transactions transactions one after another (after --warmup ones not counted), each:
-//   send     one record of --value-bytes to partition 0 of each of --topics topics, acknowledged (acks=all;
-//            AddPartitionsToTxn first)
-//   offsets  one consumer offset for a group in the transaction (AddOffsetsToTxn, TxnOffsetCommit)
-//   commit   EndTxn
-//   visible  until a read_committed reader sees the transaction's record in the first topic (markers written)
-//   total    all of the above
+// Each system runs --transactions transactions one after another (after --warmup ones not counted), each timed by
+// step (send, offsets, commit, visible, total: bench/transaction-probe.ts), --value-bytes to --topics topics.
 // Nothing else loads the machine. Runs alternate which system goes first; figures are medians over --runs.
 //
 // Options: --transactions 500 --warmup 50 --topics 8 --value-bytes 200 --runs 3 --skip java --json
 import { spawn } from 'node:child_process'
 import { parseArgs } from 'node:util'
 
-import { createAdmin, createGroupMember, createPartitionReader, createProducer } from '../kafka/index.ts'
 import { InfraUnavailable, createProgress, provideInfrastructure } from '../scripts/infra/index.ts'
 import { buildKafkaStreamsBaseline } from './baselines/kafka-streams.ts'
-import { kafkaSecurity } from '../test/helpers/kafka.ts'
+import { STEPS, createProbeTopics, probeWeirTransactions } from './transaction-probe.ts'
+import type { TransactionSummary as Summary } from './transaction-probe.ts'
 
 const { values } = parseArgs({
   options: {
@@ -59,79 +54,15 @@ if (problems.length > 0) {
   process.exit(2)
 }
 
-const STEPS = ['send', 'offsets', 'commit', 'visible', 'total'] as const
-type Step = (typeof STEPS)[number]
-type Percentiles = { p50: number; p90: number; p99: number }
-type Summary = Record<Step, Percentiles>
-
 const progress = createProgress('bench:transaction')
-
-function percentiles(samples: number[]): Percentiles {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number) * 100) / 100
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) }
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)] as number
 }
 
-async function createProbeTopics(brokers: string[], prefix: string): Promise<{ topics: string[]; input: string }> {
-  const admin = createAdmin({ ...kafkaSecurity(), brokers })
-  try {
-    const topics = Array.from({ length: settings.topics }, (_, i) => `${prefix}-t${i}`)
-    const input = `${prefix}-in`
-    await admin.createTopics([...topics, input].map((name) => ({ name, partitions: 1 })))
-    return { topics, input }
-  } finally {
-    await admin.close()
-  }
-}
-
-async function probeWeir(brokers: string[], prefix: string): Promise<Summary> {
-  const { topics, input } = await createProbeTopics(brokers, prefix)
-  const member = createGroupMember({ ...kafkaSecurity(), brokers, groupId: `${prefix}-g`, topics: [input] })
-  const producer = createProducer({ ...kafkaSecurity(), brokers, transactionalId: `${prefix}-tx` })
-  const reader = createPartitionReader({ ...kafkaSecurity(), brokers, isolation: 'read_committed', maxWaitMs: 500 })
-  const samples: Record<Step, number[]> = { send: [], offsets: [], commit: [], visible: [], total: [] }
-  const value = Buffer.alloc(settings.valueBytes)
-  const watched = topics[0] as string
-  try {
-    await member.join()
-    for (let n = 0; n < settings.warmup + settings.transactions; n++) {
-      const t0 = performance.now()
-      const tx = await producer.beginTransaction()
-      const written = await tx.send(topics.map((topic) => ({ topic, partition: 0, key: Buffer.from(`k${n}`), value })))
-      const target = written.find((w) => w.topic === watched)?.offset ?? 0n
-      const t1 = performance.now()
-      await tx.sendOffsets(member, [{ topic: input, partition: 0, offset: BigInt(n) }])
-      const t2 = performance.now()
-      await tx.commit()
-      const t3 = performance.now()
-      for (let seen = false; !seen; ) {
-        for (const batch of await reader.fetch([{ topic: watched, partition: 0, offset: target }], { maxWaitMs: 500 })) {
-          if (batch.records.some((r) => r.offset >= target)) seen = true
-        }
-      }
-      const t4 = performance.now()
-      if (n < settings.warmup) continue
-      samples.send.push(t1 - t0)
-      samples.offsets.push(t2 - t1)
-      samples.commit.push(t3 - t2)
-      samples.visible.push(t4 - t3)
-      samples.total.push(t4 - t0)
-    }
-  } finally {
-    await producer.close().catch(() => {})
-    await reader.close().catch(() => {})
-    await member.close().catch(() => {})
-  }
-  return Object.fromEntries(STEPS.map((s) => [s, percentiles(samples[s])])) as Summary
-}
-
 async function probeJava(brokers: string[], prefix: string, classpath: string): Promise<Summary> {
-  const { topics, input } = await createProbeTopics(brokers, prefix)
+  const { topics, input } = await createProbeTopics(brokers, prefix, settings.topics)
   const args = [
     '-Xms256m', '-Xmx512m', '-cp', classpath, 'dev.weir.bench.TransactionProbe',
     '--bootstrap-servers', brokers.join(','), '--topics', topics.join(','), '--input', input, '--group', `${prefix}-g`,
@@ -178,7 +109,7 @@ async function main(): Promise<void> {
       for (const system of order) {
         progress.step(`run ${run + 1}/${settings.runs}: ${system}, ${settings.warmup} + ${settings.transactions} transactions over ${settings.topics} partitions`)
         const prefix = `bench-tx-${stamp}-${run}-${system}`
-        if (system === 'weir') weirRuns.push(await probeWeir(brokers, prefix))
+        if (system === 'weir') weirRuns.push(await probeWeirTransactions(brokers, prefix, settings))
         else javaRuns.push(await probeJava(brokers, prefix, classpath as string))
         const last = (system === 'weir' ? weirRuns : javaRuns).at(-1) as Summary
         progress.done(`${system}: total p50 ${last.total.p50} ms, p99 ${last.total.p99} ms`)

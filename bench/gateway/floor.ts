@@ -31,6 +31,9 @@ export interface FloorOptions {
   seconds: number
   /** The reader's fetch wait, as the gateway's (default 200 ms). */
   fetchMaxWaitMs?: number
+  /** Settings over the Java loop's producer and consumer defaults (`key=value,...`; bench/baselines/README.md). */
+  javaProducerConfig?: string
+  javaConsumerConfig?: string
   progress?: Progress
 }
 
@@ -87,6 +90,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
       '--bootstrap-servers', brokers.join(','),
       '--input', commands, '--output', results,
       '--group', `${options.prefix}-floor`, '--transactional-id', `${options.prefix}-floor`,
+      ...(options.javaProducerConfig ? ['--producer-config', options.javaProducerConfig] : []),
+      ...(options.javaConsumerConfig ? ['--consumer-config', options.javaConsumerConfig] : []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )

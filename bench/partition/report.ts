@@ -2,6 +2,7 @@
 import type { DelayedResult } from '../delayed.ts'
 import { spread } from '../steady-state.ts'
 import type { SteadyStateWindow } from '../steady-state.ts'
+import type { Percentiles } from '../transaction-probe.ts'
 import type { Figures, ThroughputSample } from '../throughput.ts'
 
 /** How the runs were made, for the report's headings and the JSON document. */
@@ -49,7 +50,7 @@ export function figures(samples: ThroughputSample[], partitions: number): Figure
   }
 }
 
-export function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>, settings: ReportSettings): string {
+export function table(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>, settings: ReportSettings, floors: Record<string, Percentiles> = {}): string {
   const { cold, records, topologyName, warmupSeconds, warmupRecords, measuredSeconds, payloadBytes, exactlyOnce, runs, delayedRate } = settings
   const n = (x: number | undefined) => (x === undefined ? '—' : x.toLocaleString('en'))
   // min / median / max of the runs
@@ -78,13 +79,29 @@ export function table(scenarios: ThroughputScenario[], delivery: Record<string, 
     ...Object.entries(delivery).flatMap(([pending, bySystem]) =>
       Object.values(bySystem).map((r) => `| ${n(Number(pending))} | ${r.system} | ${n(r.deliveredPerSecond)} | ${n(r.latenessP50Ms)} | ${n(r.latenessP99Ms)} | ${n(r.latenessMaxMs)} | ${r.duplicates} | ${r.missing} | ${r.dueBeforeReady} |`),
     ),
+    ...(Object.keys(floors).length > 0
+      ? [
+          '',
+          'The floor: one exactly-once transaction through weir\'s adapter, measured just before each pending size (bench/transaction-probe.ts)',
+          '',
+          '| pending | transaction p50 ms | transaction p99 ms | weir lateness p99 ÷ transaction p99 |',
+          '| ---: | ---: | ---: | ---: |',
+          ...Object.entries(floors).map(([pending, f]) => `| ${n(Number(pending))} | ${f.p50} | ${f.p99} | ${floorRatio(delivery[pending]?.weir, f) ?? '—'} |`),
+        ]
+      : []),
   ]
   // A part that was skipped (--skip) prints nothing rather than an empty table.
   return [...(scenarios.length > 0 ? throughputLines : []), ...(Object.keys(delivery).length > 0 ? delayedLines : [])].join('\n')
 }
 
+/** weir's lateness p99 ÷ the p99 of one transaction (the floor), when both were measured. */
+function floorRatio(weir: DelayedResult | undefined, floor: Percentiles | undefined): number | null {
+  if (weir === undefined || floor === undefined || floor.p99 <= 0) return null
+  return Number((weir.latenessP99Ms / floor.p99).toFixed(2))
+}
+
 /** The JSON document of --json: one line, the figures per partition count and per pending count, and the details. */
-export function jsonReport(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>, settings: ReportSettings): string {
+export function jsonReport(scenarios: ThroughputScenario[], delivery: Record<string, Record<string, DelayedResult>>, settings: ReportSettings, floors: Record<string, Percentiles> = {}): string {
   const { cold, records, topologyName, warmupSeconds, warmupRecords, measuredSeconds, payloadBytes, keyCount, exactlyOnce, runs, delayedRate } = settings
   const byPartitions = Object.fromEntries(
     scenarios.map((s) => [
@@ -108,6 +125,8 @@ export function jsonReport(scenarios: ThroughputScenario[], delivery: Record<str
         weir: bySystem.weir?.latenessP99Ms ?? null,
         redisPoller: bySystem.redisPoller?.latenessP99Ms ?? null,
         kafkaStreams: bySystem.kafkaStreams?.latenessP99Ms ?? null,
+        transactionFloor: floors[pending] ?? null,
+        weirToTransactionP99: floorRatio(bySystem.weir, floors[pending]),
         details: bySystem,
       },
     ]),

@@ -35,6 +35,15 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class RequestReplyFloor {
   private RequestReplyFloor() {}
 
+  private static void applyOverrides(Properties target, String pairs) {
+    if (pairs == null || pairs.isBlank()) return;
+    for (String pair : pairs.split(",")) {
+      int eq = pair.indexOf('=');
+      if (eq <= 0) throw new IllegalArgumentException("weir-floor: expected key=value, got " + pair);
+      target.put(pair.substring(0, eq).trim(), pair.substring(eq + 1).trim());
+    }
+  }
+
   public static void main(String[] args) throws Exception {
     if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
     Map<String, String> a = new HashMap<>();
@@ -61,6 +70,11 @@ public final class RequestReplyFloor {
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
     c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+
+    // Settings a user tuning this loop for latency would change (bench/baselines/README.md): key=value pairs,
+    // comma-separated, applied over the defaults above.
+    applyOverrides(p, a.get("producer-config"));
+    applyOverrides(c, a.get("consumer-config"));
 
     KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p);
     KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(c);
