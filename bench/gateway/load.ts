@@ -40,6 +40,9 @@ import type { Results } from './results.ts'
 import { breakdown, percentile, round, watchVisibility } from './stages.ts'
 import { kafkaSecurity } from '../../test/helpers/kafka.ts'
 
+/** The floor loop tuned for latency as a Java user would (bench/baselines/README.md, "The request/reply floor"). */
+const FLOOR_PRODUCER_CONFIG = 'retry.backoff.ms=5'
+
 const USAGE = `Usage: npm run bench:gateway -- [options]
 
   --connections <n>         WebSocket SDK connections sending commands, and broadcast receivers (default 50)
@@ -62,6 +65,11 @@ const USAGE = `Usage: npm run bench:gateway -- [options]
   --events <n>              events for the broadcast scenario (default 2000)
   --floor <b>               run the exactly-once request/reply floor, true or false (default true; needs Java and
                             Maven for the Kafka Streams baseline jar, bench/baselines/)
+  --floor-producer-config <s> settings over the Java producer's defaults in the floor loop (default
+                            ${FLOOR_PRODUCER_CONFIG}: CONCURRENT_TRANSACTIONS, which back-to-back transactions meet
+                            while the previous markers are written, is retried after retry.backoff.ms, 100 ms by
+                            default, which would put 100-200 ms into the floor's tail; weir's adapter retries it
+                            after 2, 4, 8 ms. bench/baselines/README.md)
   --keep-logs               keep the worker and gateway logs (the folder is printed at the end; start the run
                             with WEIR_LOG_LEVEL=debug to have the worker log every commit with its duration)
   --json                    print one JSON line last
@@ -87,6 +95,7 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '3' },
     events: { type: 'string', default: '2000' },
     floor: { type: 'string', default: 'true' },
+    'floor-producer-config': { type: 'string', default: FLOOR_PRODUCER_CONFIG },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
@@ -237,7 +246,7 @@ async function main(): Promise<Results> {
     // With weir's processes stopped, so the floor has the machine weir had.
     let floor: FloorResult | null = null
     if (classpath !== undefined) {
-      floor = await runFloor({ brokers, classpath, prefix, partitions: settings.partitions, rate: settings.rate, warmupSeconds: settings.warmupSeconds, seconds: settings.seconds, fetchMaxWaitMs: settings.fetchMaxWaitMs, progress })
+      floor = await runFloor({ brokers, classpath, prefix, partitions: settings.partitions, rate: settings.rate, warmupSeconds: settings.warmupSeconds, seconds: settings.seconds, fetchMaxWaitMs: settings.fetchMaxWaitMs, javaProducerConfig: String(values['floor-producer-config']), progress })
       progress.step(`  floor: ${floor.resultsPerSecond} results/s, p50 ${floor.p50Ms} ms, p99 ${floor.p99Ms} ms, ${floor.missing} of ${floor.commands} without a result`)
     }
 
