@@ -10,7 +10,10 @@ import { createCommandCatalog } from '../commands/catalog.ts'
 import type { CommandCatalog, CommandCatalogDescription } from '../commands/catalog.ts'
 import { WeirError, invalidOptions } from '../core/errors.ts'
 import { LOG_LEVELS, readSettings } from '../core/settings.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import { blobStoreFrom } from '../blobs/store-config.ts'
 import type { AuthOptions } from './auth.ts'
+import type { GatewayBlobOptions } from './blob-links.ts'
 import type { GatewayOptions } from './options.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
 
@@ -40,6 +43,18 @@ export const gatewaySettings = [
   { flag: 'fetch-max-wait-ms', env: 'WEIR_GATEWAY_FETCH_MAX_WAIT_MS', default: '200', help: 'longest wait of a results/events fetch when nothing is new (lower: more requests when idle)' },
   { flag: 'command-linger-ms', env: 'WEIR_GATEWAY_COMMAND_LINGER_MS', default: '0', help: 'how long a command may wait for others to share its produce request' },
   { flag: 'command-timeout-ms', env: 'WEIR_GATEWAY_COMMAND_TIMEOUT_MS', default: '120000', help: 'how long a command may wait to be written while its partition has no leader (then a retriable error frame)' },
+  // Large payloads (docs/payloads.md): POST /blobs and download links, on when a store is named.
+  { flag: 'blobs-fs-root', env: 'WEIR_GATEWAY_BLOBS_FS_ROOT', default: '(none)', help: 'blob store in this folder (one machine); the workers\' claim check must use the same store' },
+  { flag: 'blobs-s3-bucket', env: 'WEIR_GATEWAY_BLOBS_S3_BUCKET', default: '(none)', help: 'blob store in this S3 bucket (credentials: WEIR_S3_ACCESS_KEY_ID / WEIR_S3_SECRET_ACCESS_KEY or the AWS SDK chain)' },
+  { flag: 'blobs-s3-endpoint', env: 'WEIR_GATEWAY_BLOBS_S3_ENDPOINT', default: '(AWS)', help: 'URL of an S3-compatible server (MinIO, Ceph, S3Proxy), path-style' },
+  { flag: 'blobs-s3-region', env: 'WEIR_GATEWAY_BLOBS_S3_REGION', default: 'us-east-1', help: 'S3 region' },
+  { flag: 'blobs-s3-prefix', env: 'WEIR_GATEWAY_BLOBS_S3_PREFIX', default: '(none)', help: 'prefix of the object keys in the bucket' },
+  { flag: 'blobs-store-name', env: 'WEIR_GATEWAY_BLOBS_STORE_NAME', default: 'fs or s3', help: 'the store\'s name in references (the workers\' store must have the same)' },
+  { flag: 'blobs-secret', env: 'WEIR_GATEWAY_BLOBS_SECRET', default: '(random)', help: 'secret (>= 32 bytes) signing upload references and download links; the same on every instance behind one address', secret: true },
+  { flag: 'blobs-secret-file', env: 'WEIR_GATEWAY_BLOBS_SECRET_FILE', default: '(none)', help: 'file holding the blob secret (instead of WEIR_GATEWAY_BLOBS_SECRET)' },
+  { flag: 'blobs-max-upload-bytes', env: 'WEIR_GATEWAY_BLOBS_MAX_UPLOAD_BYTES', default: '104857600', help: 'largest upload (larger: 413 WEIR_ERR_BLOB_TOO_LARGE)' },
+  { flag: 'blobs-link-ttl-ms', env: 'WEIR_GATEWAY_BLOBS_LINK_TTL_MS', default: '60000', help: 'how long a download link works' },
+  { flag: 'blobs-spool-dir', env: 'WEIR_GATEWAY_BLOBS_SPOOL_DIR', default: '(OS temp)', help: 'where an upload waits on disk while the store is behind' },
   { flag: 'instance-id', env: 'WEIR_GATEWAY_INSTANCE_ID', default: '(random)', help: 'name of this instance in metrics and logs' },
   { flag: 'log-level', env: 'WEIR_LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
 ] as const
@@ -86,6 +101,32 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     if (content.length === 0) violations.push(`--${flag}-file: ${file} is empty`)
     return content.length === 0 ? undefined : content
   }
+  /** The blob options when a store is named (its secret from the environment or a file, like the others). */
+  function blobOptions(): GatewayBlobOptions | undefined {
+    let store: BlobStore | undefined
+    try {
+      store = blobStoreFrom(
+        { fsRoot: value('blobs-fs-root'), s3Bucket: value('blobs-s3-bucket'), s3Endpoint: value('blobs-s3-endpoint'), s3Region: value('blobs-s3-region'), s3Prefix: value('blobs-s3-prefix'), storeName: value('blobs-store-name') },
+        env,
+        violations,
+        '--blobs-',
+      )
+    } catch (error) {
+      violations.push(error instanceof Error ? error.message : String(error))
+    }
+    const blobSecret = secret('blobs-secret')
+    if (blobSecret !== undefined && Buffer.byteLength(blobSecret) < 32) violations.push('the blob secret (WEIR_GATEWAY_BLOBS_SECRET) must have at least 32 bytes')
+    const maxUploadBytes = integer('blobs-max-upload-bytes', 100 * 1024 * 1024, 1)
+    const linkTtlMs = integer('blobs-link-ttl-ms', 60_000, 1000)
+    const spoolDir = value('blobs-spool-dir')
+    if (store === undefined) {
+      const stray = (['blobs-secret-file', 'blobs-max-upload-bytes', 'blobs-link-ttl-ms', 'blobs-spool-dir'] as const).filter((f) => value(f) !== undefined).map((f) => `--${f}`)
+      if (blobSecret !== undefined) stray.push('WEIR_GATEWAY_BLOBS_SECRET')
+      if (stray.length > 0 && !violations.some((v) => v.startsWith('--blobs-'))) violations.push(`${stray.join(', ')} given without a blob store (--blobs-fs-root or --blobs-s3-bucket)`)
+      return undefined
+    }
+    return { store, maxUploadBytes, linkTtlMs, ...(blobSecret === undefined ? {} : { secret: Buffer.from(blobSecret) }), ...(spoolDir === undefined ? {} : { spoolDir }) }
+  }
   const catalogPath = value('catalog')
   if (catalogPath === undefined) violations.push('--catalog (WEIR_GATEWAY_CATALOG) is required')
   const sessionSecret = secret('session-secret')
@@ -120,6 +161,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     ...(issuer === undefined ? {} : { issuer }),
     ...(audience === undefined ? {} : { audience }),
   }
+  const blobs = blobOptions()
   const rate = integer('rate-per-second', 200, 1)
   const options = {
     brokers,
@@ -138,6 +180,7 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     commandLingerMs: integer('command-linger-ms', 0, 0),
     commandTimeoutMs: integer('command-timeout-ms', 120_000, 1),
     ...(value('instance-id') === undefined ? {} : { instanceId: value('instance-id') as string }),
+    ...(blobs === undefined ? {} : { blobs }),
   }
   if (onCommandLine.length > 0) {
     throw new WeirError('WEIR_ERR_SECRET_ON_COMMAND_LINE', `gateway: secrets on the command line: ${onCommandLine.map((s) => `--${s.flag}`).join(', ')}`, {

@@ -6,8 +6,7 @@ import { parseArgs } from 'node:util'
 
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { collectOrphanBlobs, DEFAULT_GRACE_MS } from '../blobs/collector.ts'
-import { createFsBlobStore } from '../blobs/fs-blob-store.ts'
-import { createS3BlobStore } from '../blobs/s3-blob-store.ts'
+import { blobStoreFrom } from '../blobs/store-config.ts'
 import { isWeirError } from '../core/errors.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
 import { subcommand } from './subcommand.ts'
@@ -63,22 +62,19 @@ export async function blobsMain(argv: readonly string[], env: NodeJS.ProcessEnv 
     process.stderr.write(`weir blobs collect: ${problems.join('; ')}\n\n${blobsUsage()}`)
     return 2
   }
-  const name = values['store-name']
-  let store: BlobStore
+  let store: BlobStore | undefined
   try {
-    store =
-      values['fs-root'] !== undefined
-        ? createFsBlobStore({ root: values['fs-root'], ...(name === undefined ? {} : { name }) })
-        : createS3BlobStore({
-            bucket: values['s3-bucket'] as string,
-            ...(values['s3-endpoint'] === undefined ? {} : { endpoint: values['s3-endpoint'] }),
-            ...(values['s3-region'] === undefined ? {} : { region: values['s3-region'] }),
-            ...(values['s3-prefix'] === undefined ? {} : { prefix: values['s3-prefix'] }),
-            ...(env.WEIR_S3_ACCESS_KEY_ID && env.WEIR_S3_SECRET_ACCESS_KEY ? { credentials: { accessKeyId: env.WEIR_S3_ACCESS_KEY_ID, secretAccessKey: env.WEIR_S3_SECRET_ACCESS_KEY } } : {}),
-            ...(name === undefined ? {} : { name }),
-          })
+    store = blobStoreFrom(
+      { fsRoot: values['fs-root'], s3Bucket: values['s3-bucket'], s3Endpoint: values['s3-endpoint'], s3Region: values['s3-region'], s3Prefix: values['s3-prefix'], storeName: values['store-name'] },
+      env,
+      problems,
+    )
   } catch (error) {
-    process.stderr.write(`weir blobs collect: ${error instanceof Error ? error.message : String(error)}\n`)
+    problems.push(error instanceof Error ? error.message : String(error))
+  }
+  if (store === undefined || problems.length > 0) {
+    process.stderr.write(`weir blobs collect: ${problems.join('; ')}\n\n${blobsUsage()}`)
+    await store?.close()
     return 2
   }
   try {

@@ -1,0 +1,88 @@
+// The gateway service's blob store settings (docs/gateway.md, "The service"; docs/payloads.md): none by default, a
+// folder or an S3 bucket turns uploads on, the secret comes from the environment or a file, bad combinations are
+// configuration problems; and the service started with --blobs-fs-root takes an upload.
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+
+import { isWeirError } from '../../core/errors.ts'
+import { parseGatewayConfig } from '../../gateway/config.ts'
+import { closeAdmin } from '../helpers/kafka.ts'
+import { cleanups, createGatewayTopics, spawnGateway, token } from './helpers.ts'
+
+const shared = cleanups()
+after(async () => {
+  await shared.run()
+  await closeAdmin()
+})
+
+const base = { WEIR_GATEWAY_CATALOG: 'catalog.json', WEIR_SESSION_SECRET: 's'.repeat(32), WEIR_JWT_HS256_SECRET: 'h'.repeat(32) }
+
+function violationsOf(run: () => unknown): string[] {
+  try {
+    run()
+  } catch (error) {
+    if (isWeirError(error, 'WEIR_ERR_INVALID_OPTIONS') || isWeirError(error, 'WEIR_ERR_SECRET_ON_COMMAND_LINE')) return error.details.violations as string[]
+    throw error
+  }
+  assert.fail('expected a configuration problem')
+}
+
+test('no store named: no blobs; a folder or a bucket: the store, limits and secret as given', async () => {
+  assert.equal(parseGatewayConfig([], base).options.blobs, undefined)
+  const fs = parseGatewayConfig(['--blobs-fs-root', '/var/blobs', '--blobs-max-upload-bytes', '1048576', '--blobs-spool-dir', '/var/spool'], { ...base, WEIR_GATEWAY_BLOBS_SECRET: 'b'.repeat(32) }).options.blobs
+  assert.equal(fs?.store.name, 'fs')
+  assert.equal(fs?.maxUploadBytes, 1048576)
+  assert.equal(fs?.linkTtlMs, 60_000)
+  assert.equal(fs?.spoolDir, '/var/spool')
+  assert.equal(Buffer.from(fs?.secret ?? []).toString(), 'b'.repeat(32))
+  const s3 = parseGatewayConfig([], { ...base, WEIR_GATEWAY_BLOBS_S3_BUCKET: 'payloads', WEIR_GATEWAY_BLOBS_S3_ENDPOINT: 'http://minio:9000', WEIR_GATEWAY_BLOBS_STORE_NAME: 'shared' }).options.blobs
+  assert.equal(s3?.store.name, 'shared')
+  assert.equal(s3?.secret, undefined, 'no secret given: the gateway picks a random one per process')
+  await s3?.store.close()
+  const dir = await mkdtemp(join(tmpdir(), 'weir-gw-blobs-'))
+  shared.after(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(join(dir, 'secret'), `${'f'.repeat(40)}\n`, { mode: 0o600 })
+  const fromFile = parseGatewayConfig(['--blobs-fs-root', dir, '--blobs-secret-file', join(dir, 'secret')], base).options.blobs
+  assert.equal(Buffer.from(fromFile?.secret ?? []).toString(), 'f'.repeat(40))
+})
+
+test('two stores, settings without a store, a short secret, a bad endpoint and a secret on the command line are refused', () => {
+  const two = violationsOf(() => parseGatewayConfig(['--blobs-fs-root', '/a', '--blobs-s3-bucket', 'b'], base))
+  assert.ok(two.some((v) => v.includes('--blobs-fs-root and --blobs-s3-bucket')), two.join(' | '))
+  const stray = violationsOf(() => parseGatewayConfig(['--blobs-max-upload-bytes', '10', '--blobs-s3-region', 'eu-west-1'], base))
+  assert.ok(stray.some((v) => v.includes('--blobs-s3-region') && v.includes('without')), stray.join(' | '))
+  const strayOnly = violationsOf(() => parseGatewayConfig(['--blobs-spool-dir', '/tmp'], base))
+  assert.ok(strayOnly.some((v) => v.includes('--blobs-spool-dir given without a blob store')), strayOnly.join(' | '))
+  const short = violationsOf(() => parseGatewayConfig(['--blobs-fs-root', '/a'], { ...base, WEIR_GATEWAY_BLOBS_SECRET: 'short' }))
+  assert.ok(short.some((v) => v.includes('at least 32 bytes')), short.join(' | '))
+  const endpoint = violationsOf(() => parseGatewayConfig(['--blobs-s3-bucket', 'b', '--blobs-s3-endpoint', 'not a url'], base))
+  assert.ok(endpoint.some((v) => v.includes('--blobs-s3-endpoint is not a URL')), endpoint.join(' | '))
+  const limits = violationsOf(() => parseGatewayConfig(['--blobs-fs-root', '/a', '--blobs-max-upload-bytes', '0', '--blobs-link-ttl-ms', '5'], base))
+  assert.ok(limits.some((v) => v.includes('blobs-max-upload-bytes')) && limits.some((v) => v.includes('blobs-link-ttl-ms')), limits.join(' | '))
+  const credentials = violationsOf(() => parseGatewayConfig(['--blobs-s3-bucket', 'b'], { ...base, WEIR_S3_ACCESS_KEY_ID: 'id' }))
+  assert.ok(credentials.some((v) => v.includes('WEIR_S3_SECRET_ACCESS_KEY')), credentials.join(' | '))
+  assert.throws(
+    () => parseGatewayConfig(['--blobs-fs-root', '/a', '--blobs-secret', 'x'.repeat(32)], base),
+    (error) => isWeirError(error, 'WEIR_ERR_SECRET_ON_COMMAND_LINE') && (error.details.flags as string[]).includes('--blobs-secret'),
+  )
+})
+
+test('the gateway service with --blobs-fs-root takes an upload and answers with a signed reference', async () => {
+  const topics = await createGatewayTopics(shared)
+  const root = await mkdtemp(join(tmpdir(), 'weir-gw-blobs-'))
+  shared.after(() => rm(root, { recursive: true, force: true }))
+  const gateway = await spawnGateway(shared, topics, { WEIR_GATEWAY_BLOBS_FS_ROOT: root, WEIR_GATEWAY_BLOBS_SECRET: 'g'.repeat(32), WEIR_GATEWAY_BLOBS_MAX_UPLOAD_BYTES: '4096' })
+  const jwt = await token({ sub: 'alice' })
+  const upload = await fetch(`http://127.0.0.1:${gateway.port}/blobs`, { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/octet-stream' }, body: new Uint8Array(3000).fill(7) })
+  assert.equal(upload.status, 201)
+  const { payloadRef } = (await upload.json()) as { payloadRef: { store: string; key: string; size: number; sig: string } }
+  assert.equal(payloadRef.store, 'fs')
+  assert.equal(payloadRef.size, 3000)
+  assert.match(payloadRef.sig, /^[A-Za-z0-9_-]+$/)
+  assert.deepEqual(await readdir(join(root, 'payloads')), [payloadRef.key.slice('payloads/'.length)])
+  const tooLarge = await fetch(`http://127.0.0.1:${gateway.port}/blobs`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` }, body: new Uint8Array(5000) })
+  assert.equal(tooLarge.status, 413)
+})
