@@ -8,6 +8,10 @@
 #                 -e WEIR_SESSION_SECRET -e WEIR_JWT_HS256_SECRET -v $PWD/catalog.json:/app/catalog.json weir \
 #                 /app/gateway/main.ts --catalog /app/catalog.json
 #               (WEIR_HTTP_PORT points the HEALTHCHECK at the gateway's own /health.)
+#               Large payloads (docs/payloads.md): add a blob store and its secret, e.g.
+#                 -e WEIR_GATEWAY_BLOBS_S3_BUCKET=my-blobs -e WEIR_GATEWAY_BLOBS_S3_ENDPOINT=http://minio:9000 \
+#                 -e WEIR_S3_ACCESS_KEY_ID -e WEIR_S3_SECRET_ACCESS_KEY -e WEIR_GATEWAY_BLOBS_SECRET
+#               (--blobs-fs-root DIR on a volume for one machine; uploads wait on disk in --blobs-spool-dir, default /tmp).
 # Not built on the project's development machines: they have no Docker engine.
 
 FROM node:24-trixie-slim AS deps
@@ -25,6 +29,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json index.ts testing.ts ./
 COPY core ./core
 COPY envelope ./envelope
+COPY blobs ./blobs
 COPY commands ./commands
 COPY kafka ./kafka
 COPY state ./state

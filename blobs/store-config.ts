@@ -1,6 +1,7 @@
 // A blob store from configuration settings (command-line flags or environment variables): the file-system store
 // for `fsRoot`, the S3-compatible store for `s3Bucket`, none when neither is given. Shared by `weir blobs collect`
-// and the gateway service, so both read a store's settings the same way (docs/payloads.md).
+// and the gateway service, so both read a store's settings the same way and name the same flags in problems
+// (docs/payloads.md).
 import type { BlobStore } from './blob-store.ts'
 import { createFsBlobStore } from './fs-blob-store.ts'
 import { createS3BlobStore } from './s3-blob-store.ts'
@@ -15,35 +16,48 @@ export interface BlobStoreSettings {
   readonly storeName?: string | undefined
 }
 
+// The same rule as createS3BlobStore's, checked here so the problem names the flag.
+const PREFIX = /^([A-Za-z0-9._-]+\/)*$/
+
 /**
- * The store the settings name, or undefined when they name none. Problems are pushed to `violations` as
- * `<flagPrefix>fs-root`-style names. S3 credentials come from WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY
- * when both are set, else from the AWS SDK's usual chain (environment, profile, instance role).
+ * The store the settings name, or undefined when they name none or have a problem. Problems are pushed to
+ * `violations`, naming the settings as `<flagPrefix>fs-root`, `<flagPrefix>s3-bucket`, ...; a store is made only
+ * when there are none, so a caller that gives up leaves no client open. S3 credentials come from
+ * WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY when both are set, else from the AWS SDK's usual chain
+ * (environment, profile, instance role); one of the two alone is a problem, not a silent fall back to the chain.
  */
 export function blobStoreFrom(settings: BlobStoreSettings, env: NodeJS.ProcessEnv, violations: string[], flagPrefix = '--'): BlobStore | undefined {
   const { fsRoot, s3Bucket, s3Endpoint, s3Region, s3Prefix, storeName } = settings
+  const flag = (name: string) => `${flagPrefix}${name}`
   if (fsRoot !== undefined && s3Bucket !== undefined) {
-    violations.push(`${flagPrefix}fs-root and ${flagPrefix}s3-bucket name two stores: give one`)
+    violations.push(`${flag('fs-root')} and ${flag('s3-bucket')} name two stores: give one`)
     return undefined
   }
   if (fsRoot === undefined && s3Bucket === undefined) {
-    const s3Only = [s3Endpoint && 's3-endpoint', s3Region && 's3-region', s3Prefix && 's3-prefix', storeName && 'store-name'].filter(Boolean)
-    if (s3Only.length > 0) violations.push(`${s3Only.map((f) => `${flagPrefix}${f}`).join(', ')} given without ${flagPrefix}fs-root or ${flagPrefix}s3-bucket`)
+    const given = (['s3-endpoint', 's3-region', 's3-prefix', 'store-name'] as const).filter((_, i) => [s3Endpoint, s3Region, s3Prefix, storeName][i] !== undefined)
+    if (given.length > 0) violations.push(`${given.map(flag).join(', ')} given without ${flag('fs-root')} or ${flag('s3-bucket')}`)
     return undefined
   }
-  if (s3Endpoint !== undefined) {
-    try {
-      new URL(s3Endpoint)
-    } catch {
-      violations.push(`${flagPrefix}s3-endpoint is not a URL: ${s3Endpoint}`)
-      return undefined
-    }
+  const problems: string[] = []
+  if (storeName !== undefined && storeName.trim() !== storeName) problems.push(`${flag('store-name')} must not start or end with spaces: ${JSON.stringify(storeName)}`)
+  if (fsRoot !== undefined) {
+    const s3Only = (['s3-endpoint', 's3-region', 's3-prefix'] as const).filter((_, i) => [s3Endpoint, s3Region, s3Prefix][i] !== undefined)
+    if (s3Only.length > 0) problems.push(`${s3Only.map(flag).join(', ')} given with ${flag('fs-root')} (they are for ${flag('s3-bucket')})`)
+  } else {
+    if (s3Endpoint !== undefined && !isHttpUrl(s3Endpoint)) problems.push(`${flag('s3-endpoint')} is not an http(s) URL: ${s3Endpoint}`)
+    if (s3Prefix !== undefined && !PREFIX.test(s3Prefix)) problems.push(`${flag('s3-prefix')} must end with / (segments of letters, digits, ., _, -): ${JSON.stringify(s3Prefix)}`)
+    const keyId = env.WEIR_S3_ACCESS_KEY_ID
+    const secret = env.WEIR_S3_SECRET_ACCESS_KEY
+    if ((keyId === undefined || keyId === '') !== (secret === undefined || secret === '')) problems.push('set both WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY, or neither')
+  }
+  if (problems.length > 0) {
+    violations.push(...problems)
+    return undefined
   }
   const name = storeName === undefined ? {} : { name: storeName }
   if (fsRoot !== undefined) return createFsBlobStore({ root: fsRoot, ...name })
   const keyId = env.WEIR_S3_ACCESS_KEY_ID
   const secret = env.WEIR_S3_SECRET_ACCESS_KEY
-  if ((keyId === undefined || keyId === '') !== (secret === undefined || secret === '')) violations.push('set both WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY, or neither')
   return createS3BlobStore({
     bucket: s3Bucket as string,
     ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint }),
@@ -52,4 +66,13 @@ export function blobStoreFrom(settings: BlobStoreSettings, env: NodeJS.ProcessEn
     ...(keyId && secret ? { credentials: { accessKeyId: keyId, secretAccessKey: secret } } : {}),
     ...name,
   })
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
+  }
 }

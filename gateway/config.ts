@@ -13,6 +13,7 @@ import { LOG_LEVELS, readSettings } from '../core/settings.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { blobStoreFrom } from '../blobs/store-config.ts'
 import type { AuthOptions } from './auth.ts'
+import { DEFAULT_MAX_UPLOAD_BYTES } from './blob-links.ts'
 import type { GatewayBlobOptions } from './blob-links.ts'
 import type { GatewayOptions } from './options.ts'
 import { readKafkaConfig } from '../kafka/index.ts'
@@ -103,28 +104,28 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
   }
   /** The blob options when a store is named (its secret from the environment or a file, like the others). */
   function blobOptions(): GatewayBlobOptions | undefined {
+    const named = value('blobs-fs-root') !== undefined || value('blobs-s3-bucket') !== undefined
+    const blobSecret = secret('blobs-secret')
+    const maxUploadBytes = integer('blobs-max-upload-bytes', DEFAULT_MAX_UPLOAD_BYTES, 1)
+    const linkTtlMs = integer('blobs-link-ttl-ms', 60_000, 1000)
+    const spoolDir = value('blobs-spool-dir')
+    if (!named) {
+      const stray = (['blobs-secret-file', 'blobs-max-upload-bytes', 'blobs-link-ttl-ms', 'blobs-spool-dir'] as const).filter((f) => value(f) !== undefined).map((f) => `--${f}`)
+      if (env.WEIR_GATEWAY_BLOBS_SECRET) stray.push('WEIR_GATEWAY_BLOBS_SECRET')
+      if (stray.length > 0) violations.push(`${stray.join(', ')} given without a blob store (--blobs-fs-root or --blobs-s3-bucket)`)
+    }
+    if (blobSecret !== undefined && Buffer.byteLength(blobSecret) < 32) {
+      violations.push(`the blob secret (WEIR_GATEWAY_BLOBS_SECRET or --blobs-secret-file) must have at least 32 bytes, got ${Buffer.byteLength(blobSecret)}`)
+    }
+    const settings = { fsRoot: value('blobs-fs-root'), s3Bucket: value('blobs-s3-bucket'), s3Endpoint: value('blobs-s3-endpoint'), s3Region: value('blobs-s3-region'), s3Prefix: value('blobs-s3-prefix'), storeName: value('blobs-store-name') }
     let store: BlobStore | undefined
     try {
-      store = blobStoreFrom(
-        { fsRoot: value('blobs-fs-root'), s3Bucket: value('blobs-s3-bucket'), s3Endpoint: value('blobs-s3-endpoint'), s3Region: value('blobs-s3-region'), s3Prefix: value('blobs-s3-prefix'), storeName: value('blobs-store-name') },
-        env,
-        violations,
-        '--blobs-',
-      )
+      store = blobStoreFrom(settings, env, violations, '--blobs-')
     } catch (error) {
       violations.push(error instanceof Error ? error.message : String(error))
     }
-    const blobSecret = secret('blobs-secret')
-    if (blobSecret !== undefined && Buffer.byteLength(blobSecret) < 32) violations.push('the blob secret (WEIR_GATEWAY_BLOBS_SECRET) must have at least 32 bytes')
-    const maxUploadBytes = integer('blobs-max-upload-bytes', 100 * 1024 * 1024, 1)
-    const linkTtlMs = integer('blobs-link-ttl-ms', 60_000, 1000)
-    const spoolDir = value('blobs-spool-dir')
-    if (store === undefined) {
-      const stray = (['blobs-secret-file', 'blobs-max-upload-bytes', 'blobs-link-ttl-ms', 'blobs-spool-dir'] as const).filter((f) => value(f) !== undefined).map((f) => `--${f}`)
-      if (blobSecret !== undefined) stray.push('WEIR_GATEWAY_BLOBS_SECRET')
-      if (stray.length > 0 && !violations.some((v) => v.startsWith('--blobs-'))) violations.push(`${stray.join(', ')} given without a blob store (--blobs-fs-root or --blobs-s3-bucket)`)
-      return undefined
-    }
+    if (store === undefined) return undefined
+    // The secret is the text's UTF-8 bytes, as the session secret's (docs/gateway.md).
     return { store, maxUploadBytes, linkTtlMs, ...(blobSecret === undefined ? {} : { secret: Buffer.from(blobSecret) }), ...(spoolDir === undefined ? {} : { spoolDir }) }
   }
   const catalogPath = value('catalog')
@@ -182,6 +183,8 @@ export function parseGatewayConfig(argv: readonly string[], env: NodeJS.ProcessE
     ...(value('instance-id') === undefined ? {} : { instanceId: value('instance-id') as string }),
     ...(blobs === undefined ? {} : { blobs }),
   }
+  // A store made for a configuration that is refused is closed again (the S3 store owns an SDK client).
+  if (onCommandLine.length > 0 || violations.length > 0) void blobs?.store.close()
   if (onCommandLine.length > 0) {
     throw new WeirError('WEIR_ERR_SECRET_ON_COMMAND_LINE', `gateway: secrets on the command line: ${onCommandLine.map((s) => `--${s.flag}`).join(', ')}`, {
       details: { violations, flags: onCommandLine.map((s) => `--${s.flag}`) },

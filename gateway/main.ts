@@ -16,8 +16,9 @@ async function main(argv: string[]): Promise<number> {
   }
   let gateway
   let logger
+  let config
   try {
-    const config = parseGatewayConfig(argv, process.env)
+    config = parseGatewayConfig(argv, process.env)
     logger = pino({ level: config.logLevel, base: { service: 'weir-gateway', pid: process.pid } })
     const catalog = await loadCatalog(config.catalogPath)
     const auth = await resolveAuth(config)
@@ -41,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const running = gateway
   const log = logger
+  // The service made the blob store from its configuration, so it closes it; createGateway leaves a store to its owner.
+  const blobStore = config.options.blobs?.store
   return new Promise<number>((resolve) => {
     let signals = 0
     const onSignal = (signal: NodeJS.Signals) => {
@@ -51,7 +54,11 @@ async function main(argv: string[]): Promise<number> {
         return
       }
       log.info({ signal }, 'gateway stopping: closing sockets (clients resume elsewhere), closing Kafka clients')
-      running.close().then(
+      const stop = async () => {
+        await running.close()
+        await blobStore?.close()
+      }
+      stop().then(
         () => {
           log.info('gateway stopped')
           resolve(0)

@@ -1,11 +1,14 @@
 // The gateway service's blob store settings (docs/gateway.md, "The service"; docs/payloads.md): none by default, a
 // folder or an S3 bucket turns uploads on, the secret comes from the environment or a file, bad combinations are
-// configuration problems; and the service started with --blobs-fs-root takes an upload.
+// configuration problems, listed when the service exits 2; and the service started with --blobs-fs-root takes an
+// upload and stops cleanly.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 
 import { isWeirError } from '../../core/errors.ts'
 import { parseGatewayConfig } from '../../gateway/config.ts'
@@ -59,15 +62,34 @@ test('two stores, settings without a store, a short secret, a bad endpoint and a
   const short = violationsOf(() => parseGatewayConfig(['--blobs-fs-root', '/a'], { ...base, WEIR_GATEWAY_BLOBS_SECRET: 'short' }))
   assert.ok(short.some((v) => v.includes('at least 32 bytes')), short.join(' | '))
   const endpoint = violationsOf(() => parseGatewayConfig(['--blobs-s3-bucket', 'b', '--blobs-s3-endpoint', 'not a url'], base))
-  assert.ok(endpoint.some((v) => v.includes('--blobs-s3-endpoint is not a URL')), endpoint.join(' | '))
+  assert.ok(endpoint.some((v) => v.includes('--blobs-s3-endpoint is not an http(s) URL')), endpoint.join(' | '))
   const limits = violationsOf(() => parseGatewayConfig(['--blobs-fs-root', '/a', '--blobs-max-upload-bytes', '0', '--blobs-link-ttl-ms', '5'], base))
   assert.ok(limits.some((v) => v.includes('blobs-max-upload-bytes')) && limits.some((v) => v.includes('blobs-link-ttl-ms')), limits.join(' | '))
+  const secretWithoutStore = violationsOf(() => parseGatewayConfig([], { ...base, WEIR_GATEWAY_BLOBS_SECRET: 'b'.repeat(32) }))
+  assert.ok(secretWithoutStore.some((v) => v.includes('WEIR_GATEWAY_BLOBS_SECRET given without a blob store')), secretWithoutStore.join(' | '))
   const credentials = violationsOf(() => parseGatewayConfig(['--blobs-s3-bucket', 'b'], { ...base, WEIR_S3_ACCESS_KEY_ID: 'id' }))
   assert.ok(credentials.some((v) => v.includes('WEIR_S3_SECRET_ACCESS_KEY')), credentials.join(' | '))
   assert.throws(
     () => parseGatewayConfig(['--blobs-fs-root', '/a', '--blobs-secret', 'x'.repeat(32)], base),
     (error) => isWeirError(error, 'WEIR_ERR_SECRET_ON_COMMAND_LINE') && (error.details.flags as string[]).includes('--blobs-secret'),
   )
+})
+
+test('the gateway service exits 2 listing every blob problem, the blob secret on its command line among them', async () => {
+  const main = fileURLToPath(new URL('../../gateway/main.ts', import.meta.url))
+  const child = spawn(process.execPath, [main, '--catalog', 'c.json', '--blobs-fs-root', '/a', '--blobs-s3-bucket', 'b', '--blobs-link-ttl-ms', '10', '--blobs-secret', 'x'.repeat(32)], {
+    env: { ...process.env, ...base },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  assert.equal(code, 2, stderr)
+  assert.match(stderr, /WEIR_ERR_SECRET_ON_COMMAND_LINE/)
+  assert.match(stderr, /--blobs-secret is refused.*WEIR_GATEWAY_BLOBS_SECRET or --blobs-secret-file/)
+  assert.match(stderr, /- --blobs-fs-root and --blobs-s3-bucket name two stores: give one/)
+  assert.match(stderr, /- --blobs-link-ttl-ms must be an integer >= 1000/)
+  assert.match(stderr, /\(environment only\)\s+WEIR_GATEWAY_BLOBS_SECRET/, 'the usage lists the blob secret as environment only')
 })
 
 test('the gateway service with --blobs-fs-root takes an upload and answers with a signed reference', async () => {
@@ -85,4 +107,8 @@ test('the gateway service with --blobs-fs-root takes an upload and answers with 
   assert.deepEqual(await readdir(join(root, 'payloads')), [payloadRef.key.slice('payloads/'.length)])
   const tooLarge = await fetch(`http://127.0.0.1:${gateway.port}/blobs`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` }, body: new Uint8Array(5000) })
   assert.equal(tooLarge.status, 413)
+  // SIGTERM stops it cleanly, the store it made from its configuration closed with it.
+  gateway.child.kill('SIGTERM')
+  assert.equal(await gateway.exited, 0)
+  assert.ok(gateway.logs.some((line) => line.includes('gateway stopped')), gateway.logs.join('\n'))
 })
