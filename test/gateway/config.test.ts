@@ -1,9 +1,11 @@
-// The gateway service's configuration: flags over environment over defaults, every problem at once.
+// The gateway service's configuration: flags over environment over defaults, every problem at once; docs/gateway.md's
+// table names every setting.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 
 import { isWeirError } from '../../core/errors.ts'
-import { parseGatewayConfig } from '../../gateway/config.ts'
+import { gatewaySettings, parseGatewayConfig } from '../../gateway/config.ts'
 
 const base = { WEIR_GATEWAY_CATALOG: 'catalog.json', WEIR_SESSION_SECRET: 's'.repeat(32), WEIR_JWT_HS256_SECRET: 'h'.repeat(32) }
 
@@ -35,4 +37,21 @@ test('every configuration problem is reported at once', () => {
       return true
     },
   )
+})
+
+test("docs/gateway.md's service table names every setting: its flag (a secret by its variable only) and its variable", () => {
+  const doc = readFileSync(new URL('../../docs/gateway.md', import.meta.url), 'utf8')
+  const section = doc.slice(doc.indexOf('## The service'))
+  const rows = section.split('\n').filter((line) => line.startsWith('| `')).join('\n')
+  const tokens = new Set([...rows.matchAll(/`([^`]+)`/g)].map((m) => m[1]!))
+  const missing: string[] = []
+  for (const setting of gatewaySettings) {
+    const isSecret = 'secret' in setting
+    if (!isSecret && !tokens.has(`--${setting.flag}`)) missing.push(`--${setting.flag}`)
+    if (isSecret && tokens.has(`--${setting.flag}`)) missing.push(`--${setting.flag} is a secret: the table shows its variable, not the flag`)
+    // A cell names the first variable in full and the next ones by the part after the shared prefix (`_PORT`).
+    const named = tokens.has(setting.env) || [...tokens].some((t) => t.startsWith('_') && setting.env.endsWith(t) && rows.includes(`\`${setting.env.slice(0, -t.length)}`))
+    if (!named) missing.push(setting.env)
+  }
+  assert.deepEqual(missing, [], 'add these to the table in docs/gateway.md, "The service"')
 })
