@@ -38,7 +38,7 @@ export const TEST_NEEDS: Readonly<Record<string, readonly Need[]>> = {
   'test/gateway/codegen-cli.test.ts': [],
   'test/gateway/codegen.test.ts': ['kafka'],
   'test/gateway/command-writer.test.ts': ['kafka'],
-  'test/gateway/config-blobs.test.ts': ['kafka'],
+  'test/gateway/config-blobs.test.ts': ['kafka', 's3'],
   'test/gateway/config-secrets.test.ts': [],
   'test/gateway/config.test.ts': [],
   'test/gateway/frames.test.ts': [],

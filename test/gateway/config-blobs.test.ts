@@ -1,9 +1,10 @@
 // The gateway service's blob store settings (docs/gateway.md, "The service"; docs/payloads.md): none by default, a
 // folder or an S3 bucket turns uploads on, the secret comes from the environment or a file, bad combinations are
 // configuration problems, listed when the service exits 2; and the service started with --blobs-fs-root takes an
-// upload and stops cleanly.
+// upload and stops cleanly; with --blobs-s3-bucket it writes to the real S3 server.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { isWeirError } from '../../core/errors.ts'
 import { parseGatewayConfig } from '../../gateway/config.ts'
 import { closeAdmin } from '../helpers/kafka.ts'
+import { s3Options, s3StoreForTest } from '../blobs/s3-helper.ts'
 import { cleanups, createGatewayTopics, spawnGateway, token } from './helpers.ts'
 
 const shared = cleanups()
@@ -111,4 +113,29 @@ test('the gateway service with --blobs-fs-root takes an upload and answers with 
   gateway.child.kill('SIGTERM')
   assert.equal(await gateway.exited, 0)
   assert.ok(gateway.logs.some((line) => line.includes('gateway stopped')), gateway.logs.join('\n'))
+})
+
+test('the gateway service with --blobs-s3-bucket writes an upload to the real S3 server, under its prefix and store name', async () => {
+  const topics = await createGatewayTopics(shared)
+  // The bucket is made by the test's own store; the service, as an operator runs it, does not create buckets.
+  const bucket = s3Options(`gw-${randomBytes(4).toString('hex')}`)
+  const plain = s3StoreForTest(bucket.bucket.slice('weir-test-'.length))
+  shared.after(() => plain.close())
+  await plain.put('marker', Buffer.from('m'))
+  const gateway = await spawnGateway(shared, topics, {
+    WEIR_GATEWAY_BLOBS_S3_BUCKET: bucket.bucket,
+    WEIR_GATEWAY_BLOBS_S3_ENDPOINT: bucket.endpoint!,
+    WEIR_GATEWAY_BLOBS_S3_PREFIX: 'gw/',
+    WEIR_GATEWAY_BLOBS_STORE_NAME: 'shared',
+    WEIR_GATEWAY_BLOBS_SECRET: 'g'.repeat(32),
+  })
+  const jwt = await token({ sub: 'alice' })
+  const body = randomBytes(70_000)
+  const upload = await fetch(`http://127.0.0.1:${gateway.port}/blobs`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` }, body })
+  assert.equal(upload.status, 201, await upload.clone().text())
+  const { payloadRef } = (await upload.json()) as { payloadRef: { store: string; key: string; size: number; sha256: string } }
+  assert.equal(payloadRef.store, 'shared')
+  assert.equal(payloadRef.size, body.length)
+  assert.equal(payloadRef.sha256, createHash('sha256').update(body).digest('hex'))
+  assert.ok((await plain.get(`gw/${payloadRef.key}`)).equals(body), 'the bytes are in the bucket under the prefix')
 })
