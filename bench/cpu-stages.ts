@@ -27,8 +27,8 @@ const WEIR_RULES: readonly Rule[] = [
   { stage: 'durable timers', url: /topology\/runtime\/timers\.ts$/ },
   { stage: 'store reads and writes (write buffer, RocksDB)', url: /\/state\/|topology\/runtime\/(write-buffer|store-hooks)\.ts$/ },
   { stage: 'commit (changelog, offsets, transaction)', url: /topology\/runtime\/committer\.ts$/ },
-  { stage: 'produce', url: /kafka\/producer\.ts$/ },
-  { stage: 'fetch', url: /kafka\/(reader|chunks|convert)\.ts$/ },
+  { stage: 'produce', url: /kafka\/(producer|produce-routing|chunks|transaction-requests)\.ts$/ },
+  { stage: 'fetch', url: /kafka\/(reader|consumer)\.ts$/ },
   { stage: 'task and loop', url: /topology\/runtime\/|topology\/(record|processor|define|serde)\.ts$/ },
 ]
 
