@@ -29,26 +29,26 @@ const PREFIX = /^([A-Za-z0-9._-]+\/)*$/
 export function blobStoreFrom(settings: BlobStoreSettings, env: NodeJS.ProcessEnv, violations: string[], flagPrefix = '--'): BlobStore | undefined {
   const { fsRoot, s3Bucket, s3Endpoint, s3Region, s3Prefix, storeName } = settings
   const flag = (name: string) => `${flagPrefix}${name}`
+  const s3Given = ([['s3-endpoint', s3Endpoint], ['s3-region', s3Region], ['s3-prefix', s3Prefix]] as const).filter(([, v]) => v !== undefined).map(([name]) => flag(name))
+  const keyId = env.WEIR_S3_ACCESS_KEY_ID || undefined
+  const secret = env.WEIR_S3_SECRET_ACCESS_KEY || undefined
   if (fsRoot !== undefined && s3Bucket !== undefined) {
     violations.push(`${flag('fs-root')} and ${flag('s3-bucket')} name two stores: give one`)
     return undefined
   }
   if (fsRoot === undefined && s3Bucket === undefined) {
-    const given = (['s3-endpoint', 's3-region', 's3-prefix', 'store-name'] as const).filter((_, i) => [s3Endpoint, s3Region, s3Prefix, storeName][i] !== undefined)
-    if (given.length > 0) violations.push(`${given.map(flag).join(', ')} given without ${flag('fs-root')} or ${flag('s3-bucket')}`)
+    const given = storeName === undefined ? s3Given : [...s3Given, flag('store-name')]
+    if (given.length > 0) violations.push(`${given.join(', ')} given without ${flag('fs-root')} or ${flag('s3-bucket')}`)
     return undefined
   }
   const problems: string[] = []
   if (storeName !== undefined && storeName.trim() !== storeName) problems.push(`${flag('store-name')} must not start or end with spaces: ${JSON.stringify(storeName)}`)
   if (fsRoot !== undefined) {
-    const s3Only = (['s3-endpoint', 's3-region', 's3-prefix'] as const).filter((_, i) => [s3Endpoint, s3Region, s3Prefix][i] !== undefined)
-    if (s3Only.length > 0) problems.push(`${s3Only.map(flag).join(', ')} given with ${flag('fs-root')} (they are for ${flag('s3-bucket')})`)
+    if (s3Given.length > 0) problems.push(`${s3Given.join(', ')} given with ${flag('fs-root')} (they are for ${flag('s3-bucket')})`)
   } else {
     if (s3Endpoint !== undefined && !isHttpUrl(s3Endpoint)) problems.push(`${flag('s3-endpoint')} is not an http(s) URL: ${s3Endpoint}`)
     if (s3Prefix !== undefined && !PREFIX.test(s3Prefix)) problems.push(`${flag('s3-prefix')} must end with / (segments of letters, digits, ., _, -): ${JSON.stringify(s3Prefix)}`)
-    const keyId = env.WEIR_S3_ACCESS_KEY_ID
-    const secret = env.WEIR_S3_SECRET_ACCESS_KEY
-    if ((keyId === undefined || keyId === '') !== (secret === undefined || secret === '')) problems.push('set both WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY, or neither')
+    if ((keyId === undefined) !== (secret === undefined)) problems.push('set both WEIR_S3_ACCESS_KEY_ID and WEIR_S3_SECRET_ACCESS_KEY, or neither')
   }
   if (problems.length > 0) {
     violations.push(...problems)
@@ -56,14 +56,12 @@ export function blobStoreFrom(settings: BlobStoreSettings, env: NodeJS.ProcessEn
   }
   const name = storeName === undefined ? {} : { name: storeName }
   if (fsRoot !== undefined) return createFsBlobStore({ root: fsRoot, ...name })
-  const keyId = env.WEIR_S3_ACCESS_KEY_ID
-  const secret = env.WEIR_S3_SECRET_ACCESS_KEY
   return createS3BlobStore({
     bucket: s3Bucket as string,
     ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint }),
     ...(s3Region === undefined ? {} : { region: s3Region }),
     ...(s3Prefix === undefined ? {} : { prefix: s3Prefix }),
-    ...(keyId && secret ? { credentials: { accessKeyId: keyId, secretAccessKey: secret } } : {}),
+    ...(keyId !== undefined && secret !== undefined ? { credentials: { accessKeyId: keyId, secretAccessKey: secret } } : {}),
     ...name,
   })
 }
